@@ -1,0 +1,89 @@
+"""Cameras: Human3.6M camera model, world/camera transforms and screen normalisation.
+
+Camera space is OpenCV's (x right, y down, z forward), in metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A calibrated pinhole camera with Human3.6M's distortion model.
+
+    R: (3, 3) rotation world -> camera. centre: (3,) camera centre in world metres.
+    f, c: (2,) focal length and principal point in pixels. k: (3,) radial and p: (2,)
+    tangential distortion coefficients. width, height: image size in pixels.
+    """
+
+    R: np.ndarray
+    centre: np.ndarray
+    f: np.ndarray
+    c: np.ndarray
+    k: np.ndarray
+    p: np.ndarray
+    width: int
+    height: int
+    name: str = ""
+
+    @classmethod
+    def from_h36m(cls, entry: dict) -> "Camera":
+        """Build from one entry of the data's ``cameras_json`` (T in millimetres)."""
+        return cls(
+            R=np.asarray(entry["R"], dtype=np.float64),
+            centre=np.asarray(entry["T"], dtype=np.float64) / 1000.0,
+            f=np.asarray(entry["f"], dtype=np.float64),
+            c=np.asarray(entry["c"], dtype=np.float64),
+            k=np.asarray(entry["k"], dtype=np.float64),
+            p=np.asarray(entry["p"], dtype=np.float64),
+            width=int(entry["res_w"]),
+            height=int(entry["res_h"]),
+            name=str(entry.get("id", "")),
+        )
+
+    def world_to_camera(self, points: np.ndarray) -> np.ndarray:
+        """points: (..., 3) world metres -> (..., 3) camera metres (``R @ (X - centre)``)."""
+        return (points - self.centre) @ self.R.T
+
+    def camera_to_world(self, points: np.ndarray) -> np.ndarray:
+        """points: (..., 3) camera metres -> (..., 3) world metres."""
+        return points @ self.R + self.centre
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """points: (..., 3) camera-space metres (z > 0) -> (..., 2) distorted pixel coordinates."""
+        return project_h36m(points, self.f, self.c, self.k, self.p)
+
+
+def project_h36m(points: np.ndarray, f: np.ndarray, c: np.ndarray, k: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Project camera-space points to pixels with Human3.6M's own distortion model.
+
+    points: (..., 3) camera space, any length unit (only ratios matter), z > 0.
+    f, c: (2,) pixels; k: (3,) radial; p: (2,) tangential. Returns (..., 2) pixels.
+
+    This follows the dataset's reference code (``ProjectPointRadial.m``), which differs from
+    OpenCV's tangential terms: ``tan = p1*y + p2*x`` and ``xy' = xy*(radial + tan) + (p2, p1)*r^2``.
+    Using the dataset's own formula keeps our projections on the pixels its cameras were fit to.
+    """
+    xy = points[..., :2] / points[..., 2:3]
+    r2 = np.sum(xy**2, axis=-1, keepdims=True)
+    radial = 1.0 + k[0] * r2 + k[1] * r2**2 + k[2] * r2**3
+    tan = p[0] * xy[..., 1:2] + p[1] * xy[..., 0:1]
+    distorted = xy * (radial + tan) + np.asarray(p)[::-1] * r2
+    return distorted * f + c
+
+
+def normalize_screen(pixels: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Pixels -> the model's screen coordinates: ``x / w * 2 - [1, h / w]``.
+
+    pixels: (..., 2). Returns (..., 2): x in [-1, 1], y in [-h/w, h/w], aspect ratio kept,
+    origin at the image centre.
+    """
+    return pixels / width * 2.0 - np.array([1.0, height / width])
+
+
+def denormalize_screen(screen: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Inverse of :func:`normalize_screen`: (..., 2) screen coordinates -> (..., 2) pixels."""
+    return (screen + np.array([1.0, height / width])) * width / 2.0

@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from posemoe import PoseMoEError
+from posemoe.lift import blend_weights, lift_sequence, window_starts
+from posemoe.model import build_model
+from posemoe.model.checkpoint import load_checkpoint, save_checkpoint
+from posemoe.model.config import ModelConfig
+from posemoe.skeleton import flip_horizontal
+
+CONFIG = ModelConfig("posemoe", frames=9, width=16, heads=2, encoder_depth=1, decoder_depth=1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = build_model(CONFIG)
+    with torch.no_grad():  # untrained weights are zero in places; make every path matter
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return net.eval()
+
+
+def smooth_inputs(n, seed=0):
+    t = np.linspace(0, 4 * np.pi, n)[:, None, None]
+    rng = np.random.default_rng(seed)
+    xy = 0.3 * np.sin(t + rng.uniform(0, 6, (1, 17, 2))) + rng.normal(scale=0.2, size=(1, 17, 2))
+    return np.concatenate([xy, np.ones((n, 17, 1))], axis=-1).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 5, 9, 10, 100])
+def test_window_starts_cover_every_frame(n):
+    for stride in (1, 4, 9):
+        starts = window_starts(n, 9, stride)
+        covered = np.zeros(max(n, 9), bool)
+        for s in starts:
+            covered[s : s + 9] = True
+        assert covered.all() and starts[-1] + 9 == max(n, 9)
+
+
+@pytest.mark.parametrize("n", [4, 9, 50])
+def test_lift_returns_one_pose_per_frame(model, n):
+    out = lift_sequence(model, smooth_inputs(n), 9, stride=3)
+    assert out.shape == (n, 17, 3) and np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, 0], 0, atol=1e-6)
+
+
+class WindowBiasedModel(torch.nn.Module):
+    """Echoes the 2D as 3D plus an error that drifts across each window, like a real lifter's
+    worse predictions at window ends: without blending it shows up as a jump at every border."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        t = torch.linspace(-1, 1, x.shape[1]).view(1, -1, 1, 1)
+        return torch.cat([x[..., :2], torch.zeros_like(x[..., :1])], -1) + 0.05 * t + self.dummy
+
+
+def test_overlap_blending_removes_jumps_at_window_borders():
+    x = smooth_inputs(200)
+    model = WindowBiasedModel()
+
+    def border_jump(pred):
+        """Largest frame-to-frame velocity change at window borders / its median elsewhere."""
+        accel = np.linalg.norm(np.diff(pred, n=2, axis=0), axis=-1).mean(-1)
+        at_borders = [accel[b - 2 : b].max() for b in range(9, 190, 9)]
+        return np.mean(at_borders) / np.median(accel)
+
+    hard, blended = lift_sequence(model, x, 9, stride=9), lift_sequence(model, x, 9, stride=3)
+    print(f"velocity jump at window borders / median: no overlap {border_jump(hard):.1f}, blended {border_jump(blended):.1f}")
+    assert border_jump(hard) > 5
+    assert border_jump(blended) < 2
+    assert blend_weights(9).min() > 0
+
+
+def test_flip_averaging_is_symmetric(model):
+    x = smooth_inputs(30)
+    direct = lift_sequence(model, x, 9, flip=True)
+    mirrored = lift_sequence(model, flip_horizontal(x), 9, flip=True)
+    np.testing.assert_allclose(flip_horizontal(mirrored), direct, atol=1e-5)
+
+
+def test_cpu_results_are_deterministic(model):
+    x = smooth_inputs(40)
+    np.testing.assert_array_equal(lift_sequence(model, x, 9, stride=4), lift_sequence(model, x, 9, stride=4))
+
+
+def test_checkpoint_round_trip(model, tmp_path):
+    save_checkpoint(model, tmp_path, {"note": "test"})
+    loaded = load_checkpoint(tmp_path)
+    x = torch.from_numpy(smooth_inputs(9)[None])
+    torch.testing.assert_close(loaded(x), model(x))
+    assert json.loads((tmp_path / "config.json").read_text())["note"] == "test"
+
+
+def test_corrupted_weights_are_refused_with_a_sentence(model, tmp_path):
+    save_checkpoint(model, tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PoseMoEError, match="not a readable safetensors file"):
+        load_checkpoint(tmp_path)
+    # A pickle is never unpickled: it is simply not safetensors.
+    torch.save(model.state_dict(), tmp_path / "model.safetensors")
+    with pytest.raises(PoseMoEError, match="not a readable safetensors file"):
+        load_checkpoint(tmp_path)
+
+
+def test_mismatched_weights_and_missing_files(model, tmp_path):
+    save_checkpoint(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["width"] = 32
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PoseMoEError, match="does not match"):
+        load_checkpoint(tmp_path)
+    config["model"]["arch"] = "nonsense"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PoseMoEError, match="known model"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(PoseMoEError, match="No config.json"):
+        load_checkpoint(tmp_path / "elsewhere")

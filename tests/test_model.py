@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from posemoe.model import CONFIGS, build_model, count_parameters, get_config
+from posemoe.model.config import ModelConfig
+from posemoe.model.profile import describe
+from training.losses import training_loss
+
+SMALL = dict(frames=9, width=16, heads=2)
+
+
+def small(arch: str) -> ModelConfig:
+    return ModelConfig(arch, encoder_depth=1 if arch == "posemoe" else 4, decoder_depth=1 if arch == "posemoe" else 0, **SMALL)
+
+
+@pytest.mark.parametrize("arch", ["posemoe", "baseline"])
+def test_shapes_root_and_gradients(arch):
+    torch.manual_seed(0)
+    model = build_model(small(arch))
+    x = torch.randn(3, 9, 17, 3)
+    out = model(x)
+    assert out.shape == (3, 9, 17, 3)
+    assert torch.all(out[:, :, 0] == 0), "the root joint is the origin"
+    # Residual branches and the head start at zero, so one step is needed before every weight gets a gradient.
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        training_loss(model(x), torch.randn(3, 9, 17, 3), 0.5)[0].backward()
+        opt.step()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not silent, f"parameters without gradient: {silent}"
+
+
+def test_posemoe_router_and_depth_prior():
+    torch.manual_seed(0)
+    model = build_model(small("posemoe"))
+    x = torch.randn(2, 9, 17, 3)
+    out, gates = model(x, return_gates=True)
+    assert gates.shape == (2, 9, 17, 2)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(2, 9, 17))
+    # The Gaussian prior is sampled while training and is its mean at inference.
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    with torch.no_grad():
+        model.head.weight.normal_()
+        assert not torch.allclose(model(x), model(x))
+
+
+def test_shorter_windows_than_the_config_work():
+    model = build_model(small("posemoe")).eval()
+    assert model(torch.randn(1, 4, 17, 3)).shape == (1, 4, 17, 3)
+
+
+@pytest.mark.parametrize("arch", ["posemoe", "baseline"])
+def test_overfits_a_small_batch(arch):
+    torch.manual_seed(0)
+    model = build_model(small(arch))
+    x = torch.randn(2, 9, 17, 3) * 0.3
+    y = torch.tanh(x @ torch.randn(3, 3)) * 0.3
+    y = y - y[:, :, :1]
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    first = None
+    for _ in range(200):
+        loss, _ = training_loss(model(x), y, 0.0)
+        first = first or loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 10, f"loss {first:.3f} -> {loss.item():.3f}"
+
+
+def test_named_configs_pair_up_in_size():
+    for frames in (27, 81, 243):
+        moe, base = get_config(f"posemoe-t{frames}"), get_config(f"baseline-t{frames}")
+        assert moe.frames == base.frames == frames
+        n_moe, n_base = count_parameters(build_model(moe)), count_parameters(build_model(base))
+        assert abs(n_moe - n_base) / n_base < 0.03
+    with pytest.raises(ValueError, match="unknown config"):
+        get_config("posemoe-t1000")
+    assert set(CONFIGS) >= {"posemoe-t27", "baseline-t27", "posemoe-t81", "posemoe-t243"}
+
+
+def test_macs_are_counted():
+    info = describe(get_config("posemoe-t27"))
+    assert info["parameters"] > 100_000
+    assert 1e6 < info["macs_per_frame"] < 1e8
+    assert info["macs_per_window"] == pytest.approx(27 * info["macs_per_frame"], rel=0.01)
+
+
+def test_info_command_prints_every_config(capsys):
+    from posemoe.cli import main
+
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    for name in CONFIGS:
+        assert name in text

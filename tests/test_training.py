@@ -1,0 +1,102 @@
+"""The training and benchmark scripts, end to end on a tiny synthetic dataset in the shared format."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from training import benchmark, train
+from training.data import TRAIN_SUBJECTS, Augment, WindowDataset, load_clips, mpii16_to_h36m17
+
+
+def run_train(tmp_path, dataset, name, *extra):
+    path3d, path2d = dataset
+    out = tmp_path / name
+    args = ["--data", str(path3d), "--detections", str(path2d), "--out", str(out), "--batch", "4",
+            "--eval-every", "3", "--save-every", "2", "--val-stride", "1", "--threads", "1", "--quiet", *extra]
+    assert train.main(args) == 0
+    return out
+
+
+def test_help_works(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_windows_are_indices_not_copies(tiny_dataset):
+    clips = load_clips(tiny_dataset[0], TRAIN_SUBJECTS, tiny_dataset[1])
+    data = WindowDataset(clips, frames=9, stride=1)
+    total = sum(len(c.pose3d) for c in clips)
+    assert data.pose3d.shape == (total, 17, 3)  # one copy of the frames, whatever the stride
+    assert len(data) == sum(len(c.pose3d) - 8 for c in clips)
+    x, y = data.batch(np.arange(5), np.random.default_rng(0))
+    assert x.shape == (5, 9, 17, 3) and y.shape == (5, 9, 17, 3)
+    np.testing.assert_allclose(x[..., 2], 1.0)
+    np.testing.assert_allclose(y[:, :, 0], 0.0)
+
+
+def test_augmentation_flips_drops_and_uses_detections(tiny_dataset):
+    clips = load_clips(tiny_dataset[0], TRAIN_SUBJECTS, tiny_dataset[1])
+    data = WindowDataset(clips, frames=9, stride=4)
+    idx = np.arange(len(data))
+    clean_x, clean_y = data.batch(idx, np.random.default_rng(0))
+    x, y = data.batch(idx, np.random.default_rng(0), Augment(noise_max=0, outlier_prob=0, drop_max=0.5, flip_prob=1.0))
+    np.testing.assert_allclose(y[:, :, 4], clean_y[:, :, 1] * [-1, 1, 1], atol=1e-6)  # LHip <- mirrored RHip
+    np.testing.assert_allclose(y[:, :, 0], 0.0)
+    dropped = x[..., 2] == 0
+    assert 0.05 < dropped.mean() < 0.5
+    assert np.all(x[dropped][:, :2] == 0)
+    det_x, _ = data.batch(idx, np.random.default_rng(0), Augment(0, 0, 0, 0, 0, detection_prob=1.0))
+    assert 0 < np.abs(det_x - clean_x).mean() < 0.02  # the synthetic detections carry ~3 px of noise
+
+
+def test_mpii_to_17_joints_interpolates_the_nose():
+    mpii = np.random.default_rng(0).normal(size=(2, 16, 2))
+    ours = mpii16_to_h36m17(mpii)
+    np.testing.assert_allclose(ours[:, 0], mpii[:, 6])
+    np.testing.assert_allclose(ours[:, 16], mpii[:, 10])
+    np.testing.assert_allclose(ours[:, 9], mpii[:, 8] + 0.45 * (mpii[:, 9] - mpii[:, 8]))
+
+
+def test_training_run_logs_saves_and_learns(tmp_path, tiny_dataset, tiny_config):
+    out = run_train(tmp_path, tiny_dataset, "run", "--config", tiny_config, "--steps", "6", "--lr", "3e-3", "--warmup", "1")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["arch"] == "posemoe" and config["step"] == 6
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["step"] for r in rows] == ["2", "3", "4", "6"]
+    vals = [float(r["val_mpjpe_mm"]) for r in rows if r["val_mpjpe_mm"]]
+    assert len(vals) == 2 and all(np.isfinite(vals))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, tiny_dataset, tiny_config):
+    straight = run_train(tmp_path, tiny_dataset, "straight", "--config", tiny_config, "--steps", "6")
+    split = run_train(tmp_path, tiny_dataset, "split", "--config", tiny_config, "--steps", "6", "--until", "3")
+    assert json.loads((split / "config.json").read_text())["step"] == 3
+    # Resume reads the run's own settings back (data, batch, schedule); only --until is overridden.
+    assert train.main(["--out", str(split), "--resume", "--until", "0", "--quiet"]) == 0
+    assert json.loads((split / "config.json").read_text())["step"] == 6
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(split / "model.safetensors"))
+    for key in a:
+        assert (a[key] == b[key]).all(), key
+
+
+def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_config):
+    moe = run_train(tmp_path, tiny_dataset, "moe", "--config", tiny_config, "--steps", "3")
+    base = run_train(tmp_path, tiny_dataset, "base", "--config", "tinybase-t9", "--steps", "3")
+    md = tmp_path / "bench.md"
+    args = [str(moe), str(base), "--data", str(tiny_dataset[0]), "--detections", str(tiny_dataset[1]), "--flip", "--markdown", str(md)]
+    assert benchmark.main(args) == 0
+    text = md.read_text()
+    assert "Discussion 1" in text  # the missing test sequence is always mentioned
+    for needle in ("| moe |", "| base |", "Walking", "Posing", "batch 64 windows", "Learning curves"):
+        assert needle in text
+    results = json.loads(md.with_suffix(".json").read_text())["results"]
+    assert [r["name"] for r in results] == ["moe", "base"]
+    for r in results:
+        assert 0 < r["gt"]["p2"] <= r["gt"]["p1"] < 2000
+        assert r["detected"]["p1"] > 0 and r["throughput"]["64"] > 0

@@ -1,0 +1,152 @@
+"""Human3.6M for training and evaluation: sequences per camera, windows by index, detector-like noise.
+
+Sequences are stored once, concatenated, as camera-space 3D (root-relative metres) and 2D screen
+coordinates; a window is only a start index into them, so the dataset never holds windows as copies.
+The data files are read by path and never copied (their licence forbids it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posemoe.camera import Camera, normalize_screen
+from posemoe.skeleton import NUM_JOINTS, flip_horizontal
+
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+MISSING_NOTE = (
+    "Our copy of Human3.6M lacks 5 sequences (train S5 'Discussion 2', S5 'Discussion 3', S7 'Discussion', "
+    "S7 'SittingDown 1'; test S9 'Discussion 1', 4.3% of the standard test frames)."
+)
+
+#: MPII-16 (Stacked Hourglass) index for each of our 17 joints; -1 for Neck/Nose, which MPII lacks.
+MPII16_TO_17 = np.array([6, 2, 1, 0, 3, 4, 5, 7, 8, -1, 9, 13, 14, 15, 12, 11, 10])
+#: Neck/Nose = Thorax + NOSE_FROM_HEAD * (Head - Thorax): least-squares fit on ground-truth 2D
+#: projections of S1-S8 (one sequence per subject, all cameras), which gave 0.450.
+NOSE_FROM_HEAD = 0.45
+
+
+def action_name(sequence: str) -> str:
+    """'Directions 1' -> 'Directions': the action a sequence belongs to, for per-action tables."""
+    return sequence.split(" ")[0]
+
+
+def mpii16_to_h36m17(pose: np.ndarray) -> np.ndarray:
+    """MPII-16 keypoints (..., 16, C) -> our 17-joint order (..., 17, C), Neck/Nose interpolated."""
+    out = pose[..., np.maximum(MPII16_TO_17, 0), :].copy()
+    thorax, head = pose[..., 8, :], pose[..., 9, :]
+    out[..., 9, :] = thorax + NOSE_FROM_HEAD * (head - thorax)
+    return out
+
+
+@dataclass
+class Clip:
+    """One sequence seen from one camera. pose3d: (N, 17, 3) root-relative camera metres;
+    pose2d: (N, 17, 2) screen coordinates of the ground-truth projection; det2d: (N, 17, 2) screen
+    coordinates of the real detections, or None."""
+
+    subject: str
+    action: str
+    camera: str
+    pose3d: np.ndarray
+    pose2d: np.ndarray
+    det2d: np.ndarray | None
+
+
+def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Path | None = None) -> list[Clip]:
+    """Every (sequence, camera) of ``subjects`` from the 3D file, projected through its cameras."""
+    data = np.load(path)
+    cameras = json.loads(str(data["cameras_json"]))
+    dets = np.load(detections) if detections else None
+    clips = []
+    for key in sorted(k for k in data.files if "/" in k):
+        subject, sequence = key.split("/", 1)
+        if subject not in subjects:
+            continue
+        world = data[key].astype(np.float64) / 1000.0
+        for entry in cameras[subject]:
+            cam = Camera.from_h36m(entry)
+            pose3d = cam.world_to_camera(world)
+            pose2d = normalize_screen(cam.project(pose3d), cam.width, cam.height)
+            det2d = None
+            det_key = f"{key}/{cam.name}"
+            if dets is not None and det_key in dets.files:
+                det = mpii16_to_h36m17(dets[det_key].astype(np.float64) / 10.0)
+                if len(det) == len(world):
+                    det2d = normalize_screen(det, cam.width, cam.height).astype(np.float32)
+            clips.append(
+                Clip(subject, sequence, cam.name, (pose3d - pose3d[:, :1]).astype(np.float32), pose2d.astype(np.float32), det2d)
+            )
+    if not clips:
+        raise ValueError(f"no sequences of subjects {subjects} in {path}")
+    return clips
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Detector-like corruption of clean 2D, in screen units (1 unit = half the image width).
+
+    noise_max: per-window Gaussian noise std is drawn from U(0, noise_max). outlier_prob / outlier_std:
+    rare large jumps (a detector that grabs the wrong limb). drop_max: per-window probability of
+    dropping a joint is drawn from U(0, drop_max); a dropped joint is (0, 0) with visibility 0, the
+    same encoding the engine uses for low-confidence joints. flip_prob: horizontal mirror.
+    detection_prob: chance that a window uses the real detections instead of the projection.
+    """
+
+    noise_max: float = 0.012
+    outlier_prob: float = 0.01
+    outlier_std: float = 0.05
+    drop_max: float = 0.1
+    flip_prob: float = 0.5
+    detection_prob: float = 0.0
+
+
+NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+class WindowDataset:
+    """Windows of ``frames`` consecutive frames over a list of clips, addressed by integer index.
+
+    stride: distance between window starts within a clip (a clip shorter than a window is skipped).
+    """
+
+    def __init__(self, clips: list[Clip], frames: int, stride: int):
+        self.frames = frames
+        self.pose3d = np.concatenate([c.pose3d for c in clips])
+        self.pose2d = np.concatenate([c.pose2d for c in clips])
+        has_det = all(c.det2d is not None for c in clips)
+        self.det2d = np.concatenate([c.det2d for c in clips]) if has_det else None
+        offsets = np.cumsum([0] + [len(c.pose3d) for c in clips])
+        self.starts = np.concatenate(
+            [np.arange(o, o + len(c.pose3d) - frames + 1, stride) for o, c in zip(offsets, clips)]
+        ).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT):
+        """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as (x, y, visibility)
+        and targets (B, T, 17, 3) float32 root-relative camera metres."""
+        rows = self.starts[indices][:, None] + np.arange(self.frames)
+        target = self.pose3d[rows]
+        xy = self.pose2d[rows]
+        b = len(indices)
+        if self.det2d is not None and augment.detection_prob > 0:
+            use_det = rng.random(b) < augment.detection_prob
+            xy = np.where(use_det[:, None, None, None], self.det2d[rows], xy)
+        xy = xy + rng.normal(size=xy.shape).astype(np.float32) * (rng.random((b, 1, 1, 1)) * augment.noise_max).astype(np.float32)
+        if augment.outlier_prob > 0:
+            jump = rng.random(xy.shape[:3] + (1,)) < augment.outlier_prob
+            xy = xy + jump * rng.normal(scale=augment.outlier_std, size=xy.shape).astype(np.float32)
+        visible = (rng.random(xy.shape[:3]) >= rng.random((b, 1, 1)) * augment.drop_max).astype(np.float32)
+        inputs = np.concatenate([xy * visible[..., None], visible[..., None]], axis=-1).astype(np.float32)
+        flip = rng.random(b) < augment.flip_prob
+        if flip.any():
+            inputs[flip] = flip_horizontal(inputs[flip])
+            target[flip] = flip_horizontal(target[flip])
+        assert inputs.shape[2] == NUM_JOINTS
+        return inputs, target.astype(np.float32)

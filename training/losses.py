@@ -1,0 +1,24 @@
+"""Training losses, in metres, on root-relative poses (B, T, J, 3)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint position error. pred, target: (B, T, J, 3) metres. Returns a scalar in metres."""
+    return torch.linalg.vector_norm(pred - target, dim=-1).mean()
+
+
+def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint velocity error, the temporal term: it penalises jitter that MPJPE averages away.
+
+    pred, target: (B, T, J, 3) metres with T >= 2. Returns a scalar in metres per frame.
+    """
+    return mpjpe_loss(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1])
+
+
+def training_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``MPJPE + velocity_weight * MPJVE``. Returns (loss, MPJPE) as scalars in metres."""
+    err = mpjpe_loss(pred, target)
+    return err + velocity_weight * velocity_loss(pred, target), err.detach()

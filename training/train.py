@@ -1,0 +1,236 @@
+"""Train a lifting network (PoseMoE or the entangled baseline) on Human3.6M.
+
+    python training/train.py --config posemoe-t27 --steps 3000 --out runs/posemoe-t27
+    python training/train.py --out runs/posemoe-t27 --resume --steps 6000   # add more training later
+    torchrun --nproc_per_node=2 training/train.py --config posemoe-t81 ...  # several GPUs (DDP)
+
+Trains on S1 S5 S6 S7 S8 (2D from projecting the 3D through all 4 cameras, optionally mixed with the
+real detections) and validates on a fixed subset of S9 and S11. A run folder holds ``model.safetensors``
++ ``config.json`` (the weights), ``train_state.pt`` (optimiser and progress) and ``log.csv``.
+
+Resuming is exact: the data order, the augmentation and every random draw are functions of
+(seed, step), so a run stopped and resumed gives the same weights as one that never stopped. The
+learning-rate schedule is defined over ``--steps``; passing a larger ``--steps`` on resume extends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from posemoe.model import build_model, count_parameters, get_config  # noqa: E402
+from posemoe.model.checkpoint import load_checkpoint, read_config, save_checkpoint  # noqa: E402
+from training.data import TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, load_clips  # noqa: E402
+from training.losses import training_loss  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz"
+STATE_FILE = "train_state.pt"
+LOG_FILE = "log.csv"
+LOG_COLUMNS = ["step", "windows", "frames", "train_hours", "lr", "loss", "train_mpjpe_mm", "val_mpjpe_mm"]
+#: Settings of one invocation, not of the run: never saved, never read back on --resume. Every other
+#: setting is read back from the run's config.json unless given again (give --steps to extend a run).
+PER_INVOCATION = ("resume", "until", "max_minutes", "quiet", "threads", "device", "eval_every", "save_every")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="named model config (see `python -m posemoe info`)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M 3D file (h36m_3d_17j_mm.npz)")
+    p.add_argument("--detections", default=None, help="real 2D detections (h36m_2d_sh_mpii16_px10.npz) to mix in")
+    p.add_argument("--detection-prob", type=float, default=0.3, help="share of windows that use the real detections")
+    p.add_argument("--out", required=True, help="run folder for weights, state and log")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (the schedule's length)")
+    p.add_argument("--batch", type=int, default=32, help="windows per step, over all processes")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr-ratio", type=float, default=0.05, help="final learning rate / peak")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    p.add_argument("--velocity-weight", type=float, default=0.5, help="weight of the temporal (velocity) loss")
+    p.add_argument("--stride", type=int, default=1, help="frames between training window starts")
+    p.add_argument("--noise-max", type=float, default=Augment.noise_max)
+    p.add_argument("--drop-max", type=float, default=Augment.drop_max)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.add_argument("--eval-every", type=int, default=250, help="steps between validations")
+    p.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
+    p.add_argument("--val-stride", type=int, default=40, help="validate on every n-th non-overlapping S9/S11 window")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop (resumably) after this long; 0: no limit")
+    p.add_argument("--until", type=int, default=0, help="stop (resumably) at this step; 0: at --steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.resume:
+        probe = copy.deepcopy(p)
+        for action in probe._actions:
+            action.default = argparse.SUPPRESS
+        explicit = vars(probe.parse_args(argv))
+        saved = read_config(args.out).get("train", {})
+        for key, value in saved.items():
+            if key not in PER_INVOCATION and key not in explicit:
+                setattr(args, key, value)
+    elif not args.config:
+        p.error("--config is required for a new run")
+    return args
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at ``args.steps``."""
+    warm = min(1.0, (step + 1) / max(1, args.warmup))
+    progress = min(1.0, step / max(1, args.steps))
+    cosine = args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return args.lr * warm * cosine
+
+
+def batch_indices(step: int, batch: int, n: int, seed: int, cache: dict) -> np.ndarray:
+    """Window indices of ``step``: consecutive slices of per-epoch permutations (a pure function)."""
+    positions = step * batch + np.arange(batch)
+    out = np.empty(batch, dtype=np.int64)
+    for epoch in np.unique(positions // n):
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = np.random.default_rng([seed, int(epoch)]).permutation(n)
+        mask = positions // n == epoch
+        out[mask] = cache[epoch][positions[mask] % n]
+    return out
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, data: WindowDataset, device: torch.device, batch: int = 256) -> float:
+    """MPJPE in mm over every frame of the validation windows (no augmentation, no flip)."""
+    model.eval()
+    total, count = 0.0, 0
+    rng = np.random.default_rng(0)
+    for i in range(0, len(data), batch):
+        x, y = data.batch(np.arange(i, min(i + batch, len(data))), rng)
+        pred = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+        total += np.linalg.norm(pred - y, axis=-1).mean(axis=(1, 2)).sum()
+        count += len(x)
+    model.train()
+    return 1000.0 * total / count
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    distributed = "WORLD_SIZE" in os.environ
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    if args.batch % world:
+        raise SystemExit(f"--batch {args.batch} must be divisible by the {world} processes")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    main_process = rank == 0
+
+    torch.manual_seed(args.seed)
+    if args.resume:
+        model = load_checkpoint(out).train()
+        config = model.config
+    else:
+        config = get_config(args.config)
+        model = build_model(config)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, train_seconds = 0, 0.0
+    if args.resume:
+        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step, train_seconds = int(state["step"]), float(state["train_seconds"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+
+    train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
+    augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0)
+    val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"{config.arch} {args.config}: {count_parameters(model):,} parameters, {len(train):,} training windows, "
+              f"step {step}/{args.steps}, device {device}, {world} process(es)", flush=True)
+
+    record = {"train": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}
+    log_path = out / LOG_FILE
+    if main_process and not log_path.exists():
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(LOG_COLUMNS)
+
+    def save() -> None:
+        save_checkpoint(model, out, {**record, "step": step, "train_hours": train_seconds / 3600})
+        tmp = out / (STATE_FILE + ".tmp")
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "train_seconds": train_seconds}, tmp)
+        tmp.replace(out / STATE_FILE)
+
+    local_batch = args.batch // world
+    use_amp = device.type == "cuda"
+    cache: dict = {}
+    started = time.time()
+    running = []
+    bar = tqdm(total=args.steps, initial=step, disable=not main_process or args.quiet, unit="step", dynamic_ncols=True)
+    model.train()
+    last = min(args.steps, args.until or args.steps)
+    while step < last:
+        if args.max_minutes and time.time() - started > args.max_minutes * 60:
+            break
+        tick = time.time()
+        indices = batch_indices(step, args.batch, len(train), args.seed, cache)[rank * local_batch : (rank + 1) * local_batch]
+        x, y = train.batch(indices, np.random.default_rng([args.seed, step, rank]), augment)
+        torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args)
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = net(x)
+        loss, err = training_loss(pred.float(), y, args.velocity_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+        step += 1
+        train_seconds += time.time() - tick
+        running.append((loss.item(), err.item()))
+        bar.update(1)
+        if not main_process:
+            continue
+        bar.set_postfix(loss=f"{loss.item():.4f}", mpjpe_mm=f"{1000 * err.item():.1f}")
+        val_mm = validate(model, val, device) if step % args.eval_every == 0 or step == args.steps else None
+        if val_mm is not None or step % args.save_every == 0:
+            mean_loss, mean_err = np.mean(running, axis=0)
+            running.clear()
+            with open(log_path, "a", newline="") as f:
+                csv.writer(f).writerow([step, step * args.batch, step * args.batch * config.frames, f"{train_seconds / 3600:.4f}",
+                                        f"{learning_rate(step - 1, args):.6g}", f"{mean_loss:.5f}", f"{1000 * mean_err:.2f}",
+                                        "" if val_mm is None else f"{val_mm:.2f}"])
+            save()
+            if val_mm is not None:
+                bar.write(f"step {step}: validation MPJPE {val_mm:.1f} mm ({train_seconds / 60:.1f} min of training)")
+    bar.close()
+    if main_process:
+        save()
+        print(f"saved {out} at step {step}/{args.steps} after {train_seconds / 3600:.2f} h of training", flush=True)
+    if distributed:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
