@@ -1,18 +1,31 @@
-"""Lifting a whole 2D sequence of any length to 3D with a fixed-window network.
+"""The lifting engine: 2D keypoints of a whole clip, in pixels, to root-relative 3D joints in metres.
 
-The sequence is cut into overlapping windows; every frame's prediction is the weighted mean of all
-windows that cover it, with weights that fall towards each window's ends, so predictions fade from
-one window to the next instead of jumping at window borders. Clips shorter than a window are padded
-by repeating their edge frames.
+The clip is cut into overlapping windows of the network's length; every frame's prediction is the
+weighted mean of all windows that cover it, with weights that fall towards each window's ends, so
+predictions fade from one window to the next instead of jumping at window borders. Clips shorter than
+a window are padded by repeating their edge frames. Many windows go through the network per call.
+
+Two backends run the network: PyTorch (CPU or CUDA, bf16 on GPU) and ONNX Runtime, for Pythons
+without torch such as Blender's own. This module imports neither until a backend is made.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import nn
+from pathlib import Path
+from typing import Callable
 
-from .skeleton import flip_horizontal
+import numpy as np
+
+from . import PoseMoEError
+from .camera import normalize_screen
+from .model.config import ONNX_FILE, load_config
+from .skeleton import NUM_JOINTS, flip_horizontal
+
+#: The weights that ship with the package (see ``weights/MODEL_CARD.md``).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "posemoe-t27"
+
+#: (W, T, 17, 3) float32 windows of (x, y, visibility) -> (W, T, 17, 3) float32 root-relative metres.
+WindowFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def window_starts(length: int, frames: int, stride: int) -> np.ndarray:
@@ -40,42 +53,36 @@ def blend_weights(frames: int) -> np.ndarray:
     return 1.0 - np.abs(np.arange(frames) - centre) / (centre + 1.0)
 
 
-@torch.no_grad()
-def lift_sequence(
-    model: nn.Module,
+def lift_windows(
+    predict: WindowFunction,
     inputs: np.ndarray,
     frames: int,
     stride: int | None = None,
     flip: bool = False,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """Lift a screen-space sequence to root-relative 3D.
+    """Lift a screen-space sequence to root-relative 3D with a window function.
 
-    model: maps (B, frames, 17, 3) -> (B, frames, 17, 3). inputs: (N, 17, 3) screen x, y and visibility.
-    stride: window step in frames (default: a whole window, no overlap). flip: also run the mirrored
-    input and average with the un-mirrored result. Returns (N, 17, 3) camera-space metres, root at 0.
+    inputs: (N, 17, 3) screen x, y and visibility. stride: window step in frames (default: a whole
+    window, no overlap). flip: also run the mirrored input and average with the un-mirrored result.
+    Returns (N, 17, 3) camera-space metres, root at 0.
     """
     n = len(inputs)
     if n == 0:
-        raise ValueError("cannot lift an empty sequence")
+        raise PoseMoEError("There are no frames to lift: the keypoint sequence is empty.")
     stride = stride or frames
     padded = inputs if n >= frames else np.concatenate([inputs, np.repeat(inputs[-1:], frames - n, axis=0)])
     starts = window_starts(len(padded), frames, stride)
     windows = padded[starts[:, None] + np.arange(frames)].astype(np.float32)  # (W, T, 17, 3)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = []
-        for i in range(0, len(windows), batch_size):
-            chunk = windows[i : i + batch_size]
-            out = model(torch.from_numpy(chunk).to(device)).float().cpu().numpy()
-            if flip:
-                mirrored = model(torch.from_numpy(flip_horizontal(chunk)).to(device)).float().cpu().numpy()
-                out = (out + flip_horizontal(mirrored)) / 2
-            outputs.append(out)
-    finally:
-        model.train(was_training)
+    outputs = []
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i : i + batch_size]
+        if flip:
+            both = predict(np.concatenate([chunk, flip_horizontal(chunk)]))
+            out = (both[: len(chunk)] + flip_horizontal(both[len(chunk) :])) / 2
+        else:
+            out = predict(chunk)
+        outputs.append(out)
     predictions = np.concatenate(outputs)
     weights = blend_weights(frames)
     total = np.zeros((len(padded), *predictions.shape[2:]), dtype=np.float64)
@@ -84,3 +91,124 @@ def lift_sequence(
         total[start : start + frames] += weights[:, None, None] * pred
         weight_sum[start : start + frames] += weights
     return (total / weight_sum[:, None, None])[:n].astype(np.float32)
+
+
+def torch_window_function(model, precision: str = "auto") -> WindowFunction:
+    """Wrap a torch network as a :data:`WindowFunction` on the network's device.
+
+    precision: "fp32", "bf16", "fp16" or "auto" (bf16 on CUDA, fp32 on CPU).
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+    @torch.no_grad()
+    def predict(windows: np.ndarray) -> np.ndarray:
+        model.eval()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(torch.from_numpy(windows).to(device))
+        return out.float().cpu().numpy()
+
+    return predict
+
+
+def onnx_window_function(path: str | Path, device: str = "cpu") -> WindowFunction:
+    """Wrap an exported ``model.onnx`` as a :data:`WindowFunction` on ONNX Runtime."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    elif device == "cuda":
+        raise PoseMoEError("CUDA was asked for, but this ONNX Runtime has no CUDA provider: install onnxruntime-gpu or use device 'cpu'.")
+    try:
+        session = ort.InferenceSession(str(path), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
+        raise PoseMoEError(f"{path} is not a usable ONNX model ({exc}); export it again with `python -m posemoe export-onnx`.") from None
+    name = session.get_inputs()[0].name
+
+    def predict(windows: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: windows})[0]
+
+    return predict
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when PyTorch sees a GPU, else "cpu"; other values pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Lifter:
+    """Loads lifting weights once and lifts clips of any length.
+
+    weights: a folder with ``config.json`` and ``model.safetensors`` (PyTorch) or ``model.onnx``
+    (ONNX Runtime); default: the shipped weights. backend: "torch", "onnx" or "auto" (torch when it
+    is importable). device: "cpu", "cuda" or "auto". precision: see :func:`torch_window_function`.
+    """
+
+    def __init__(self, weights: str | Path | None = None, backend: str = "auto", device: str = "auto",
+                 precision: str = "auto", batch_size: int = 256):
+        self.weights = Path(weights or DEFAULT_WEIGHTS)
+        self.config = load_config(self.weights)
+        if backend == "auto":
+            backend = "torch" if _torch_available() else "onnx"
+        if backend == "torch":
+            from .model.checkpoint import load_checkpoint
+
+            self.device = resolve_device(device)
+            self._predict = torch_window_function(load_checkpoint(self.weights, self.device), precision)
+        elif backend == "onnx":
+            path = self.weights / ONNX_FILE
+            if not path.is_file():
+                raise PoseMoEError(f"No {ONNX_FILE} in {self.weights}: run `python -m posemoe export-onnx --weights {self.weights}`.")
+            self.device = device
+            self._predict = onnx_window_function(path, device)
+        else:
+            raise PoseMoEError(f"Unknown lifting backend {backend!r}: choose 'torch', 'onnx' or 'auto'.")
+        self.backend = backend
+        self.batch_size = batch_size
+
+    @property
+    def frames(self) -> int:
+        """The network's window length T."""
+        return self.config.frames
+
+    def lift(self, keypoints: np.ndarray, width: int, height: int, confidence: np.ndarray | None = None,
+             stride: int | None = None, flip: bool = True, min_confidence: float = 0.3) -> np.ndarray:
+        """Lift one person's 2D keypoints to 3D.
+
+        keypoints: (N, 17, 2) pixels in our joint order, NaN where unknown. width, height: frame size
+        in pixels. confidence: (N, 17) in [0, 1] (default: all 1). Joints below ``min_confidence`` or
+        not finite are given to the network as missing, the way training dropped joints.
+        stride: window step in frames (default: a third of a window, so windows overlap and blend).
+        flip: average with the mirrored input (slower, steadier). Returns (N, 17, 3) root-relative
+        camera-space metres (x right, y down, z forward).
+        """
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 2):
+            raise PoseMoEError(f"Keypoints must be shaped (frames, {NUM_JOINTS}, 2), not {keypoints.shape}.")
+        if width <= 0 or height <= 0:
+            raise PoseMoEError(f"The frame size {width}x{height} is not a valid image size.")
+        conf = np.ones(keypoints.shape[:2]) if confidence is None else np.asarray(confidence, dtype=np.float64)
+        if conf.shape != keypoints.shape[:2]:
+            raise PoseMoEError(f"Confidence must be shaped {keypoints.shape[:2]}, not {conf.shape}.")
+        visible = np.isfinite(keypoints).all(-1) & np.isfinite(conf) & (conf >= min_confidence)
+        screen = np.where(visible[..., None], normalize_screen(np.nan_to_num(keypoints), width, height), 0.0)
+        inputs = np.concatenate([screen, visible[..., None]], axis=-1).astype(np.float32)
+        stride = stride or max(1, self.frames // 3)
+        return lift_windows(self._predict, inputs, self.frames, stride, flip, self.batch_size)

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from posemoe import metrics  # noqa: E402
-from posemoe.lift import lift_sequence  # noqa: E402
-from posemoe.model.checkpoint import load_checkpoint, read_config  # noqa: E402
+from posemoe.lift import lift_windows, torch_window_function  # noqa: E402
+from posemoe.model.checkpoint import load_checkpoint  # noqa: E402
+from posemoe.model.config import read_config  # noqa: E402
 from posemoe.model.profile import describe  # noqa: E402
 from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips  # noqa: E402
 from training.train import DEFAULT_DATA, LOG_FILE  # noqa: E402
@@ -61,11 +62,12 @@ def evaluate(model, clips, source: str, flip: bool, stride: int | None) -> dict:
     per_action: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     extra = defaultdict(list)
     frames = model.config.frames
+    predict = torch_window_function(model)
     for clip in clips:
         xy = clip.pose2d if source == "gt" else clip.det2d
         if xy is None:
             continue
-        pred = lift_sequence(model, as_inputs(xy), frames, stride=stride, flip=flip)
+        pred = lift_windows(predict, as_inputs(xy), frames, stride=stride, flip=flip)
         gt = clip.pose3d
         err = np.linalg.norm(pred - gt, axis=-1).mean(-1)
         err_p = np.linalg.norm(metrics.procrustes_align(pred, gt) - gt, axis=-1).mean(-1)

@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from posemoe.model import build_model, count_parameters, get_config  # noqa: E402
-from posemoe.model.checkpoint import load_checkpoint, read_config, save_checkpoint  # noqa: E402
+from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from posemoe.model.config import read_config  # noqa: E402
 from training.data import TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, load_clips  # noqa: E402
 from training.losses import training_loss  # noqa: E402
 

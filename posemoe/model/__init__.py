@@ -1,24 +1,32 @@
-"""Lifting networks: PoseMoE and the entangled baseline, their named configs, and weight files."""
+"""Lifting networks: PoseMoE, the entangled baseline and the convolution reference, with named configs.
+
+Importing this package does not import PyTorch (the ONNX Runtime path must work without it); the
+networks are imported when one is built.
+"""
 
 from __future__ import annotations
 
-from torch import nn
-
-from .baseline import EntangledTransformer
 from .config import CONFIGS, ModelConfig, get_config
-from .posemoe import PoseMoE
 
-__all__ = ["CONFIGS", "ModelConfig", "PoseMoE", "EntangledTransformer", "build_model", "get_config", "count_parameters"]
+__all__ = ["CONFIGS", "ModelConfig", "build_model", "get_config", "count_parameters"]
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """A freshly initialised network for ``config``."""
+def build_model(config: ModelConfig):
+    """A freshly initialised ``torch.nn.Module`` for ``config``."""
     if config.arch == "posemoe":
+        from .posemoe import PoseMoE
+
         return PoseMoE(config)
     if config.arch == "baseline":
+        from .baseline import EntangledTransformer
+
         return EntangledTransformer(config)
-    raise ValueError(f"unknown architecture {config.arch!r}; expected 'posemoe' or 'baseline'")
+    if config.arch == "tcn":
+        from .tcn import TemporalConvNet
+
+        return TemporalConvNet(config)
+    raise ValueError(f"unknown architecture {config.arch!r}; expected 'posemoe', 'baseline' or 'tcn'")
 
 
-def count_parameters(model: nn.Module) -> int:
+def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -16,10 +16,7 @@ from torch import nn
 
 from .. import PoseMoEError
 from . import build_model
-from .config import ModelConfig
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+from .config import CONFIG_FILE, WEIGHTS_FILE, load_config
 
 
 def save_checkpoint(model: nn.Module, folder: str | Path, extra: dict | None = None) -> None:
@@ -37,16 +34,6 @@ def save_checkpoint(model: nn.Module, folder: str | Path, extra: dict | None = N
     tmp.replace(folder / CONFIG_FILE)
 
 
-def read_config(folder: str | Path) -> dict:
-    path = Path(folder) / CONFIG_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PoseMoEError(f"No {CONFIG_FILE} in {folder}: point to a folder written by training/train.py.") from None
-    except json.JSONDecodeError as exc:
-        raise PoseMoEError(f"{path} is not valid JSON ({exc}); restore it from the original weights.") from None
-
-
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Build the network described by ``folder/config.json`` and load ``folder/model.safetensors``.
 
@@ -54,12 +41,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> n
     not match the config. The network is returned in eval mode.
     """
     folder = Path(folder)
-    raw = read_config(folder)
-    try:
-        config = ModelConfig.from_dict(raw["model"])
-        model = build_model(config)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PoseMoEError(f"{folder / CONFIG_FILE} does not describe a known model ({exc}).") from None
+    model = build_model(load_config(folder))
     path = folder / WEIGHTS_FILE
     if not path.is_file():
         raise PoseMoEError(f"No {WEIGHTS_FILE} in {folder}: copy the weights next to {CONFIG_FILE}.")

@@ -7,16 +7,24 @@ measurements that back them. Baseline configs match their PoseMoE twin's width a
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
+from .. import PoseMoEError
 from ..skeleton import NUM_JOINTS
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture hyper-parameters.
 
-    arch: "posemoe" (decoupled experts + cross-expert decoder) or "baseline" (entangled MixSTE-style).
+    arch: "posemoe" (decoupled experts + cross-expert decoder), "baseline" (entangled MixSTE-style) or
+    "tcn" (VideoPose3D-style temporal convolutions, the reference row; width = channels, encoder_depth = blocks).
     frames: window length T. width: channels C. heads: attention heads. mlp_ratio: MLP hidden / C.
     encoder_depth: spatio-temporal blocks per expert (PoseMoE) or in total (baseline).
     decoder_depth: cross-expert aggregation layers (PoseMoE only).
@@ -65,6 +73,8 @@ CONFIGS: dict[str, ModelConfig] = {
     **_pair(27, 64, 4, 2, 1),  # CPU-trainable
     **_pair(81, 128, 8, 4, 2),  # GPU
     **_pair(243, 192, 8, 4, 2),  # GPU, the paper's window
+    # The temporal convolution reference: receptive field 27, about VideoPose3D's 27-frame size.
+    "tcn-t27": ModelConfig("tcn", 27, 512, 1, 1.0, 2, 0),
 }
 
 
@@ -73,3 +83,25 @@ def get_config(name: str) -> ModelConfig:
         return CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown config {name!r}; choose one of: {', '.join(CONFIGS)}") from None
+
+
+def read_config(folder: str | Path) -> dict:
+    """The JSON record of a weights folder: ``{"model": ModelConfig fields, ...training record}``."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PoseMoEError(f"No {CONFIG_FILE} in {folder}: point to a folder written by training/train.py.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PoseMoEError(f"{path} is not valid JSON ({exc}); restore it from the original weights.") from None
+
+
+def load_config(folder: str | Path) -> ModelConfig:
+    """The :class:`ModelConfig` of a weights folder; PoseMoEError if it describes no known model."""
+    try:
+        config = ModelConfig.from_dict(read_config(folder)["model"])
+        if config.arch not in ("posemoe", "baseline", "tcn"):
+            raise ValueError(f"unknown architecture {config.arch!r}")
+        return config
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoseMoEError(f"{Path(folder) / CONFIG_FILE} does not describe a known model ({exc}).") from None
