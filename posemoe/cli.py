@@ -1,4 +1,4 @@
-"""Command line: ``posemoe info`` (model configs with parameters and MACs)."""
+"""Command line: ``posemoe info`` (configs with parameters and MACs), ``posemoe export-onnx``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .lift import DEFAULT_WEIGHTS
+    from .model.onnx_export import export_onnx, parity
+
+    weights = args.weights or DEFAULT_WEIGHTS
+    path = export_onnx(weights, args.out)
+    print(f"wrote {path}; max |ONNX Runtime - PyTorch| on random inputs: {parity(weights, path):.2e} m")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posemoe", description="PoseMoE markerless motion capture")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="list the model configs with their parameters and MACs").set_defaults(func=cmd_info)
+    export = sub.add_parser("export-onnx", help="export lifting weights to ONNX (dynamic batch size)")
+    export.add_argument("--weights", help="weights folder (default: the shipped weights)")
+    export.add_argument("--out", help="output file (default: model.onnx in the weights folder)")
+    export.set_defaults(func=cmd_export_onnx)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -124,3 +124,20 @@ def test_mismatched_weights_and_missing_files(model, tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(PoseMoEError, match="No config.json"):
         load_checkpoint(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("arch", ["posemoe", "baseline", "tcn"])
+def test_onnx_runtime_matches_pytorch(tmp_path, arch):
+    from posemoe.model.onnx_export import export_onnx, parity
+
+    torch.manual_seed(1)
+    config = ModelConfig(arch, frames=9, width=16, heads=2, encoder_depth=2, decoder_depth=1 if arch == "posemoe" else 0)
+    net = build_model(config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_checkpoint(net.eval(), tmp_path)
+    path = export_onnx(tmp_path)
+    diff = parity(tmp_path, path, batch=5)  # a batch size the export never saw
+    print(f"{arch}: max |ONNX Runtime - PyTorch| = {diff:.2e} m")
+    assert diff < 1e-4

@@ -99,4 +99,5 @@ def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_conf
     assert [r["name"] for r in results] == ["moe", "base"]
     for r in results:
         assert 0 < r["gt"]["p2"] <= r["gt"]["p1"] < 2000
-        assert r["detected"]["p1"] > 0 and r["throughput"]["64"] > 0
+        assert r["detected"]["p1"] > 0
+        assert r["throughput"]["PyTorch"]["64"] > 0 and r["throughput"]["ONNX Runtime"]["64"] > 0

@@ -19,6 +19,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from posemoe import metrics  # noqa: E402
-from posemoe.lift import lift_windows, torch_window_function  # noqa: E402
+from posemoe.lift import lift_windows, onnx_window_function, torch_window_function  # noqa: E402
 from posemoe.model.checkpoint import load_checkpoint  # noqa: E402
 from posemoe.model.config import read_config  # noqa: E402
+from posemoe.model.onnx_export import export_onnx  # noqa: E402
 from posemoe.model.profile import describe  # noqa: E402
 from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips  # noqa: E402
 from training.train import DEFAULT_DATA, LOG_FILE  # noqa: E402
@@ -92,18 +94,23 @@ def evaluate(model, clips, source: str, flip: bool, stride: int | None) -> dict:
     return result
 
 
-@torch.no_grad()
-def throughput(model, repeats: int = 3) -> dict[int, float]:
-    """Output frames per second of a forward pass at several batch sizes (windows per call)."""
+def throughput(folder: Path, model, repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Output frames per second of one forward pass at several batch sizes (windows per call), on
+    PyTorch and on ONNX Runtime (the model exported to a temporary file), CPU."""
     c = model.config
-    result = {}
-    for batch in THROUGHPUT_BATCHES:
-        x = torch.randn(batch, c.frames, c.joints, c.in_channels)
-        model(x)  # warm-up
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(x)
-        result[batch] = repeats * batch * c.frames / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(folder, Path(tmp) / "model.onnx")
+        backends = {"PyTorch": torch_window_function(model), "ONNX Runtime": onnx_window_function(onnx_path, "cpu")}
+        result = {}
+        for name, predict in backends.items():
+            result[name] = {}
+            for batch in THROUGHPUT_BATCHES:
+                x = np.random.default_rng(0).normal(size=(batch, c.frames, c.joints, c.in_channels)).astype(np.float32)
+                predict(x)  # warm-up
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    predict(x)
+                result[name][str(batch)] = repeats * batch * c.frames / (time.perf_counter() - start)
     return result
 
 
@@ -157,11 +164,12 @@ def to_markdown(results: list[dict], command: str, flip: bool) -> str:
                 v = r[key]["actions"][action]
                 cells.append(f"{v['p1']:.1f} / {v['p2']:.1f}")
         lines.append(f"| {action} | " + " | ".join(cells) + " |")
-    lines += ["", "## Lifter throughput on this machine (output frames/s, PyTorch, forward only)", ""]
-    lines += ["| checkpoint | " + " | ".join(f"batch {b} windows" for b in THROUGHPUT_BATCHES) + " |"]
-    lines += ["|---" * (1 + len(THROUGHPUT_BATCHES)) + "|"]
+    lines += ["", "## Lifter throughput on this machine (output frames/s of one forward pass, CPU)", ""]
+    lines += ["| checkpoint | backend | " + " | ".join(f"batch {b} windows" for b in THROUGHPUT_BATCHES) + " |"]
+    lines += ["|---" * (2 + len(THROUGHPUT_BATCHES)) + "|"]
     for r in results:
-        lines.append(f"| {r['name']} | " + " | ".join(f"{r['throughput'][str(b)]:,.0f}" for b in THROUGHPUT_BATCHES) + " |")
+        for backend, fps in r["throughput"].items():
+            lines.append(f"| {r['name']} | {backend} | " + " | ".join(f"{fps[str(b)]:,.0f}" for b in THROUGHPUT_BATCHES) + " |")
     lines += ["", "## Learning curves (validation: every 40th non-overlapping S9/S11 window, GT 2D, no flip)", ""]
     for r in results:
         lines += [f"**{r['name']}**: `python training/train.py {r['train_command']}`", ""]
@@ -211,7 +219,7 @@ def main(argv=None) -> int:
         if args.detections:
             r["detected"] = evaluate(model, clips, "detected", args.flip, args.stride)
             print(f"{folder.name}: detected P1 {r['detected']['p1']:.1f} mm, P2 {r['detected']['p2']:.1f} mm", flush=True)
-        r["throughput"] = {str(k): v for k, v in throughput(model).items()}
+        r["throughput"] = throughput(folder, model)
         results.append(r)
     command = "python training/benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = to_markdown(results, command, args.flip)

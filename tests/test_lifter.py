@@ -1,0 +1,78 @@
+"""The Lifter: pixels and confidences in, metres out, on both backends."""
+
+import numpy as np
+import pytest
+import torch
+
+from posemoe import PoseMoEError
+from posemoe.lift import Lifter
+from posemoe.model import build_model
+from posemoe.model.checkpoint import save_checkpoint
+from posemoe.model.config import ModelConfig
+from posemoe.model.onnx_export import export_onnx
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    net = build_model(ModelConfig("posemoe", frames=9, width=16, heads=2, encoder_depth=1, decoder_depth=1))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_checkpoint(net.eval(), folder)
+    export_onnx(folder)
+    return folder
+
+
+def walking_keypoints(n=40, width=1280, height=720):
+    rng = np.random.default_rng(0)
+    base = np.array([width / 2, height / 2]) + rng.normal(scale=80, size=(17, 2))
+    t = np.arange(n)[:, None, None]
+    return base + 20 * np.sin(t / 5 + rng.uniform(0, 6, (1, 17, 1)))
+
+
+def test_torch_and_onnx_backends_agree(weights):
+    kp = walking_keypoints()
+    a = Lifter(weights, backend="torch", device="cpu").lift(kp, 1280, 720)
+    b = Lifter(weights, backend="onnx", device="cpu").lift(kp, 1280, 720)
+    assert a.shape == (40, 17, 3)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_missing_and_low_confidence_joints_are_inputs_not_crashes(weights):
+    lifter = Lifter(weights, backend="torch", device="cpu")
+    kp = walking_keypoints()
+    conf = np.ones(kp.shape[:2])
+    kp[5:8, 13] = np.nan
+    conf[10:20, 3] = 0.05
+    out = lifter.lift(kp, 1280, 720, conf)
+    assert np.isfinite(out).all()
+    # A joint under the threshold is the same input as a missing one, wherever it was drawn.
+    moved = kp.copy()
+    moved[10:20, 3] += 300
+    np.testing.assert_allclose(lifter.lift(moved, 1280, 720, conf), out, atol=1e-6)
+    everything_missing = lifter.lift(np.full((12, 17, 2), np.nan), 1280, 720)
+    assert np.isfinite(everything_missing).all()
+
+
+def test_bad_input_gets_a_sentence(weights):
+    lifter = Lifter(weights, backend="torch", device="cpu")
+    with pytest.raises(PoseMoEError, match="shaped"):
+        lifter.lift(np.zeros((10, 16, 2)), 100, 100)
+    with pytest.raises(PoseMoEError, match="empty"):
+        lifter.lift(np.zeros((0, 17, 2)), 100, 100)
+    with pytest.raises(PoseMoEError, match="frame size"):
+        lifter.lift(np.zeros((3, 17, 2)), 0, 100)
+    with pytest.raises(PoseMoEError, match="backend"):
+        Lifter(weights, backend="tensorflow")
+
+
+def test_onnx_backend_needs_the_exported_file(weights, tmp_path):
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((weights / name).read_bytes())
+    with pytest.raises(PoseMoEError, match="export-onnx"):
+        Lifter(tmp_path, backend="onnx")
+    (tmp_path / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(PoseMoEError, match="not a usable ONNX model"):
+        Lifter(tmp_path, backend="onnx")
