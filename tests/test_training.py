@@ -89,7 +89,7 @@ def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_conf
     moe = run_train(tmp_path, tiny_dataset, "moe", "--config", tiny_config, "--steps", "3")
     base = run_train(tmp_path, tiny_dataset, "base", "--config", "tinybase-t9", "--steps", "3")
     md = tmp_path / "bench.md"
-    args = [str(moe), str(base), "--data", str(tiny_dataset[0]), "--detections", str(tiny_dataset[1]), "--flip", "--markdown", str(md)]
+    args = [str(moe), str(base), "--data", str(tiny_dataset[0]), "--detections", str(tiny_dataset[1]), "--flip", "--markdown", str(md), "--jobs", "2"]
     assert benchmark.main(args) == 0
     text = md.read_text()
     assert "Discussion 1" in text  # the missing test sequence is always mentioned

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import platform
 import shlex
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +189,19 @@ def train_command(train: dict) -> str:
     return " ".join(parts)
 
 
+def accuracy(folder: Path, data: str, detections: str | None, flip: bool, stride: int | None) -> dict:
+    """{"gt": errors, "detected": errors (when detections are given)} of one checkpoint on S9/S11."""
+    clips = load_clips(data, TEST_SUBJECTS, detections)
+    model = load_checkpoint(folder)
+    started = time.time()
+    score = {"gt": evaluate(model, clips, "gt", flip, stride)}
+    print(f"{folder.name}: GT 2D P1 {score['gt']['p1']:.1f} mm, P2 {score['gt']['p2']:.1f} mm ({time.time() - started:.0f} s)", flush=True)
+    if detections:
+        score["detected"] = evaluate(model, clips, "detected", flip, stride)
+        print(f"{folder.name}: detected P1 {score['detected']['p1']:.1f} mm, P2 {score['detected']['p2']:.1f} mm", flush=True)
+    return score
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="checkpoint folders (model.safetensors + config.json)")
@@ -196,31 +211,31 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=None, help="window stride (default: the window length)")
     p.add_argument("--markdown", default=None, help="write the table here")
     p.add_argument("--json", default=None, help="write all figures here (default: beside --markdown)")
+    p.add_argument("--jobs", type=int, default=1, help="checkpoints evaluated in parallel processes")
     args = p.parse_args(argv)
     if not Path(args.data).exists():
         print(f"{args.data} not found: the benchmark needs the Human3.6M files of ../shared/data.", file=sys.stderr)
         return 2
     print(MISSING_NOTE)
-    clips = load_clips(args.data, TEST_SUBJECTS, args.detections)
+    folders = [Path(f) for f in args.checkpoints]
+    jobs = [(f, args.data, args.detections, args.flip, args.stride) for f in folders]
+    if args.jobs > 1:
+        # One process per checkpoint, one thread each: on small CPUs this beats threads inside one model.
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            scores = list(pool.map(accuracy, *zip(*jobs)))
+    else:
+        scores = [accuracy(*job) for job in jobs]
     results = []
-    for folder in map(Path, args.checkpoints):
+    for folder, score in zip(folders, scores):
         model = load_checkpoint(folder)
         saved = read_config(folder)
         c = model.config
-        info = describe(c)
-        r = {
-            "name": folder.name, "arch": c.arch, "frames": c.frames, **info, "machine": machine(),
+        results.append({
+            "name": folder.name, "arch": c.arch, "frames": c.frames, **describe(c), "machine": machine(),
             "train_steps": saved.get("step", 0), "train_hours": saved.get("train_hours", 0.0),
             "train_command": train_command(saved.get("train", {})), "curve": learning_curve(folder),
-        }
-        started = time.time()
-        r["gt"] = evaluate(model, clips, "gt", args.flip, args.stride)
-        print(f"{folder.name}: GT 2D P1 {r['gt']['p1']:.1f} mm, P2 {r['gt']['p2']:.1f} mm ({time.time() - started:.0f} s)", flush=True)
-        if args.detections:
-            r["detected"] = evaluate(model, clips, "detected", args.flip, args.stride)
-            print(f"{folder.name}: detected P1 {r['detected']['p1']:.1f} mm, P2 {r['detected']['p2']:.1f} mm", flush=True)
-        r["throughput"] = throughput(folder, model)
-        results.append(r)
+            **score, "throughput": throughput(folder, model),  # measured alone, after the accuracy jobs
+        })
     command = "python training/benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = to_markdown(results, command, args.flip)
     print(text)
