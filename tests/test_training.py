@@ -101,3 +101,21 @@ def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_conf
         assert 0 < r["gt"]["p2"] <= r["gt"]["p1"] < 2000
         assert r["detected"]["p1"] > 0
         assert r["throughput"]["PyTorch"]["64"] > 0 and r["throughput"]["ONNX Runtime"]["64"] > 0
+
+
+def test_distributed_data_parallel_on_cpu(tmp_path, tiny_dataset):
+    """torchrun with two CPU processes (gloo) trains and saves once, so the DDP path cannot rot."""
+    import os
+    import subprocess
+    import sys
+
+    path3d, path2d = tiny_dataset
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           str(train.ROOT / "training" / "train.py"), "--config", "tcn-t27", "--data", str(path3d), "--out", str(out),
+           "--steps", "2", "--batch", "4", "--eval-every", "2", "--val-stride", "4", "--threads", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 process(es)" in done.stdout
+    assert json.loads((out / "config.json").read_text())["step"] == 2
