@@ -95,3 +95,13 @@ def test_info_command_prints_every_config(capsys):
     text = capsys.readouterr().out
     for name in CONFIGS:
         assert name in text
+
+
+def test_config_overrides_for_ablations():
+    base = get_config("posemoe-t27")
+    changed = base.with_overrides(["zero_init=false", "width=32", "joint_std=0.02"])
+    assert (changed.zero_init, changed.width, changed.joint_std, changed.frames) == (False, 32, 0.02, 27)
+    with pytest.raises(ValueError, match="unknown model config key"):
+        base.with_overrides(["colour=red"])
+    model = build_model(changed)
+    assert model.head.weight.abs().sum() > 0  # no zero start when it is switched off

@@ -50,6 +50,8 @@ PER_INVOCATION = ("resume", "until", "max_minutes", "quiet", "threads", "device"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="named model config (see `python -m posemoe info`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one field of the named model config (ablations), e.g. --set zero_init=false")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M 3D file (h36m_3d_17j_mm.npz)")
     p.add_argument("--detections", default=None, help="real 2D detections (h36m_2d_sh_mpii16_px10.npz) to mix in")
     p.add_argument("--detection-prob", type=float, default=0.3, help="share of windows that use the real detections")
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
         model = load_checkpoint(out).train()
         config = model.config
     else:
-        config = get_config(args.config)
+        config = get_config(args.config).with_overrides(args.set)
         model = build_model(config)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)

@@ -25,9 +25,10 @@ class EntangledTransformer(nn.Module):
         self.blocks = nn.ModuleList(SpatioTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.encoder_depth))
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
-        zero_init_residuals(self)
-        nn.init.zeros_(self.head.weight)  # start from the zero pose: a ~0.2 m error, not ~1 m
-        nn.init.zeros_(self.head.bias)
+        if c.zero_init:
+            zero_init_residuals(self)
+            nn.init.zeros_(self.head.weight)  # start from the zero pose: a ~0.2 m error, not ~1 m
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)

@@ -8,7 +8,7 @@ measurements that back them. Baseline configs match their PoseMoE twin's width a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .. import PoseMoEError
@@ -31,6 +31,7 @@ class ModelConfig:
     in_channels: per-joint input (x, y, visibility). joint_std / frame_std: init scale of the
     position embeddings (a large joint embedding lets spatial attention tell joints apart from step 1).
     depth_prior_std: initial standard deviation, metres, of the learned Gaussian depth prior.
+    zero_init: start every residual branch and the output head at zero (see ``layers.zero_init_residuals``).
     """
 
     arch: str = "posemoe"
@@ -45,9 +46,22 @@ class ModelConfig:
     joint_std: float = 1.0
     frame_std: float = 0.1
     depth_prior_std: float = 0.2
+    zero_init: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_overrides(self, assignments: list[str]) -> "ModelConfig":
+        """A copy with ``["key=value", ...]`` applied, values parsed by the field's type (for ablations)."""
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        changes = {}
+        for item in assignments:
+            key, _, value = item.partition("=")
+            if key not in types:
+                raise ValueError(f"unknown model config key {key!r}; known: {', '.join(types)}")
+            kind = types[key]
+            changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        return replace(self, **changes)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":

@@ -87,9 +87,10 @@ class PoseMoE(nn.Module):
         self.router = nn.Linear(2 * c.width, 2)
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
-        zero_init_residuals(self)
-        nn.init.zeros_(self.head.weight)  # start from the zero pose: a ~0.2 m error, not ~1 m
-        nn.init.zeros_(self.head.bias)
+        if c.zero_init:
+            zero_init_residuals(self)
+            nn.init.zeros_(self.head.weight)  # start from the zero pose: a ~0.2 m error, not ~1 m
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, return_gates: bool = False):
         b, t = x.shape[:2]
