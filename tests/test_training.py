@@ -89,11 +89,11 @@ def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_conf
     moe = run_train(tmp_path, tiny_dataset, "moe", "--config", tiny_config, "--steps", "3")
     base = run_train(tmp_path, tiny_dataset, "base", "--config", "tinybase-t9", "--steps", "3")
     md = tmp_path / "bench.md"
-    args = [str(moe), str(base), "--data", str(tiny_dataset[0]), "--detections", str(tiny_dataset[1]), "--flip", "--markdown", str(md), "--jobs", "2"]
+    args = [str(moe), str(base), "--data", str(tiny_dataset[0]), "--detections", str(tiny_dataset[1]), "--flip", "--markdown", str(md), "--jobs", "2", "--ablation", str(moe), str(base)]
     assert benchmark.main(args) == 0
     text = md.read_text()
     assert "Discussion 1" in text  # the missing test sequence is always mentioned
-    for needle in ("| moe |", "| base |", "Walking", "Posing", "batch 64 windows", "Learning curves"):
+    for needle in ("| moe |", "| base |", "Walking", "Posing", "batch 64 windows", "Learning curves", "Recipe ablation"):
         assert needle in text
     results = json.loads(md.with_suffix(".json").read_text())["results"]
     assert [r["name"] for r in results] == ["moe", "base"]

@@ -124,7 +124,30 @@ def learning_curve(folder: Path) -> list[dict]:
         return [row for row in csv.DictReader(f) if row.get("val_mpjpe_mm")]
 
 
-def to_markdown(results: list[dict], command: str, flip: bool) -> str:
+def ablation_rows(folders: list[Path]) -> list[dict]:
+    """Validation learning curves of short recipe-ablation runs, read from their logs (no evaluation)."""
+    rows = []
+    for folder in folders:
+        train = read_config(folder).get("train", {})
+        change = ", ".join(train.get("set", [])) or "-"
+        rows.append({"name": folder.name, "change": change, "lr": train.get("lr"), "batch": train.get("batch"),
+                     "curve": {int(r["step"]): float(r["val_mpjpe_mm"]) for r in learning_curve(folder)}})
+    return rows
+
+
+def ablation_markdown(rows: list[dict]) -> list[str]:
+    steps = sorted(set.intersection(*(set(r["curve"]) for r in rows)))  # steps every run reached
+    lines = ["## Recipe ablation (validation MPJPE in mm, every 40th non-overlapping S9/S11 window, GT 2D)", "",
+             "Short runs with the same seed, data order and schedule (`--steps` of the full run, stopped with `--until`).", "",
+             "| run | model change | lr | batch | " + " | ".join(f"step {s}" for s in steps) + " |",
+             "|---" * (4 + len(steps)) + "|"]
+    for r in rows:
+        cells = [f"{r['curve'][s]:.1f}" for s in steps]
+        lines.append(f"| {r['name']} | {r['change']} | {r['lr']} | {r['batch']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[dict]) -> str:
     names = [r["name"] for r in results]
     lines = [
         "# Lifting benchmark: Human3.6M S9 and S11",
@@ -178,6 +201,8 @@ def to_markdown(results: list[dict], command: str, flip: bool) -> str:
         lines += ["| step | windows seen | training hours | validation MPJPE (mm) |", "|---|---|---|---|"]
         lines += [f"| {row['step']} | {int(row['windows']):,} | {float(row['train_hours']):.2f} | {row['val_mpjpe_mm']} |" for row in r["curve"]]
         lines.append("")
+    if ablation:
+        lines += ablation_markdown(ablation)
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +237,7 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", default=None, help="write the table here")
     p.add_argument("--json", default=None, help="write all figures here (default: beside --markdown)")
     p.add_argument("--jobs", type=int, default=1, help="checkpoints evaluated in parallel processes")
+    p.add_argument("--ablation", nargs="*", default=[], help="run folders whose learning curves form the recipe ablation table")
     args = p.parse_args(argv)
     if not Path(args.data).exists():
         print(f"{args.data} not found: the benchmark needs the Human3.6M files of ../shared/data.", file=sys.stderr)
@@ -237,13 +263,14 @@ def main(argv=None) -> int:
             **score, "throughput": throughput(folder, model),  # measured alone, after the accuracy jobs
         })
     command = "python training/benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    text = to_markdown(results, command, args.flip)
+    ablation = ablation_rows([Path(f) for f in args.ablation])
+    text = to_markdown(results, command, args.flip, ablation)
     print(text)
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(text)
         json_path = Path(args.json or Path(args.markdown).with_suffix(".json"))
-        json_path.write_text(json.dumps({"command": command, "missing": MISSING_NOTE, "results": results}, indent=1) + "\n")
+        json_path.write_text(json.dumps({"command": command, "missing": MISSING_NOTE, "results": results, "ablation": ablation}, indent=1) + "\n")
     return 0
 
 
