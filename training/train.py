@@ -38,13 +38,15 @@ from posemoe.model.config import read_config  # noqa: E402
 from training.data import TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, load_clips  # noqa: E402
 from training.losses import training_loss  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz"
+#: Relative to the working directory (the repository root in every documented command), so that a
+#: run's recorded settings resume on any machine with ../shared beside the checkout.
+DEFAULT_DATA = os.path.relpath(ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz")
 STATE_FILE = "train_state.pt"
 LOG_FILE = "log.csv"
 LOG_COLUMNS = ["step", "windows", "frames", "train_hours", "lr", "loss", "train_mpjpe_mm", "val_mpjpe_mm"]
 #: Settings of one invocation, not of the run: never saved, never read back on --resume. Every other
 #: setting is read back from the run's config.json unless given again (give --steps to extend a run).
-PER_INVOCATION = ("resume", "until", "max_minutes", "quiet", "threads", "device", "eval_every", "save_every")
+PER_INVOCATION = ("resume", "until", "max_minutes", "quiet", "threads", "device", "eval_every", "save_every", "out")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
