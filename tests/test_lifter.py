@@ -76,3 +76,18 @@ def test_onnx_backend_needs_the_exported_file(weights, tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(PoseMoEError, match="not a usable ONNX model"):
         Lifter(tmp_path, backend="onnx")
+
+
+def test_shipped_weights_load_offline_and_onnx_matches_them():
+    from posemoe.lift import DEFAULT_WEIGHTS
+    from posemoe.model.onnx_export import parity
+
+    lifter = Lifter()
+    assert lifter.weights == DEFAULT_WEIGHTS and lifter.config.arch == "posemoe"
+    out = lifter.lift(walking_keypoints(30, 1000, 1000), 1000, 1000)
+    assert out.shape == (30, 17, 3) and np.isfinite(out).all()
+    # A trained lifter gives a human-sized body: pelvis-to-head distance between 0.4 and 1.0 m.
+    assert 0.4 < np.median(np.linalg.norm(out[:, 10], axis=-1)) < 1.0
+    diff = parity(DEFAULT_WEIGHTS, DEFAULT_WEIGHTS / "model.onnx")
+    print(f"shipped weights: max |ONNX Runtime - PyTorch| = {diff:.2e} m")
+    assert diff < 1e-4
