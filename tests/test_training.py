@@ -119,3 +119,13 @@ def test_distributed_data_parallel_on_cpu(tmp_path, tiny_dataset):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 process(es)" in done.stdout
     assert json.loads((out / "config.json").read_text())["step"] == 2
+
+
+def test_per_frame_warm_start_draws_unrelated_frames(tiny_dataset, tmp_path, tiny_config):
+    data = WindowDataset(load_clips(tiny_dataset[0], TRAIN_SUBJECTS), frames=9, stride=1)
+    _, consecutive = data.batch(np.arange(8), np.random.default_rng(0))
+    _, unrelated = data.batch(np.arange(8), np.random.default_rng(0), independent=True)
+    step = lambda y: np.linalg.norm(np.diff(y, axis=1), axis=-1).mean()  # noqa: E731
+    assert step(unrelated) > 3 * step(consecutive)
+    out = run_train(tmp_path, tiny_dataset, "warm", "--config", tiny_config, "--steps", "4", "--independent-frames", "2")
+    assert json.loads((out / "config.json").read_text())["train"]["independent_frames"] == 2

@@ -128,10 +128,17 @@ class WindowDataset:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT):
+    def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT, independent: bool = False):
         """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as (x, y, visibility)
-        and targets (B, T, 17, 3) float32 root-relative camera metres."""
-        rows = self.starts[indices][:, None] + np.arange(self.frames)
+        and targets (B, T, 17, 3) float32 root-relative camera metres.
+
+        independent: fill each window with unrelated frames drawn from the whole set instead (the
+        per-frame warm start: T times more distinct poses per step for the same compute).
+        """
+        if independent:
+            rows = rng.integers(0, len(self.pose3d), (len(indices), self.frames))
+        else:
+            rows = self.starts[indices][:, None] + np.arange(self.frames)
         target = self.pose3d[rows]
         xy = self.pose2d[rows]
         b = len(indices)

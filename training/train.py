@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
     p.add_argument("--velocity-weight", type=float, default=0.5, help="weight of the temporal (velocity) loss")
+    p.add_argument("--independent-frames", type=int, default=0, metavar="STEPS",
+                   help="per-frame warm start: for the first STEPS steps, windows hold unrelated frames (no velocity loss)")
     p.add_argument("--stride", type=int, default=1, help="frames between training window starts")
     p.add_argument("--noise-max", type=float, default=Augment.noise_max)
     p.add_argument("--drop-max", type=float, default=Augment.drop_max)
@@ -197,14 +199,15 @@ def main(argv=None) -> int:
             break
         tick = time.time()
         indices = batch_indices(step, args.batch, len(train), args.seed, cache)[rank * local_batch : (rank + 1) * local_batch]
-        x, y = train.batch(indices, np.random.default_rng([args.seed, step, rank]), augment)
+        warm_start = step < args.independent_frames
+        x, y = train.batch(indices, np.random.default_rng([args.seed, step, rank]), augment, independent=warm_start)
         torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = net(x)
-        loss, err = training_loss(pred.float(), y, args.velocity_weight)
+        loss, err = training_loss(pred.float(), y, 0.0 if warm_start else args.velocity_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
