@@ -129,7 +129,10 @@ def ablation_rows(folders: list[Path]) -> list[dict]:
     rows = []
     for folder in folders:
         train = read_config(folder).get("train", {})
-        change = ", ".join(train.get("set", [])) or "-"
+        changes = list(train.get("set", []))
+        if train.get("independent_frames"):
+            changes.append(f"per-frame warm start for {train['independent_frames']} steps")
+        change = ", ".join(changes) or "-"
         rows.append({"name": folder.name, "change": change, "lr": train.get("lr"), "batch": train.get("batch"),
                      "curve": {int(r["step"]): float(r["val_mpjpe_mm"]) for r in learning_curve(folder)}})
     return rows
@@ -139,7 +142,7 @@ def ablation_markdown(rows: list[dict]) -> list[str]:
     steps = sorted(set.intersection(*(set(r["curve"]) for r in rows)))  # steps every run reached
     lines = ["## Recipe ablation (validation MPJPE in mm, every 40th non-overlapping S9/S11 window, GT 2D)", "",
              "Short runs with the same seed, data order and schedule (`--steps` of the full run, stopped with `--until`).", "",
-             "| run | model change | lr | batch | " + " | ".join(f"step {s}" for s in steps) + " |",
+             "| run | change | lr | batch | " + " | ".join(f"step {s}" for s in steps) + " |",
              "|---" * (4 + len(steps)) + "|"]
     for r in rows:
         cells = [f"{r['curve'][s]:.1f}" for s in steps]
@@ -157,7 +160,7 @@ def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[di
         f"    {command}",
         "",
         f"Machine: {results[0]['machine']}.",
-        f"Protocol 1 is MPJPE and protocol 2 P-MPJPE (Procrustes with scale), in mm, root-relative, every frame of",
+        "Protocol 1 is MPJPE and protocol 2 P-MPJPE (Procrustes with scale), in mm, root-relative, every frame of",
         f"every camera, averaged per action and then over actions. Whole sequences are lifted by `posemoe.lift` "
         f"with non-overlapping windows{' and flip averaging' if flip else ''}. "
         "Detected 2D: Stacked Hourglass (MPII-trained, not fine-tuned on Human3.6M), its missing Neck/Nose joint "
