@@ -31,7 +31,7 @@ class ModelConfig:
     in_channels: per-joint input (x, y, visibility). joint_std / frame_std: init scale of the
     position embeddings (a large joint embedding lets spatial attention tell joints apart from step 1).
     depth_prior_std: initial standard deviation, metres, of the learned Gaussian depth prior.
-    zero_init: start every residual branch and the output head at zero (see ``layers.zero_init_residuals``).
+    zero_init: start every residual branch and the output head at zero (see ``layers.zero_start``).
     """
 
     arch: str = "posemoe"

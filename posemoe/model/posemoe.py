@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import Block, PoseEmbedding, SpatioTemporalBlock, zero_init_residuals
+from .layers import Block, PoseEmbedding, SpatioTemporalBlock, zero_start
 
 
 class GaussianDepthPrior(nn.Module):
@@ -88,9 +88,7 @@ class PoseMoE(nn.Module):
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
         if c.zero_init:
-            zero_init_residuals(self)
-            nn.init.zeros_(self.head.weight)  # start from the zero pose: a ~0.2 m error, not ~1 m
-            nn.init.zeros_(self.head.bias)
+            zero_start(self, self.head)
 
     def forward(self, x: torch.Tensor, return_gates: bool = False):
         b, t = x.shape[:2]
