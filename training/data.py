@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe.camera import Camera, normalize_screen
-from posemoe.skeleton import NUM_JOINTS, flip_horizontal
+from posemoe.skeleton import flip_horizontal
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -155,5 +155,4 @@ class WindowDataset:
         if flip.any():
             inputs[flip] = flip_horizontal(inputs[flip])
             target[flip] = flip_horizontal(target[flip])
-        assert inputs.shape[2] == NUM_JOINTS
         return inputs, target.astype(np.float32)
