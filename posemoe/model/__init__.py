@@ -6,7 +6,7 @@ networks are imported when one is built.
 
 from __future__ import annotations
 
-from .config import CONFIGS, ModelConfig, get_config
+from .config import ARCHS, CONFIGS, ModelConfig, get_config
 
 __all__ = ["CONFIGS", "ModelConfig", "build_model", "get_config", "count_parameters"]
 
@@ -25,7 +25,7 @@ def build_model(config: ModelConfig):
         from .tcn import TemporalConvNet
 
         return TemporalConvNet(config)
-    raise ValueError(f"unknown architecture {config.arch!r}; expected 'posemoe', 'baseline' or 'tcn'")
+    raise ValueError(f"unknown architecture {config.arch!r}; expected one of {ARCHS}")
 
 
 def count_parameters(model) -> int:

@@ -17,6 +17,8 @@ from ..skeleton import NUM_JOINTS
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
+#: The architectures ``build_model`` knows.
+ARCHS = ("posemoe", "baseline", "tcn")
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def load_config(folder: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` of a weights folder; PoseMoEError if it describes no known model."""
     try:
         config = ModelConfig.from_dict(read_config(folder)["model"])
-        if config.arch not in ("posemoe", "baseline", "tcn"):
+        if config.arch not in ARCHS:
             raise ValueError(f"unknown architecture {config.arch!r}")
         return config
     except (KeyError, TypeError, ValueError) as exc:
