@@ -5,6 +5,12 @@ weighted mean of all windows that cover it, with weights that fall towards each 
 predictions fade from one window to the next instead of jumping at window borders. Clips shorter than
 a window are padded by repeating their edge frames. Many windows go through the network per call.
 
+Videos are framed unlike Human3.6M: the person may be small, off-centre, or crossing the picture. A
+lifter trained on one framing scales its output with the person's size on screen, so a small walker
+comes out as a small skeleton. :func:`reframe` therefore places the person, per frame but smoothed
+over two seconds, at the size and place a Human3.6M subject has on screen before lifting; the root's
+true position is recovered afterwards from the real pixels (:mod:`posemoe.motion.trajectory`).
+
 Two backends run the network: PyTorch (CPU or CUDA, bf16 on GPU) and ONNX Runtime, for Pythons
 without torch such as Blender's own. This module imports neither until a backend is made.
 """
@@ -26,6 +32,38 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "posemoe-t27"
 
 #: (W, T, 17, 3) float32 windows of (x, y, visibility) -> (W, T, 17, 3) float32 root-relative metres.
 WindowFunction = Callable[[np.ndarray], np.ndarray]
+
+
+#: Human3.6M training subjects on screen (S1, S5-S8, ground-truth projections, every 10th frame): median
+#: pelvis-to-thorax length and median pelvis position, normalised screen units.
+H36M_TORSO = 0.208
+H36M_PELVIS = (0.07, -0.18)
+REFRAME_FRAMES = 61  # smoothing window of the framing, about two seconds at 30 frames/s
+
+
+def reframe(screen: np.ndarray, visible: np.ndarray, frames: int = REFRAME_FRAMES) -> np.ndarray:
+    """Move and scale a person to Human3.6M's framing: pelvis at :data:`H36M_PELVIS`, torso
+    :data:`H36M_TORSO` long.
+
+    screen: (N, 17, 2) normalised screen coordinates; visible: (N, 17) bool. The scale is a running
+    median of the torso length and the shift a running mean of the pelvis, each over ``frames``, so
+    the framing never jitters with the detections. Returns (N, 17, 2).
+    """
+    from scipy.ndimage import median_filter, uniform_filter1d
+
+    n = len(screen)
+    ok = visible[:, 0] & visible[:, 8]
+    if not ok.any():
+        return screen
+    index = np.arange(n)
+    torso = np.linalg.norm(screen[:, 8] - screen[:, 0], axis=-1)
+    torso = np.interp(index, index[ok], torso[ok])
+    pelvis = np.stack([np.interp(index, index[ok], screen[ok, 0, k]) for k in range(2)], axis=1)
+    size = min(frames, n)
+    torso = median_filter(torso, size=size, mode="nearest")
+    pelvis = uniform_filter1d(pelvis, size=size, axis=0, mode="nearest")
+    scale = H36M_TORSO / np.maximum(torso, 1e-3)
+    return (screen - pelvis[:, None]) * scale[:, None, None] + np.asarray(H36M_PELVIS)
 
 
 def window_starts(length: int, frames: int, stride: int) -> np.ndarray:
@@ -60,12 +98,14 @@ def lift_windows(
     stride: int | None = None,
     flip: bool = False,
     batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Lift a screen-space sequence to root-relative 3D with a window function.
 
     inputs: (N, 17, 3) screen x, y and visibility. stride: window step in frames (default: a whole
     window, no overlap). flip: also run the mirrored input and average with the un-mirrored result.
-    batch_size: windows per ``predict`` call, mirrored ones included. Returns (N, 17, 3) camera-space
+    batch_size: windows per ``predict`` call, mirrored ones included. progress: called with (windows
+    done, windows in all) after every call; it may raise to cancel. Returns (N, 17, 3) camera-space
     metres, root at 0.
     """
     n = len(inputs)
@@ -85,6 +125,8 @@ def lift_windows(
         else:
             out = predict(chunk)
         outputs.append(out)
+        if progress is not None:
+            progress(min(i + per_call, len(windows)), len(windows))
     predictions = np.concatenate(outputs)
     weights = blend_weights(frames)
     total = np.zeros((len(padded), *predictions.shape[2:]), dtype=np.float64)
@@ -195,14 +237,17 @@ class Lifter:
         return self.config.frames
 
     def lift(self, keypoints: np.ndarray, width: int, height: int, confidence: np.ndarray | None = None,
-             stride: int | None = None, flip: bool = True, min_confidence: float = 0.3) -> np.ndarray:
+             stride: int | None = None, flip: bool = True, min_confidence: float = 0.3,
+             reframe_person: bool = True, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Lift one person's 2D keypoints to 3D.
 
         keypoints: (N, 17, 2) pixels in our joint order, NaN where unknown. width, height: frame size
         in pixels. confidence: (N, 17) in [0, 1] (default: all 1). Joints below ``min_confidence`` or
         not finite are given to the network as missing, the way training dropped joints.
         stride: window step in frames (default: a third of a window, so windows overlap and blend).
-        flip: average with the mirrored input (slower, steadier). Returns (N, 17, 3) root-relative
+        flip: average with the mirrored input (slower, steadier). reframe_person: bring the person to
+        the training framing first (:func:`reframe`); turn it off only for Human3.6M-like footage. progress: see :func:`lift_windows`.
+        Returns (N, 17, 3) root-relative
         camera-space metres (x right, y down, z forward).
         """
         keypoints = np.asarray(keypoints, dtype=np.float64)
@@ -214,7 +259,10 @@ class Lifter:
         if conf.shape != keypoints.shape[:2]:
             raise PoseMoEError(f"Confidence must be shaped {keypoints.shape[:2]}, not {conf.shape}.")
         visible = np.isfinite(keypoints).all(-1) & np.isfinite(conf) & (conf >= min_confidence)
-        screen = np.where(visible[..., None], normalize_screen(np.nan_to_num(keypoints), width, height), 0.0)
+        screen = normalize_screen(np.nan_to_num(keypoints), width, height)
+        if reframe_person:
+            screen = reframe(screen, visible)
+        screen = np.where(visible[..., None], screen, 0.0)
         inputs = np.concatenate([screen, visible[..., None]], axis=-1).astype(np.float32)
         stride = stride or max(1, self.frames // 3)
-        return lift_windows(self._predict, inputs, self.frames, stride, flip, self.batch_size)
+        return lift_windows(self._predict, inputs, self.frames, stride, flip, self.batch_size, progress)

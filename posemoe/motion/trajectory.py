@@ -1,0 +1,138 @@
+"""Where the person is, not only how they stand: the root's camera-space path and a floor-based world.
+
+The lifter returns joints relative to the pelvis. With a focal length, each frame's pelvis position
+follows from the 2D keypoints: the translation ``t`` that makes ``rel + t`` project onto the detected
+pixels. Writing the pinhole projection ``u = f (X + tx) / (Z + tz) + cx`` as a linear equation in ``t``
+gives two equations per joint and a weighted least-squares problem of three unknowns per frame (the
+same idea as the closed-form trajectory of weak-perspective lifters, without the weak-perspective
+approximation). Depth is the least certain of the three; it is smoothed over about a second and the
+other two solved again for the smoothed depth.
+
+The world frame: Z up (the normal of the floor the feet touch, see :func:`floor_normal`), Y the
+camera's viewing direction laid flat on the floor, X to the right; the floor at Z = 0 is put under the
+planted ankles, which sit ``ANKLE_HEIGHT`` above the sole.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from .. import PoseMoEError
+
+DEFAULT_FOV_DEGREES = 69.4  # across the longer side: a 26 mm full-frame-equivalent lens, most phones' main camera
+ANKLE_HEIGHT = 0.08  # metres from the sole to Human3.6M's ankle joint ("Foot")
+MIN_CONFIDENCE = 0.3
+
+
+def focal_from_fov(width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> float:
+    """Focal length in pixels for a field of view measured across the longer image side."""
+    if not 1.0 <= fov_degrees <= 170.0:
+        raise PoseMoEError(f"A field of view of {fov_degrees} degrees is not plausible: give a value between 1 and 170.")
+    return 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2.0)
+
+
+def root_translation(keypoints: np.ndarray, confidence: np.ndarray, relative: np.ndarray, focal: float,
+                     centre: tuple[float, float], depth_frames: int = 31) -> np.ndarray:
+    """Camera-space pelvis position per frame.
+
+    keypoints (N, 17, 2) px; confidence (N, 17); relative (N, 17, 3) root-relative camera-space metres
+    (x right, y down, z forward); focal in px; centre (cx, cy) px. Frames with fewer than three
+    confident joints are interpolated from their neighbours. Depth, the noisy direction, is smoothed
+    over ``depth_frames`` (odd; Savitzky-Golay, order 2; about a second suits a walk) and the sideways
+    and vertical position solved again for the smoothed depth, so the skeleton still lands on the
+    detected pixels. Returns (N, 3) metres.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    relative = np.asarray(relative, dtype=np.float64)
+    n = len(keypoints)
+    # Normalised image coordinates: the equations become t_x - a t_z = a Z - X with a = (u - cx) / f.
+    a = (keypoints - np.asarray(centre, dtype=np.float64)) / focal
+    weight = np.where((confidence >= MIN_CONFIDENCE) & np.isfinite(a).all(-1), confidence, 0.0)
+    a = np.nan_to_num(a)
+    rows = np.zeros((n, 17, 2, 3))
+    rows[..., 0, 0] = 1.0
+    rows[..., 1, 1] = 1.0
+    rows[..., :, 2] = -a
+    rhs = a * relative[..., 2:3] - relative[..., :2]
+    w = weight[..., None, None]
+    normal = np.einsum("njkc,njkd->ncd", rows * w, rows)
+    target = np.einsum("njkc,njk->nc", rows * w, rhs)
+    good = (weight > 0).sum(1) >= 3
+    depth = np.full(n, np.nan)
+    if good.any():
+        depth[good] = np.linalg.solve(normal[good] + 1e-9 * np.eye(3), target[good][..., None])[:, 2, 0]
+    good &= depth > 0.1  # a person behind the camera is a failed fit
+    if not good.any():
+        raise PoseMoEError("The person's position could not be estimated from the keypoints: too few joints were detected.")
+    frames = np.arange(n)
+    depth = np.interp(frames, frames[good], depth[good])
+    window = min(depth_frames, n if n % 2 else n - 1)
+    if window >= 5:
+        depth = np.maximum(savgol_filter(depth, window, 2), 0.1)
+    # With the depth fixed, each of x and y is a weighted mean: t = a (Z + t_z) - X.
+    offsets = a * (relative[..., 2:3] + depth[:, None, None]) - relative[..., :2]
+    total = weight.sum(1)
+    side = (offsets * weight[..., None]).sum(1) / np.maximum(total, 1e-9)[:, None]
+    side = np.stack([np.interp(frames, frames[good], side[good, k]) for k in range(2)], axis=1)
+    return np.column_stack([side, depth])
+
+
+def floor_normal(ankles: np.ndarray, weights: np.ndarray, slope_std: float = 0.15,
+                 noise_std: float = 0.03) -> np.ndarray:
+    """The floor's up direction in camera space from where the feet touch it.
+
+    ankles: (N, 2, 3) camera-space metres of both ankles; weights (N,). Each frame's lower ankle is a
+    floor sample (swing feet are dropped by refitting to the lowest 70 %). The plane
+    ``y = a x + b z + c`` is fitted by least squares with a Gaussian prior on the slopes (std
+    ``slope_std``, ~8.5 degrees) around a level camera: a walk across the picture fixes the camera's
+    roll but not its pitch, and the prior keeps the direction that the feet do not measure level.
+    Returns the unit normal (3,) pointing up (towards -y).
+    """
+    lower = ankles[np.arange(len(ankles)), np.argmax(ankles[..., 1], axis=1)]
+    design = np.column_stack([lower[:, 0], lower[:, 2], np.ones(len(lower))])
+    prior = np.diag([1.0, 1.0, 0.0]) * (noise_std / slope_std) ** 2
+    use = weights > 0
+    for _ in range(3):
+        w = np.where(use, weights, 0.0)
+        coef = np.linalg.solve(design.T @ (design * w[:, None]) + prior * max(w.sum(), 1.0) / max(len(w), 1),
+                               design.T @ (w * lower[:, 1]))
+        residual = lower[:, 1] - design @ coef  # > 0: below the plane (y points down)
+        use = (weights > 0) & (residual >= np.percentile(residual[weights > 0], 30))
+    normal = np.array([coef[0], -1.0, coef[1]])
+    return normal / np.linalg.norm(normal)
+
+
+def world_frame(joints: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A Z-up world with the floor at Z = 0, from camera-space joints.
+
+    joints (N, 17, 3) camera-space metres; weights (N,) how much each frame counts (0 for guessed
+    frames; default all 1). Returns (rotation (3, 3), origin (3,)) with
+    ``world = (camera - origin) @ rotation.T``: rows of ``rotation`` are the world X (right), Y
+    (forward, away from the camera) and Z (up) axes in camera coordinates; origin is the floor point
+    under the first well-seen frame's pelvis.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    weights = np.ones(len(joints)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.sum() <= 0:
+        weights = np.ones(len(joints))
+    up = floor_normal(joints[:, [3, 6]], weights)
+    forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
+    if np.linalg.norm(forward) < 1e-6:  # looking straight down at the person: any horizontal forward
+        forward = np.array([0.0, 1.0, 0.0]) - up[1] * up
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    rotation = np.stack([right, forward, up])
+    lowest = (joints[:, [3, 6]] @ up).min(1)[weights > 0]
+    floor = np.percentile(lowest, 20) - ANKLE_HEIGHT
+    first = int(np.argmax(weights > 0))
+    pelvis = joints[first, 0]
+    origin = pelvis - (pelvis @ up - floor) * up
+    return rotation, origin
+
+
+def to_world(points: np.ndarray, rotation: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """points (..., 3) camera metres -> (..., 3) world metres (Z up, floor at 0)."""
+    return (np.asarray(points) - origin) @ rotation.T

@@ -1,0 +1,165 @@
+"""Video in, Take out: detection, person tracking, gap filling, lifting, root trajectory, world frame.
+
+Long work reports through one callback ``progress(stage, done, total)`` and checks ``cancel()`` between
+frames and between lifting batches; a cancelled capture raises :class:`posemoe.Cancelled` and returns
+nothing. Stages, in order: "detect", "lift", "trajectory".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import Cancelled, PoseMoEError
+from .detect import Detector, default_detector
+from .lift import Lifter
+from .motion.trajectory import DEFAULT_FOV_DEGREES, focal_from_fov, root_translation, to_world, world_frame
+from .take import Take
+from .track import build_tracks, fill_gaps, select_person
+from .video import probe, read_frames
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Settings:
+    """Capture settings, stored in every take.
+
+    start, stop: video frame range (stop None: to the end). person: (x px, y px, frame) to pick the
+    person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
+    ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
+    flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
+    detector looks for in each frame.
+    """
+
+    start: int = 0
+    stop: int | None = None
+    person: tuple[float, float, int] | None = None
+    max_gap_s: float = 0.5
+    fov_degrees: float = DEFAULT_FOV_DEGREES
+    focal_px: float | None = None
+    flip: bool = True
+    stride: int | None = None
+    max_people: int = 3
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage (decoding is measured inside detection) and frames processed."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _check(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("The capture was cancelled; nothing was written.")
+
+
+def detect_video(path: str | Path, detector: Detector, settings: Settings, progress: Progress | None = None,
+                 cancel: Callable[[], bool] | None = None,
+                 timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Everyone's keypoints in every frame of ``settings.start:settings.stop``: a list of
+    (keypoints (P, 17, 2) px, confidence (P, 17)), one entry per frame read."""
+    info = probe(path)
+    end = info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+    total = max(end - settings.start, 1)
+    detections = []
+    decode = detect = 0.0
+    clock = time.perf_counter()
+    for frame in read_frames(path, settings.start, settings.stop):
+        _check(cancel)
+        now = time.perf_counter()
+        decode += now - clock
+        keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
+        clock = time.perf_counter()
+        detect += clock - now
+        detections.append((np.asarray(keypoints, dtype=np.float64), np.asarray(confidence, dtype=np.float64)))
+        if progress is not None:
+            progress("detect", len(detections), max(total, len(detections)))
+    if not detections:
+        raise PoseMoEError(f"No frames could be read from {path} in the range {settings.start}..{settings.stop}.")
+    if timings is not None:
+        timings.add("decode", decode)
+        timings.add("detect", detect)
+    return detections
+
+
+def capture(video: str | Path, settings: Settings | None = None, *, detector: Detector | None = None,
+            lifter: Lifter | None = None, progress: Progress | None = None,
+            cancel: Callable[[], bool] | None = None, timings: Timings | None = None) -> Take:
+    """Turn a video of one person moving into a Take.
+
+    detector: any :class:`posemoe.detect.Detector` (default: BlazePose, closed afterwards).
+    lifter: a loaded :class:`posemoe.lift.Lifter` (default: the shipped weights on the best device).
+    The take covers the frames from the chosen person's first to last detection.
+    """
+    settings = settings or Settings()
+    timings = timings if timings is not None else Timings()
+    info = probe(video)
+    own_detector = detector is None
+    detector = detector or default_detector(settings.max_people)
+    try:
+        detections = detect_video(video, detector, settings, progress, cancel, timings)
+    finally:
+        if own_detector:
+            detector.close()
+
+    clock = time.perf_counter()
+    tracks = build_tracks(detections)
+    person = None
+    if settings.person is not None:
+        x, y, frame = settings.person
+        person = (x, y, frame - settings.start)
+    keypoints, confidence = select_person(tracks, len(detections), info.fps, person)
+    seen = np.flatnonzero(confidence.max(1) > 0)
+    first, last = int(seen[0]), int(seen[-1]) + 1
+    keypoints, confidence = keypoints[first:last], confidence[first:last]
+    keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
+    timings.add("track", time.perf_counter() - clock)
+
+    _check(cancel)
+    clock = time.perf_counter()
+    lifter = lifter or Lifter()
+
+    def lift_progress(done: int, total: int) -> None:
+        _check(cancel)
+        if progress is not None:
+            progress("lift", done, total)
+
+    # Bridged frames have no detector confidence; the lifter should still use their interpolated 2D.
+    lift_confidence = np.where(filled[:, None], 1.0, confidence)
+    relative = lifter.lift(keypoints, info.width, info.height, lift_confidence, stride=settings.stride,
+                           flip=settings.flip, progress=lift_progress).astype(np.float64)
+    timings.add("lift", time.perf_counter() - clock)
+
+    _check(cancel)
+    clock = time.perf_counter()
+    if progress is not None:
+        progress("trajectory", 0, 1)
+    focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
+    root = root_translation(keypoints, lift_confidence, relative, focal, (info.width / 2, info.height / 2),
+                           depth_frames=int(info.fps) | 1)
+    camera = relative + root[:, None, :]
+    rotation, origin = world_frame(camera, weights=(~long_gap).astype(float))
+    if progress is not None:
+        progress("trajectory", 1, 1)
+    timings.add("trajectory", time.perf_counter() - clock)
+    timings.frames += len(detections)
+
+    return Take(
+        keypoints_2d=keypoints, confidence=confidence, filled=filled, long_gap=long_gap,
+        joints_camera=camera, joints_world=to_world(camera, rotation, origin),
+        world_rotation=rotation, world_origin=origin, fps=info.fps, width=info.width, height=info.height,
+        focal_px=float(focal), first_frame=settings.start + first, source=str(video),
+        model=f"{lifter.config.arch} T={lifter.frames} ({Path(lifter.weights).name}, {lifter.backend})",
+        settings={**{k: v for k, v in vars(settings).items()}, "detector": getattr(detector, "name", type(detector).__name__)},
+    )

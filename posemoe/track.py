@@ -1,0 +1,203 @@
+"""Following one person through a video, and bridging the frames where the detector lost them.
+
+Detectors return everyone in each frame, in no particular order. Tracks are built by matching each
+frame's people to the tracks seen in the last ``max_lost`` frames (Hungarian assignment on box overlap),
+pieces of one person are stitched together (a person who leaves the picture and comes back, or whom
+the detector loses for a few frames, starts a new piece; pieces join when the gap, the distance and the
+size between them are plausible for one person), then one track is chosen: the largest person, or the
+one at a point the user gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from . import PoseMoEError
+
+MIN_CONFIDENCE = 0.3  # joints below this do not count for boxes (the lifter's own threshold)
+MAX_REENTRY_SPEED = 2.0  # body heights per second a person may move while out of sight
+
+
+def person_boxes(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """keypoints (P, 17, 2) px, confidence (P, 17) -> boxes (P, 4) as x0, y0, x1, y1 px of the
+    confident joints (all joints where none is confident)."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    boxes = np.zeros((len(keypoints), 4))
+    for i, (points, conf) in enumerate(zip(keypoints, confidence)):
+        use = points[(conf >= MIN_CONFIDENCE) & np.isfinite(points).all(-1)]
+        if len(use) == 0:
+            use = points[np.isfinite(points).all(-1)]
+        if len(use):
+            boxes[i] = (*use.min(0), *use.max(0))
+    return boxes
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (P, 4), b (Q, 4) boxes x0, y0, x1, y1 -> (P, Q) intersection over union."""
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area = lambda boxes: np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=-1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+@dataclass
+class Track:
+    """One person's detections: frame indices (into the list of frames given to :func:`build_tracks`),
+    keypoints (n, 17, 2) px, confidence (n, 17) and boxes (n, 4)."""
+
+    frames: list[int] = field(default_factory=list)
+    keypoints: list[np.ndarray] = field(default_factory=list)
+    confidence: list[np.ndarray] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, frame: int, keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> None:
+        self.frames.append(frame)
+        self.keypoints.append(keypoints)
+        self.confidence.append(confidence)
+        self.boxes.append(box)
+
+    @property
+    def height(self) -> float:
+        """Median box height in pixels."""
+        return float(np.median([b[3] - b[1] for b in self.boxes]))
+
+    @property
+    def size(self) -> float:
+        """How much of the video this person fills: box heights summed over frames (pixel-frames)."""
+        return float(sum(b[3] - b[1] for b in self.boxes))
+
+    def centre(self, i: int) -> np.ndarray:
+        box = self.boxes[i]
+        return 0.5 * (box[:2] + box[2:])
+
+
+def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int = 5,
+                 min_iou: float = 0.1, duplicate_iou: float = 0.6) -> list[Track]:
+    """detections: per frame, (keypoints (P, 17, 2) px, confidence (P, 17)). Returns the tracks.
+
+    Two detections of one frame overlapping by more than ``duplicate_iou`` are one person seen twice
+    (BlazePose sometimes does that); the less confident one is dropped.
+    """
+    tracks: list[Track] = []
+    for frame, (keypoints, confidence) in enumerate(detections):
+        if len(keypoints) == 0:
+            continue
+        boxes = person_boxes(keypoints, confidence)
+        order = np.argsort(-np.asarray(confidence).mean(1))
+        keep: list[int] = []
+        for i in order:
+            if not keep or box_iou(boxes[i:i + 1], boxes[keep]).max() < duplicate_iou:
+                keep.append(int(i))
+        live = [t for t in tracks if frame - t.frames[-1] <= max_lost]
+        matched: set[int] = set()
+        if live:
+            iou = box_iou(boxes[keep], np.array([t.boxes[-1] for t in live]))
+            for r, c in zip(*linear_sum_assignment(-iou)):
+                if iou[r, c] >= min_iou:
+                    i = keep[r]
+                    live[c].add(frame, keypoints[i], confidence[i], boxes[i])
+                    matched.add(i)
+        for i in keep:
+            if i not in matched:
+                tracks.append(Track())
+                tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i])
+    return tracks
+
+
+def _plausible_join(first: Track, second: Track, fps: float) -> bool:
+    """Could ``second`` (starting about when ``first`` ends) be the same person, back in view or
+    re-detected?"""
+    gap_s = max(second.frames[0] - first.frames[-1], 1) / fps
+    height = max(first.height, second.height)
+    similar = 0.75 <= second.height / max(first.height, 1e-6) <= 1.33
+    distance = np.linalg.norm(second.centre(0) - first.centre(-1)) / max(height, 1e-6)
+    # Half a body height of slack: boxes jump when a person is cut by the frame edge or re-detected.
+    return similar and distance <= 0.5 + MAX_REENTRY_SPEED * gap_s
+
+
+def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Track]:
+    """Join track pieces of one person: a later piece starting at most ``max_gap_s`` after an earlier
+    one ends (or overlapping it by up to two frames, when the detector briefly saw the person twice),
+    at a plausible place and size. Shortest gaps are joined first."""
+    tracks = sorted(tracks, key=lambda t: t.frames[0])
+    while True:
+        pairs = [(b.frames[0] - a.frames[-1], i, j) for i, a in enumerate(tracks) for j, b in enumerate(tracks)
+                 if i != j and -2 <= b.frames[0] - a.frames[-1] <= max_gap_s * fps
+                 and b.frames[-1] > a.frames[-1] and _plausible_join(a, b, fps)]
+        if not pairs:
+            return tracks
+        _, i, j = min(pairs)
+        a, b = tracks[i], tracks[j]
+        keep = [k for k, f in enumerate(a.frames) if f < b.frames[0]]
+        joined = Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
+                       [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes)
+        tracks = [t for k, t in enumerate(tracks) if k not in (i, j)] + [joined]
+
+
+def select_person(tracks: list[Track], num_frames: int, fps: float,
+                  point: tuple[float, float, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Choose one person and lay their detections on the frame grid.
+
+    Track pieces are first stitched (:func:`stitch`). point: (x px, y px, frame) picks the person whose
+    box at that frame (or the nearest frame they were seen) contains or is nearest to the point. None
+    picks the largest person (median box height) among those seen for at least two seconds or a quarter
+    of the longest track, so a passer-by close to the lens does not win. Returns keypoints
+    (num_frames, 17, 2) px with NaN where the person was not detected, and confidence (num_frames, 17)
+    with 0 there.
+    """
+    if not tracks:
+        raise PoseMoEError("No person was detected in the video: check that one person is fully in view and well lit.")
+    tracks = stitch(tracks, fps)
+    if point is None:
+        longest = max(len(t.frames) for t in tracks)
+        candidates = [t for t in tracks if len(t.frames) >= min(0.25 * longest, 2.0 * fps)]
+        chosen = max(candidates, key=lambda t: t.height)
+    else:
+        x, y, frame = point
+
+        def distance(track: Track) -> float:
+            i = int(np.argmin(np.abs(np.array(track.frames) - frame)))
+            box = track.boxes[i]
+            outside = np.maximum(np.maximum(box[:2] - (x, y), (x, y) - box[2:]), 0.0)
+            return float(np.linalg.norm(outside)) + abs(track.frames[i] - frame) * 1e-3
+
+        chosen = min(tracks, key=distance)
+    keypoints = np.full((num_frames, 17, 2), np.nan)
+    confidence = np.zeros((num_frames, 17))
+    keypoints[chosen.frames] = np.array(chosen.keypoints)
+    confidence[chosen.frames] = np.array(chosen.confidence)
+    return keypoints, confidence
+
+
+def fill_gaps(keypoints: np.ndarray, confidence: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bridge frames where the person was not detected, inside the span where they were.
+
+    keypoints (N, 17, 2) px with NaN rows for undetected frames; confidence (N, 17).
+    Returns (keypoints, filled, long_gap): keypoints linearly interpolated across every gap (held
+    constant before the first and after the last detection), filled (N,) True where interpolated,
+    long_gap (N,) True inside gaps longer than ``max_gap`` frames (the motion there is a guess).
+    """
+    detected = np.isfinite(keypoints).all(axis=(1, 2)) & (confidence.max(1) > 0)
+    if not detected.any():
+        raise PoseMoEError("No person was detected in the video: check that one person is fully in view and well lit.")
+    frames = np.arange(len(keypoints))
+    seen = frames[detected]
+    known = keypoints[detected].reshape(len(seen), -1)
+    filled_points = np.stack([np.interp(frames, seen, column) for column in known.T], axis=1)
+    filled_points = filled_points.reshape(keypoints.shape)
+    filled = ~detected
+    long_gap = np.zeros(len(frames), dtype=bool)
+    start = None
+    for i in range(len(frames) + 1):
+        if i < len(frames) and filled[i]:
+            start = i if start is None else start
+        elif start is not None:
+            if i - start > max_gap:
+                long_gap[start:i] = True
+            start = None
+    return filled_points, filled, long_gap
