@@ -1,9 +1,14 @@
-"""Command line: ``posemoe info`` (configs with parameters and MACs), ``posemoe export-onnx``."""
+"""Command line: ``posemoe capture`` (video to take, BVH and preview), ``posemoe info``, ``posemoe export-onnx``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
+
+import numpy as np
 
 from . import PoseMoEError
 
@@ -32,6 +37,101 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Bars:
+    """One tqdm bar per pipeline stage, driven by the ``progress(stage, done, total)`` callback."""
+
+    def __init__(self):
+        self.bars = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            for bar in self.bars.values():
+                bar.close()
+            self.bars[stage] = tqdm(total=total, desc=f"{stage:<10}", unit="frame" if stage in ("detect", "preview") else "step")
+        bar = self.bars[stage]
+        bar.total = max(bar.total, total)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _writable(path: Path) -> None:
+    """Fail before hours of work rather than after: the output's folder must be creatable and writable."""
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        raise PoseMoEError(f"Cannot write {path}: {existing} is not writable. Choose another output folder.")
+
+
+def _person(text: str | None) -> tuple[float, float, int] | None:
+    if text is None:
+        return None
+    try:
+        x, y, frame = text.split(",")
+        return float(x), float(y), int(frame)
+    except ValueError:
+        raise PoseMoEError(f"--person wants X,Y,FRAME in pixels and a frame number (for example 640,360,0), not {text!r}.") from None
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .export.bvh import write_bvh
+    from .lift import Lifter
+    from .motion.solve import solve_skeleton
+    from .pipeline import Settings, Timings, capture
+    from .preview import write_preview
+
+    outputs = [Path(p) for p in (args.out, args.bvh, args.preview) if p]
+    if Path(args.out).suffix != ".npz":
+        raise PoseMoEError(f"The take is written as .npz; give -o something.npz, not {args.out}.")
+    for path in outputs:
+        _writable(path)
+    settings = Settings(start=args.start, stop=args.stop, person=_person(args.person), max_gap_s=args.max_gap,
+                        fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
+                        max_people=args.max_people)
+    timings = Timings()
+    bars = _Bars()
+    written: list[Path] = []
+    try:
+        clock = time.perf_counter()
+        lifter = Lifter(args.weights, backend=args.backend, device=args.device)
+        timings.add("load", time.perf_counter() - clock)
+        take = capture(args.video, settings, lifter=lifter, progress=bars, timings=timings)
+        if args.bvh:
+            clock = time.perf_counter()
+            written.append(write_bvh(args.bvh, solve_skeleton(take.joints_world, take.fps), scale=args.bvh_scale))
+            timings.add("bvh", time.perf_counter() - clock)
+        if args.preview:
+            clock = time.perf_counter()
+            written.append(write_preview(take, args.preview, args.video, progress=bars))
+            timings.add("preview", time.perf_counter() - clock)
+        written.append(take.save(args.out))
+    except BaseException:
+        for path in written:  # all or nothing: no half-finished set of files
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        bars.close()
+    world = take.joints_world
+    travel = np.linalg.norm(world[-1, 0, :2] - world[0, 0, :2])
+    print(f"take: {len(take)} frames ({take.duration:.1f} s) from frame {take.first_frame}, "
+          f"{int(take.filled.sum())} bridged, {int(take.long_gap.sum())} in long gaps; root travelled {travel:.2f} m; "
+          f"model {take.model}")
+    print(f"{'stage':<12}{'seconds':>9}{'frames/s':>10}")
+    for stage, seconds in timings.seconds.items():
+        rate = f"{timings.frames / seconds:>10.1f}" if seconds > 0 and stage != "load" else f"{'':>10}"
+        print(f"{stage:<12}{seconds:>9.2f}{rate}")
+    total = sum(timings.seconds.values())
+    print(f"{'total':<12}{total:>9.2f}{timings.frames / total:>10.1f}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posemoe", description="PoseMoE markerless motion capture")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,9 +140,31 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--weights", help="weights folder (default: the shipped weights)")
     export.add_argument("--out", help="output file (default: model.onnx in the weights folder)")
     export.set_defaults(func=cmd_export_onnx)
+    cap = sub.add_parser("capture", help="video to a 3D take (.npz), optionally a BVH and a preview video")
+    cap.add_argument("video", help="the video file")
+    cap.add_argument("-o", "--out", required=True, help="the take to write (.npz)")
+    cap.add_argument("--bvh", help="also write a BVH (Y up, metres unless --bvh-scale)")
+    cap.add_argument("--bvh-scale", type=float, default=1.0, help="BVH unit scale: 100 writes centimetres")
+    cap.add_argument("--preview", help="also write a preview video (.mp4): 2D on the footage beside the 3D")
+    cap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the lifter runs")
+    cap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="lifting backend")
+    cap.add_argument("--weights", help="lifting weights folder (default: the shipped weights)")
+    cap.add_argument("--fov", type=float, default=69.4,
+                     help="camera field of view across the longer side, degrees (default 69.4: a phone's main camera)")
+    cap.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
+    cap.add_argument("--person", help="X,Y,FRAME: capture the person at this pixel in this frame (default: the largest)")
+    cap.add_argument("--max-people", type=int, default=3, help="people to look for in each frame")
+    cap.add_argument("--start", type=int, default=0, help="first video frame")
+    cap.add_argument("--stop", type=int, help="video frame to stop before")
+    cap.add_argument("--max-gap", type=float, default=0.5, help="seconds of lost detection bridged before a gap is flagged")
+    cap.add_argument("--no-flip", action="store_true", help="skip flip averaging (faster, a little less steady)")
+    cap.set_defaults(func=cmd_capture)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except PoseMoEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("cancelled; nothing was written", file=sys.stderr)
+        return 130

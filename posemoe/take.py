@@ -7,6 +7,7 @@ code. Frame ``i`` of a take is frame ``first_frame + i`` of the source video.
 from __future__ import annotations
 
 import json
+import zipfile
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -96,7 +97,7 @@ class Take:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in (*_ARRAYS, "world_rotation", "world_origin")}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error
         if meta.pop("format", None) != FORMAT:
             raise PoseMoEError(f"{path} is not a {FORMAT} file; capture the video again with this version.")

@@ -89,8 +89,9 @@ CONFIGS: dict[str, ModelConfig] = {
     **_pair(27, 64, 4, 2, 1),  # CPU-trainable
     **_pair(81, 128, 8, 4, 2),  # GPU
     **_pair(243, 192, 8, 4, 2),  # GPU, the paper's window
-    # The temporal convolution reference: receptive field 27, about VideoPose3D's 27-frame size.
-    "tcn-t27": ModelConfig("tcn", 27, 512, 1, 1.0, 2, 0),
+    # The temporal convolution reference: receptive field 27, about VideoPose3D's 27-frame size (valid
+    # convolutions on an edge-padded input; zero_init starts only its output layer at zero).
+    "tcn-t27": ModelConfig("tcn", 27, 512, 1, 1.0, 2, 0, zero_init=True),
 }
 
 

@@ -6,8 +6,9 @@ every output frame sees exactly ``receptive_field`` input frames. Unlike VideoPo
 the centre frame of its receptive field, this net is sequence to sequence like the transformers: the
 input is padded once, by repeating its first and last frame ``(receptive_field - 1) / 2`` times, so the
 output has the input's length and the three nets share the data pipeline, the loss and the lifting
-engine. Padding each layer instead (the first version of this file) made the deep layers convolve
-mostly padding at the window edges and learnt several times slower.
+engine. The first version of this file padded every layer instead (edge frames of deep layers then
+convolve padding) and used default output initialisation (predictions about 2 m from the truth): it
+reached 405, 303, 211 mm validation MPJPE at steps 100-300, against 214, 165, 143 mm now.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class TemporalConvNet(nn.Module):
     A kernel-3 input layer, then ``encoder_depth`` blocks with dilations 3, 9, ...: receptive field
     ``3 ** (encoder_depth + 1)`` frames (27 for two blocks). ``width`` is the channel count.
     ``zero_init`` starts the output layer at zero (the zero pose; default initialisation predicts
-    poses about 1.7 m from the truth).
+    poses about 2 m from the truth, and the first steps are unstable).
     """
 
     def __init__(self, config: ModelConfig):

@@ -1,0 +1,1 @@
+"""Exports that need no Blender: BVH."""

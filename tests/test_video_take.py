@@ -1,0 +1,83 @@
+"""The video reader, the Take file and BVH writing: real files, clear errors, nothing partial."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posemoe import PoseMoEError
+from posemoe.take import Take
+from posemoe.video import probe, read_frames
+
+from conftest import ROOT
+
+SAMPLE = ROOT / "samples" / "walk.mp4"
+
+
+def test_probe_and_stream_the_sample():
+    info = probe(SAMPLE)
+    assert (info.width, info.height, info.fps, info.frame_count) == (1768, 994, 30.0, 230)
+    frames = list(read_frames(SAMPLE, 100, 105))
+    assert [f.index for f in frames] == [100, 101, 102, 103, 104]
+    assert frames[0].time == pytest.approx(100 / 30)
+    assert frames[0].image.shape == (994, 1768, 3) and frames[0].image.dtype == np.uint8
+
+
+@pytest.mark.parametrize("content", [None, b"", b"this is not a video\n" * 50, "folder"])
+def test_bad_video_files_give_clear_errors(tmp_path, content):
+    path = tmp_path / "clip.mp4"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(PoseMoEError) as error:
+        probe(path)
+    assert str(path) in str(error.value)
+
+
+def test_truncated_video_errors_or_ends_early(tmp_path):
+    data = SAMPLE.read_bytes()
+    for keep in (0.5, 0.95):
+        path = tmp_path / f"cut{keep}.mp4"
+        path.write_bytes(data[: int(len(data) * keep)])
+        try:
+            frames = sum(1 for _ in read_frames(path))
+        except PoseMoEError as error:
+            assert "ffmpeg" in str(error)
+        else:
+            assert 0 < frames <= 230
+
+
+def _take(n: int = 12) -> Take:
+    rng = np.random.default_rng(0)
+    return Take(
+        keypoints_2d=rng.uniform(0, 500, (n, 17, 2)), confidence=rng.uniform(0, 1, (n, 17)),
+        filled=np.zeros(n, bool), long_gap=np.zeros(n, bool), joints_camera=rng.normal(size=(n, 17, 3)),
+        joints_world=rng.normal(size=(n, 17, 3)), world_rotation=np.eye(3), world_origin=np.zeros(3),
+        fps=25.0, width=640, height=480, focal_px=500.0, first_frame=3, source="clip.mp4", model="m",
+        settings={"flip": True, "person": None},
+    )
+
+
+def test_take_round_trip(tmp_path):
+    take = _take()
+    loaded = Take.load(take.save(tmp_path / "a" / "take.npz"))
+    for name in ("keypoints_2d", "confidence", "joints_camera", "joints_world", "world_rotation"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(take, name))
+    assert (loaded.fps, loaded.first_frame, loaded.settings, len(loaded)) == (25.0, 3, take.settings, 12)
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["take.npz"]  # no temporary left behind
+
+
+def test_damaged_or_foreign_take_files_are_refused(tmp_path):
+    with pytest.raises(PoseMoEError, match="no take"):
+        Take.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(PoseMoEError, match="not a PoseMoE take"):
+        Take.load(bad)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x=np.zeros(3))
+    with pytest.raises(PoseMoEError):
+        Take.load(foreign)
+    with pytest.raises(PoseMoEError, match=".npz"):
+        _take().save(tmp_path / "take.txt")
