@@ -101,3 +101,19 @@ def test_bad_input_writes_nothing(tmp_path, capsys):
     code = main(["capture", str(bad), "-o", str(tmp_path / "t.npz"), "--bvh", str(tmp_path / "t.bvh")])
     assert code == 1 and "error:" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+@pytest.mark.parametrize("stage", ["detect", "lift"])
+def test_cancel_stops_the_capture(stage):
+    from posemoe import Cancelled
+    from posemoe.pipeline import Settings, capture
+
+    seen = []
+
+    def progress(name, done, total):
+        seen.append(name)
+
+    # Cancel as soon as the chosen stage has reported once.
+    with pytest.raises(Cancelled):
+        capture(SAMPLE, Settings(start=60, stop=100), progress=progress, cancel=lambda: stage in seen)
+    assert stage in seen
