@@ -8,8 +8,6 @@ interpolation are marked "gap" in the corner.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 
 from . import Cancelled, PoseMoEError
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
+from .files import atomic_output
 from .take import Take
 from .video import read_frames
 
@@ -106,34 +105,29 @@ def write_preview(take: Take, path: str | Path, video: str | Path | None = None,
     video = video or take.source
     view = _View(HEIGHT)
     width = round(take.width * HEIGHT / take.height) + HEIGHT
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=".preview-", suffix=path.suffix, dir=directory)
-        os.close(handle)
-    except OSError as error:
-        raise PoseMoEError(f"Cannot write to {directory}: {error.strerror}. Choose a folder you can write to.") from error
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
-    writer = cv2.VideoWriter(tmp, fourcc, take.fps, (width, HEIGHT))
-    try:
-        if not writer.isOpened():
-            raise PoseMoEError(f"OpenCV cannot write a video to {path}; try an .avi preview instead.")
-        written = 0
-        for frame in read_frames(video, take.first_frame, take.first_frame + len(take)):
-            if cancel is not None and cancel():
-                raise Cancelled("The preview was cancelled; nothing was written.")
-            i = frame.index - take.first_frame
-            left = _draw_2d(frame.image, take, i)
-            writer.write(np.hstack([left[:, : width - HEIGHT], _draw_3d(take, i, view)]))
-            written += 1
-            if progress is not None:
-                progress("preview", written, len(take))
-        writer.release()
-        if written == 0:
-            raise PoseMoEError(f"No frames of {video} could be read for the preview.")
-        os.replace(tmp, path)
-    except BaseException:
-        writer.release()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), fourcc, take.fps, (width, HEIGHT))
+        try:
+            _render(take, video, view, width, writer, progress, cancel)
+        finally:
+            writer.release()
     return path
+
+
+def _render(take: Take, video: str | Path, view: _View, width: int, writer: cv2.VideoWriter,
+            progress: Callable[[str, int, int], None] | None, cancel: Callable[[], bool] | None) -> None:
+    if not writer.isOpened():
+        raise PoseMoEError("OpenCV cannot write this video format here; try an .avi preview instead.")
+    written = 0
+    for frame in read_frames(video, take.first_frame, take.first_frame + len(take)):
+        if cancel is not None and cancel():
+            raise Cancelled("The preview was cancelled; nothing was written.")
+        i = frame.index - take.first_frame
+        left = _draw_2d(frame.image, take, i)
+        writer.write(np.hstack([left[:, : width - HEIGHT], _draw_3d(take, i, view)]))
+        written += 1
+        if progress is not None:
+            progress("preview", written, len(take))
+    if written == 0:
+        raise PoseMoEError(f"No frames of {video} could be read for the preview.")

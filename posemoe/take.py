@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import PoseMoEError, __version__
+from .files import atomic_output
 
 FORMAT = "posemoe-take/1"
 
@@ -70,21 +69,9 @@ class Take:
             raise PoseMoEError(f"A take is saved as .npz; {path} has another extension.")
         meta = {k: v for k, v in asdict(self).items() if k not in _ARRAYS and k not in ("world_rotation", "world_origin")}
         meta.update(format=FORMAT, posemoe=__version__)
-        directory = path.parent if str(path.parent) else Path(".")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(prefix=".take-", suffix=".npz", dir=directory)
-        except OSError as error:
-            raise PoseMoEError(f"Cannot write to {directory}: {error.strerror}. Choose a folder you can write to.") from error
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez_compressed(stream, meta=np.array(json.dumps(meta)),
-                                    world_rotation=self.world_rotation, world_origin=self.world_origin,
-                                    **{k: getattr(self, k) for k in _ARRAYS})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as tmp:
+            np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), world_rotation=self.world_rotation,
+                                world_origin=self.world_origin, **{k: getattr(self, k) for k in _ARRAYS})
         return path
 
     @classmethod

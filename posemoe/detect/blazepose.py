@@ -11,7 +11,10 @@ and the landmark model pixels scaled to [0, 1], as the legacy graphs do. Nothing
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +22,25 @@ import numpy as np
 
 from .. import PoseMoEError
 from .layout import blazepose_to_h36m
+
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence MediaPipe's C++ start-up chatter (EGL probing, delegate and graph notices), which it
+    writes straight to file descriptor 2 before its logging is configured. Python errors still raise."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr (some embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _with_input_metadata(model: bytes, outputs: int, mean: float, std: float) -> bytes:
@@ -69,7 +91,8 @@ class BlazePoseDetector:
             min_pose_presence_confidence=min_detection,
             min_tracking_confidence=min_tracking,
         )
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        with _quiet_native_stderr():
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
         self._last_ms = -1
 
     def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +104,8 @@ class BlazePoseDetector:
         ms = max(int(round(time * 1000.0)), self._last_ms + 1)
         self._last_ms = ms
         frame = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.ascontiguousarray(image))
-        result = self._landmarker.detect_for_video(frame, ms)
+        with _quiet_native_stderr():  # the first frames with a person log notices about their crop
+            result = self._landmarker.detect_for_video(frame, ms)
         if not result.pose_landmarks:
             return np.zeros((0, 17, 2)), np.zeros((0, 17))
         points = np.array([[(p.x * width, p.y * height) for p in person] for person in result.pose_landmarks])

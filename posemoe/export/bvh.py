@@ -10,14 +10,12 @@ rest pose, a T-pose with the skeleton's median bone lengths.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .. import PoseMoEError
+from ..files import atomic_output
 from ..motion.solve import CHILDREN, SkeletonMotion
 from ..skeleton import JOINT_NAMES, NUM_JOINTS
 
@@ -79,17 +77,6 @@ def write_bvh(path: str | Path, motion: SkeletonMotion, scale: float = 1.0) -> P
     lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / motion.fps:.8f}"]
     lines += [" ".join(f"{v:.5f}" for v in row) for row in channels]
 
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=".bvh-", suffix=".bvh", dir=directory)
-    except OSError as error:
-        raise PoseMoEError(f"Cannot write to {directory}: {error.strerror}. Choose a folder you can write to.") from error
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return path
