@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from posemoe.export.bvh import write_bvh
-from posemoe.motion.solve import median_bone_lengths, shortest_arc, solve_skeleton
+from posemoe.motion.bones import robust_bone_lengths
+from posemoe.motion.solve import shortest_arc, solve_skeleton
 from posemoe.skeleton import PARENTS
 
 from conftest import REST_POSE_MM
@@ -42,7 +43,7 @@ def test_fit_keeps_bone_lengths_exact_and_follows_the_joints():
     motion = solve_skeleton(joints, 30.0)
     fk = motion.joint_positions()
     lengths = np.linalg.norm(fk[:, 1:] - fk[:, list(PARENTS[1:])], axis=-1)
-    np.testing.assert_allclose(lengths, np.broadcast_to(median_bone_lengths(joints)[1:], lengths.shape), atol=1e-9)
+    np.testing.assert_allclose(lengths, np.broadcast_to(robust_bone_lengths(joints)[1:], lengths.shape), atol=1e-9)
     assert np.linalg.norm(fk - joints, axis=-1).mean() < 0.03
     # Quaternions are sign-continuous.
     assert (np.einsum("tjc,tjc->tj", motion.quaternions[1:], motion.quaternions[:-1]) >= 0).all()

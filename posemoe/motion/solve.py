@@ -1,12 +1,15 @@
 """Joint positions to a skeleton with constant bone lengths and per-joint rotations (forward kinematics).
 
 The rest pose is a T-pose in our world axes (Z up, the character facing -Y, so its left is +X, as
-Blender's rigs stand), with one length per bone: the median over the take. Each joint's world
-rotation turns the rest directions of its child bones onto the observed ones
-(``scipy``'s ``Rotation.align_vectors``: exact for one child, a least-squares fit for the pelvis and
-thorax, whose three children also fix the twist). A joint with one child turns by the smallest
-rotation that aims its bone, so its twist follows its parent; the limb-twist solve from neighbouring
-joints belongs to the clean-up stage.
+Blender's rigs stand), one length per bone (:mod:`posemoe.motion.bones`). Each joint's world rotation
+maps a rest frame onto an observed frame built from two directions:
+- the primary one, the bone to its child, which the rotation reproduces exactly;
+- a secondary one that fixes the twist about the bone, taken from neighbouring joints: the lateral
+  axis of the hips or shoulders for the torso and neck, and the bend plane of the knee or elbow for a
+  limb (so thigh and shin, upper arm and forearm, twist together like a hinge). A limb held straight
+  has no bend plane; there the twist comes from the torso, blended in as the bend vanishes, so limbs
+  never spin.
+Quaternions are made sign-continuous from frame to frame.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..skeleton import NUM_JOINTS, PARENTS
+from .bones import robust_bone_lengths
 
 # Unit rest directions of the bone that ends at each joint (T-pose, Z up, facing -Y, left = +X).
 # Human3.6M's thorax sits 5 cm above the line between the shoulders (see detect/layout.py), so the
@@ -34,6 +38,18 @@ REST_DIRECTIONS = np.array([
 REST_DIRECTIONS /= np.maximum(np.linalg.norm(REST_DIRECTIONS, axis=1, keepdims=True), 1e-12)
 
 CHILDREN = tuple(tuple(c for c in range(NUM_JOINTS) if PARENTS[c] == j) for j in range(NUM_JOINTS))
+
+# joint: (child that gives the primary direction, rest secondary direction). Limbs' secondary is the
+# bend normal (bone x next bone) of a natural bend: knees bend backwards (+Y), elbows forwards (-Y).
+_FRAMES = {
+    0: (7, (1, 0, 0)), 7: (8, (1, 0, 0)), 8: (9, (1, 0, 0)), 9: (10, (1, 0, 0)),
+    1: (2, (1, 0, 0)), 2: (3, (1, 0, 0)), 4: (5, (1, 0, 0)), 5: (6, (1, 0, 0)),
+    11: (12, (0, 0, -1)), 12: (13, (0, 0, -1)), 14: (15, (0, 0, 1)), 15: (16, (0, 0, 1)),
+}
+# Limb joints: (upper joint, middle joint, end joint) of the limb whose bend plane they use.
+_LIMB_OF = {1: (1, 2, 3), 2: (1, 2, 3), 4: (4, 5, 6), 5: (4, 5, 6),
+            11: (11, 12, 13), 12: (11, 12, 13), 14: (14, 15, 16), 15: (14, 15, 16)}
+_STRAIGHT = np.sin(np.radians(20.0))  # below this bend, the torso's twist takes over
 
 
 @dataclass
@@ -68,19 +84,22 @@ class SkeletonMotion:
         return out
 
 
-def median_bone_lengths(joints: np.ndarray) -> np.ndarray:
-    """joints (N, 17, 3) metres -> (17,) length of the bone ending at each joint (root: 0)."""
-    lengths = np.zeros(NUM_JOINTS)
-    for j in range(1, NUM_JOINTS):
-        lengths[j] = np.median(np.linalg.norm(joints[:, j] - joints[:, PARENTS[j]], axis=-1))
-    return lengths
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """(..., 3) primary and secondary directions -> (..., 3, 3) orthonormal frames, columns
+    (primary, secondary made perpendicular, their cross product)."""
+    p = _unit(primary)
+    s = _unit(secondary - (secondary * p).sum(-1, keepdims=True) * p)
+    return np.stack([p, s, np.cross(p, s)], axis=-1)
 
 
 def shortest_arc(a: np.ndarray, b: np.ndarray) -> Rotation:
     """The smallest rotations turning direction a (3,) onto directions b (N, 3); any lengths."""
     a = np.asarray(a, dtype=np.float64) / np.linalg.norm(a)
-    b = np.asarray(b, dtype=np.float64)
-    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    b = _unit(np.asarray(b, dtype=np.float64))
     axis = np.cross(a, b)
     sin = np.linalg.norm(axis, axis=-1)
     angle = np.arctan2(sin, b @ a)
@@ -90,28 +109,40 @@ def shortest_arc(a: np.ndarray, b: np.ndarray) -> Rotation:
     return Rotation.from_rotvec(axis * angle[:, None])
 
 
-def solve_skeleton(joints: np.ndarray, fps: float) -> SkeletonMotion:
+def solve_skeleton(joints: np.ndarray, fps: float, lengths: np.ndarray | None = None) -> SkeletonMotion:
     """Fit the constant-length skeleton to joint positions.
 
-    joints (N, 17, 3) world metres (Z up). Returns a :class:`SkeletonMotion` whose quaternions are
-    sign-continuous from frame to frame.
+    joints (N, 17, 3) world metres (Z up); lengths (17,) metres of the bone ending at each joint
+    (default: :func:`~posemoe.motion.bones.robust_bone_lengths` of ``joints``). Returns a
+    :class:`SkeletonMotion` with sign-continuous quaternions.
     """
     joints = np.asarray(joints, dtype=np.float64)
     n = len(joints)
-    offsets = REST_DIRECTIONS * median_bone_lengths(joints)[:, None]
-    quats = np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (n, NUM_JOINTS, 1))
-    for j in range(NUM_JOINTS):
-        children = CHILDREN[j]
-        if not children:
-            quats[:, j] = quats[:, PARENTS[j]]  # a leaf keeps its parent's orientation
+    lengths = robust_bone_lengths(joints) if lengths is None else np.asarray(lengths, dtype=np.float64)
+    offsets = REST_DIRECTIONS * lengths[:, None]
+    hips = joints[:, 4] - joints[:, 1]
+    shoulders = joints[:, 11] - joints[:, 14]
+    matrices = np.tile(np.eye(3), (n, NUM_JOINTS, 1, 1))
+    for j in range(NUM_JOINTS):  # parents come before children in our joint order
+        if j not in _FRAMES:
+            matrices[:, j] = matrices[:, PARENTS[j]]  # a leaf keeps its parent's orientation
             continue
-        observed = np.stack([joints[:, c] - joints[:, j] for c in children], axis=1)  # (N, k, 3)
-        rest = np.stack([REST_DIRECTIONS[c] for c in children])  # (k, 3)
-        if len(children) == 1:
-            quats[:, j] = shortest_arc(rest[0], observed[:, 0]).as_quat()
+        child, rest_secondary = _FRAMES[j]
+        primary = joints[:, child] - joints[:, j]
+        if j in (0, 7):
+            secondary = hips if j == 0 else hips + shoulders
+        elif j in (8, 9):
+            secondary = shoulders
         else:
-            for t in range(n):
-                quats[t, j] = Rotation.align_vectors(observed[t], rest)[0].as_quat()
+            top, middle, end = _LIMB_OF[j]
+            bend = np.cross(_unit(joints[:, middle] - joints[:, top]), _unit(joints[:, end] - joints[:, middle]))
+            # The torso's matching axis, carried by the limb's parent: what a straight limb twists with.
+            anchor = matrices[:, PARENTS[top]] @ np.asarray(rest_secondary, dtype=np.float64)
+            weight = np.clip(np.linalg.norm(bend, axis=-1, keepdims=True) / _STRAIGHT, 0.0, 1.0)
+            secondary = weight * _unit(bend) + (1.0 - weight) * anchor
+        rest = _frame(REST_DIRECTIONS[child], np.asarray(rest_secondary, dtype=np.float64))
+        matrices[:, j] = _frame(primary, secondary) @ rest.T
+    quats = Rotation.from_matrix(matrices.reshape(-1, 3, 3)).as_quat().reshape(n, NUM_JOINTS, 4)
     # q and -q are the same rotation; keep neighbours in one hemisphere so interpolation is short.
     flip = np.cumsum(np.einsum("tjc,tjc->tj", quats[1:], quats[:-1]) < 0, axis=0) % 2 == 1
     quats[1:][flip] *= -1
