@@ -82,7 +82,7 @@ def _person(text: str | None) -> tuple[float, float, int] | None:
 def cmd_capture(args: argparse.Namespace) -> int:
     from .export.bvh import write_bvh
     from .lift import Lifter
-    from .motion.solve import solve_skeleton
+    from .motion.clean import CleanupSettings, clean, quality_report
     from .pipeline import Settings, Timings, capture
     from .preview import write_preview
 
@@ -94,6 +94,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     settings = Settings(start=args.start, stop=args.stop, person=_person(args.person), max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
                         max_people=args.max_people)
+    cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
+                              root=args.root, height=args.height)
     timings = Timings()
     bars = _Bars()
     written: list[Path] = []
@@ -102,9 +104,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
         lifter = Lifter(args.weights, backend=args.backend, device=args.device)
         timings.add("load", time.perf_counter() - clock)
         take = capture(args.video, settings, lifter=lifter, progress=bars, timings=timings)
+        clock = time.perf_counter()
+        cleaned = clean(take.joints_world, take.fps, cleanup)
+        timings.add("clean-up", time.perf_counter() - clock)
         if args.bvh:
             clock = time.perf_counter()
-            written.append(write_bvh(args.bvh, solve_skeleton(take.joints_world, take.fps), scale=args.bvh_scale))
+            written.append(write_bvh(args.bvh, cleaned.motion, scale=args.bvh_scale))
             timings.add("bvh", time.perf_counter() - clock)
         if args.preview:
             clock = time.perf_counter()
@@ -122,6 +127,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
     print(f"take: {len(take)} frames ({take.duration:.1f} s) from frame {take.first_frame}, "
           f"{int(take.filled.sum())} bridged, {int(take.long_gap.sum())} in long gaps; root travelled {travel:.2f} m; "
           f"model {take.model}")
+    report = quality_report(take.joints_world, cleaned, take.fps)
+    print(f"{'motion':<10}{'bone-length spread':>20}{'foot skating m/s':>18}{'jitter m/s2':>13}")
+    for name, row in report.items():
+        print(f"{name:<10}{row['bone_length_spread']:>20.3f}{row['foot_skating_m_per_s']:>18.3f}{row['jitter_m_per_s2']:>13.2f}")
     print(f"{'stage':<12}{'seconds':>9}{'frames/s':>10}")
     for stage, seconds in timings.seconds.items():
         rate = f"{timings.frames / seconds:>10.1f}" if seconds > 0 and stage != "load" else f"{'':>10}"
@@ -158,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--stop", type=int, help="video frame to stop before")
     cap.add_argument("--max-gap", type=float, default=0.5, help="seconds of lost detection bridged before a gap is flagged")
     cap.add_argument("--no-flip", action="store_true", help="skip flip averaging (faster, a little less steady)")
+    cap.add_argument("--smoothing", default="one_euro", choices=("one_euro", "savgol", "none"),
+                     help="clean-up filter for the BVH (the take keeps the raw motion)")
+    cap.add_argument("--strength", type=float, default=0.5, help="smoothing strength, 0 to 1")
+    cap.add_argument("--foot-lock", default="auto", choices=("auto", "always", "never"), help="pin planted feet")
+    cap.add_argument("--root", default="full", choices=("full", "ground", "in_place"),
+                     help="root motion: as captured, over the floor at a fixed height, or on the spot")
+    cap.add_argument("--height", type=float, help="actor's height in metres (scales the BVH skeleton and path)")
     cap.set_defaults(func=cmd_capture)
     args = parser.parse_args(argv)
     try:
