@@ -1,0 +1,544 @@
+"""A solved take in Blender: our own armature, one action of keyframes per take, BVH and FBX export.
+
+A thin layer over :mod:`posemoe`: the maths that does not need Blender stays NumPy, and this module
+only turns it into bones, F-curves and exporter calls.
+
+The armature
+------------
+Armature space is our world: metres, Z up, the character facing -Y with its left at +X. The rest pose
+is the skeleton's T-pose (``motion.offsets``) standing with its ankles :data:`ANKLE_HEIGHT` above
+Z = 0. There is one bone per joint that has a child, from the joint (its head) to its child (its
+tail), turned by that joint's world rotation. The pelvis and the thorax have three children each: their
+bone ends at the spine child, and the bones of the other children hang from it unconnected (thighs from
+``pelvis``, upper arms from ``neck``; the 17-joint skeleton gives the thorax one rotation for the neck
+and both shoulders, so the arms follow the neck bone). The ankles and wrists, leaves of the skeleton,
+get short ``foot`` and ``hand`` bones (their length a fixed fraction of the shin and forearm; their
+rotation is the parent's, because the solve gives leaves their parent's rotation), so a retarget has a
+bone to aim at; the top of the head is the tail of ``head``. 16 bones in all; every one of the 17 joints
+is a bone's head or tail (:data:`JOINT_ON_BONE`).
+
+===========  ============================  ===========  =========
+bone         head -> tail (joints)         parent       connected
+===========  ============================  ===========  =========
+pelvis       Hip -> Spine                  (root)
+spine        Spine -> Thorax               pelvis       yes
+neck         Thorax -> Neck/Nose           spine        yes
+head         Neck/Nose -> Head (top)       neck         yes
+thigh.R      RHip -> RKnee                 pelvis       no
+shin.R       RKnee -> RFoot (ankle)        thigh.R      yes
+foot.R       RFoot -> toe (leaf bone)      shin.R       yes
+upper_arm.R  RShoulder -> RElbow           neck         no
+forearm.R    RElbow -> RWrist              upper_arm.R  yes
+hand.R       RWrist -> hand (leaf bone)    forearm.R    yes
+===========  ============================  ===========  =========
+
+and the same with .L for the left side (LHip ... LWrist).
+
+Rolls are set so each bone's axes are predictable: local Y runs along the bone (Blender's rule) and
+local Z points forward (-Y) for every bone but the feet, whose Z points up (+Z); so X is the knee's
+and the spine's bending axis.
+
+The keys
+--------
+Every pose bone gets ``rotation_quaternion`` (w, x, y, z) keys, the root bone ``pelvis`` also
+``location``, one key per take frame at frames ``frame_start, frame_start + 1, ...``, LINEAR
+interpolation (the take is sampled once per frame; LINEAR plays back exactly those samples without
+Bezier overshoot between them). The take's frame rate is stored on the action as ``posemoe_fps``; the
+scene's frame rate is left alone (the exporters use the stored one). Keys are in armature space: with
+the armature object at the origin, unrotated and unscaled, the evaluated bones reproduce
+``motion.joint_positions()``.
+
+Blender versions: from 4.4 an action holds slots, layers and strips; the F-curves live in the keyframe
+strip's channelbag for a slot, and ``Action.fcurves`` is gone in 5.0. :func:`write_action` builds an
+action with one ``OBJECT`` slot, one layer, one keyframe strip and that slot's channelbag, and assigns
+both the action and the slot; before 4.4 it uses ``Action.fcurves`` directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from posemoe import PoseMoEError
+from posemoe.files import atomic_output
+from posemoe.motion.solve import SkeletonMotion
+from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+
+#: Height of the ankles above the floor (Z = 0) in the rest pose, metres.
+ANKLE_HEIGHT = 0.08
+
+#: Armatures built here carry ``armature_data["posemoe_rig"] = RIG_VERSION``.
+RIG_VERSION = 1
+
+#: Blender's action data model with slots, layers, strips and channelbags (4.4 and later).
+LAYERED_ACTIONS = bpy.app.version >= (4, 4, 0)
+
+_FORWARD, _UP = (0.0, -1.0, 0.0), (0.0, 0.0, 1.0)
+# Leaf bones: tail = head + this vector times the parent bone's length (T-pose, world axes): feet point
+# forward and a little down to the toes, hands continue the forearm.
+_LEAF_TAILS = {3: (0.0, -0.3, -0.12), 6: (0.0, -0.3, -0.12), 13: (0.35, 0.0, 0.0), 16: (-0.35, 0.0, 0.0)}
+# Of several children, the bone ends at the one on the spine.
+_MAIN_CHILD = {0: 7, 8: 9}
+# The rest pose must match the take's to within this angle per bone, or the keys would not fit.
+_MAX_REST_ANGLE_DEG = 10.0
+
+
+@dataclass(frozen=True)
+class BoneSpec:
+    """One bone: ``joint`` is its head and the joint whose rotation turns it; ``tail`` the child joint at
+    its tail, or None for a leaf bone (foot, hand) whose tail is ``_LEAF_TAILS``; ``roll_z`` the world
+    direction its local Z axis is aligned to."""
+
+    name: str
+    joint: int
+    tail: int | None
+    parent: str | None
+    connected: bool
+    roll_z: tuple[float, float, float]
+
+
+def _bone_table() -> tuple[BoneSpec, ...]:
+    names = {0: "pelvis", 7: "spine", 8: "neck", 9: "head",
+             1: "thigh.R", 2: "shin.R", 3: "foot.R", 4: "thigh.L", 5: "shin.L", 6: "foot.L",
+             11: "upper_arm.L", 12: "forearm.L", 13: "hand.L", 14: "upper_arm.R", 15: "forearm.R", 16: "hand.R"}
+    children = {j: [c for c in range(NUM_JOINTS) if PARENTS[c] == j] for j in range(NUM_JOINTS)}
+    tails = {j: _MAIN_CHILD.get(j, kids[0]) if kids else None for j, kids in children.items()}
+    specs = []
+    for j in (0, 7, 8, 9, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16):  # parents before children
+        parent = PARENTS[j]
+        specs.append(BoneSpec(
+            name=names[j], joint=j, tail=tails[j],
+            parent=names[parent] if parent >= 0 else None,
+            connected=parent >= 0 and tails[parent] == j,
+            roll_z=_UP if j in (3, 6) else _FORWARD,
+        ))
+    return tuple(specs)
+
+
+#: The bones of :func:`build_armature`, parents first.
+BONES: tuple[BoneSpec, ...] = _bone_table()
+BONE_OF_JOINT: dict[int, str] = {b.joint: b.name for b in BONES}
+#: For each of the 17 joints, in joint order: (bone name, "head" or "tail") where it sits.
+JOINT_ON_BONE: tuple[tuple[str, str], ...] = tuple(
+    (BONE_OF_JOINT[j], "head") if j in BONE_OF_JOINT
+    else (next(b.name for b in BONES if b.tail == j), "tail")
+    for j in range(NUM_JOINTS)
+)
+ROOT_BONE = BONE_OF_JOINT[0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checks: everything a user can get wrong is found before anything is created.
+
+def _check_motion(motion: SkeletonMotion) -> int:
+    """Raise PoseMoEError unless ``motion`` is a usable, non-empty take; return its frame count."""
+    if not isinstance(motion, SkeletonMotion):
+        raise PoseMoEError(f"Expected a solved skeleton motion, got {type(motion).__name__}; "
+                           "solve the take first (posemoe.motion.solve.solve_skeleton).")
+    offsets = np.asarray(motion.offsets)
+    quats = np.asarray(motion.quaternions)
+    roots = np.asarray(motion.root_positions)
+    n = len(quats)
+    if n == 0:
+        raise PoseMoEError("The take has no frames; capture a video in which the person is visible.")
+    if offsets.shape != (NUM_JOINTS, 3) or quats.shape != (n, NUM_JOINTS, 4) or roots.shape != (n, 3):
+        raise PoseMoEError(f"The motion's arrays have shapes {offsets.shape}, {quats.shape}, {roots.shape}, "
+                           f"not (17, 3), (N, 17, 4), (N, 3); solve the take again with this version.")
+    if not (np.isfinite(offsets).all() and np.isfinite(quats).all() and np.isfinite(roots).all()):
+        raise PoseMoEError("The motion holds NaN or infinite values; capture the take again.")
+    if not (np.isfinite(motion.fps) and motion.fps > 0):
+        raise PoseMoEError(f"The take's frame rate is {motion.fps}; it must be positive. Capture the take again.")
+    short = [JOINT_NAMES[j] for j in range(1, NUM_JOINTS) if np.linalg.norm(offsets[j]) < 1e-3]
+    if short:
+        raise PoseMoEError(f"Bones ending at {', '.join(short)} are shorter than 1 mm, so Blender cannot "
+                           "build them; capture a take in which the whole body is visible.")
+    return n
+
+
+def _check_armature(obj) -> None:
+    """Raise PoseMoEError unless ``obj`` is an armature object with all our bones."""
+    if obj is None or getattr(obj, "type", None) != "ARMATURE":
+        kind = getattr(obj, "type", type(obj).__name__)
+        what = "nothing" if obj is None else f"'{getattr(obj, 'name', obj)}' ({kind})"
+        raise PoseMoEError(f"The target is {what}, not an armature; select the armature built by PoseMoE "
+                           "(or build one) and try again.")
+    missing = [b.name for b in BONES if b.name not in obj.data.bones]
+    if missing:
+        raise PoseMoEError(f"Armature '{obj.name}' has no bone{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(missing)}; build a PoseMoE armature for the take (or retarget onto yours).")
+
+
+def rest_joint_positions(offsets: np.ndarray) -> np.ndarray:
+    """offsets (17, 3) metres -> (17, 3) rest (T-pose) joint positions in armature space, metres, the
+    ankles :data:`ANKLE_HEIGHT` above Z = 0."""
+    rest = np.zeros((NUM_JOINTS, 3))
+    for j in range(1, NUM_JOINTS):
+        rest[j] = rest[PARENTS[j]] + offsets[j]
+    rest[:, 2] += ANKLE_HEIGHT - rest[[3, 6], 2].min()
+    return rest
+
+
+def armature_rest_joints(obj) -> np.ndarray:
+    """(17, 3) the joints of a PoseMoE armature's rest pose, armature space, metres."""
+    bones = obj.data.bones
+    return np.array([tuple(getattr(bones[name], f"{end}_local")) for name, end in JOINT_ON_BONE])
+
+
+def _check_rest_pose(obj, motion: SkeletonMotion) -> None:
+    """The keys turn the take's T-pose; raise PoseMoEError when the armature rests in another pose."""
+    rest = armature_rest_joints(obj)
+    worst, where = 0.0, ""
+    for j in range(1, NUM_JOINTS):
+        a, b = rest[j] - rest[PARENTS[j]], np.asarray(motion.offsets[j], dtype=np.float64)
+        cos = a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+        angle = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+        if angle > worst:
+            worst, where = angle, JOINT_NAMES[j]
+    if worst > _MAX_REST_ANGLE_DEG:
+        raise PoseMoEError(f"Armature '{obj.name}' does not rest in PoseMoE's T-pose (the bone to {where} is "
+                           f"{worst:.0f} degrees off); build a fresh PoseMoE armature or retarget the take onto yours.")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The armature.
+
+def _in_view_layer(obj, view_layer) -> bool:
+    """Whether ``obj`` is in a collection of ``view_layer`` that is not excluded. (``view_layer.objects``
+    only learns of a newly linked object at the next view layer update, so walk the collections.)"""
+
+    def walk(layer_collection) -> bool:
+        if layer_collection.exclude:
+            return False
+        if layer_collection.collection.objects.get(obj.name) == obj:
+            return True
+        return any(walk(child) for child in layer_collection.children)
+
+    return walk(view_layer.layer_collection)
+
+
+@contextmanager
+def _edit_mode(obj) -> Iterator[None]:
+    """Edit mode on ``obj`` alone (the only way to make bones); back to object mode afterwards with
+    ``obj`` selected and active, as after Blender's own Add > Armature."""
+    context = bpy.context
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    for other in context.view_layer.objects:  # edit mode takes in every selected armature
+        other.select_set(False)
+    context.view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        yield
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def build_armature(motion: SkeletonMotion, name: str, collection=None):
+    """Build PoseMoE's armature in the rest pose of ``motion`` (its ``offsets``, metres).
+
+    ``collection`` (default: the scene's master collection) must be in the current view layer. Returns
+    the new armature object, named ``name`` (Blender makes the name unique), selected and active, in
+    object mode, at the origin. See the module docstring for the bones, their parents and rolls.
+    """
+    _check_motion(motion)
+    context = bpy.context
+    collection = context.scene.collection if collection is None else collection
+    rest = rest_joint_positions(np.asarray(motion.offsets, dtype=np.float64))
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    try:
+        collection.objects.link(obj)
+        if not _in_view_layer(obj, context.view_layer):
+            raise PoseMoEError(f"Collection '{collection.name}' is not in the current view layer; "
+                               "choose a collection of the scene you are working in.")
+        with _edit_mode(obj):
+            edit_bones = data.edit_bones
+            for spec in BONES:
+                bone = edit_bones.new(spec.name)
+                bone.head = rest[spec.joint]
+                if spec.tail is not None:
+                    bone.tail = rest[spec.tail]
+                else:
+                    parent_length = np.linalg.norm(rest[spec.joint] - rest[PARENTS[spec.joint]])
+                    bone.tail = rest[spec.joint] + parent_length * np.asarray(_LEAF_TAILS[spec.joint])
+                bone.align_roll(spec.roll_z)
+                if spec.parent is not None:
+                    bone.parent = edit_bones[spec.parent]
+                    bone.use_connect = spec.connected
+        for pose_bone in obj.pose.bones:
+            pose_bone.rotation_mode = "QUATERNION"
+        data["posemoe_rig"] = RIG_VERSION
+    except BaseException:
+        bpy.data.objects.remove(obj)
+        bpy.data.armatures.remove(data)
+        raise
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------------
+# Keys.
+
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (..., 4) quaternions in (w, x, y, z) order. Linear in each argument, so it
+    keeps a sign-continuous sequence sign-continuous."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+
+
+def _continuous(q: np.ndarray) -> np.ndarray:
+    """(N, 4) -> the same rotations with each quaternion in the hemisphere of the previous one."""
+    flip = np.cumsum(np.einsum("tc,tc->t", q[1:], q[:-1]) < 0) % 2 == 1
+    q = q.copy()
+    q[1:][flip] *= -1
+    return q
+
+
+def pose_keys(obj, motion: SkeletonMotion) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The keys that make ``obj`` (a PoseMoE armature) follow ``motion``.
+
+    Returns ({bone name: (N, 4) rotation_quaternion (w, x, y, z)}, (N, 3) location of the root bone,
+    metres in the root bone's rest axes). A bone's pose rotation is relative to its rest orientation
+    ``B`` (``bone.matrix_local``) and its parent's pose, so joint ``j``'s rotation relative to its
+    parent joint, ``L`` (world axes), becomes ``B^-1 L B``; the root's location is its offset from the
+    rest head, in ``B``'s axes.
+    """
+    world = np.asarray(motion.quaternions, dtype=np.float64)[..., [3, 0, 1, 2]]  # scipy's x, y, z, w -> w, x, y, z
+    conjugate = np.array([1.0, -1.0, -1.0, -1.0])
+    rotations = {}
+    for spec in BONES:
+        # motion.local_quaternions() in NumPy: the same product, 20 times faster than scipy's on long takes.
+        parent = PARENTS[spec.joint]
+        local = world[:, spec.joint] if parent < 0 else _qmul(world[:, parent] * conjugate, world[:, spec.joint])
+        rest = np.array(obj.data.bones[spec.name].matrix_local.to_quaternion())  # (w, x, y, z)
+        rotations[spec.name] = _continuous(_qmul(_qmul(rest * conjugate, local), rest))
+    root = obj.data.bones[ROOT_BONE]
+    rest_axes = np.array(root.matrix_local.to_3x3())  # columns: the bone's axes in armature space
+    location = (np.asarray(motion.root_positions, dtype=np.float64) - np.array(root.head_local)) @ rest_axes
+    return rotations, location
+
+
+def _interpolation_value(name: str) -> int:
+    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
+
+
+def _fill(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
+    """Write all keys of one F-curve at once: ``co`` (2N,) float32 frame, value pairs."""
+    points = fcurve.keyframe_points
+    points.add(len(interpolation))
+    points.foreach_set("co", co)
+    points.foreach_set("interpolation", interpolation)
+    fcurve.update()  # sorts keys and computes handles, as keyframe_insert would
+
+
+def _fcurve_factory(action, obj) -> tuple[Callable, object]:
+    """A function ``new(data_path, index, group) -> FCurve`` for ``action``, and the slot they belong
+    to (None before Blender 4.4)."""
+    if not LAYERED_ACTIONS:
+        action.id_root = "OBJECT"
+
+        def new_legacy(data_path: str, index: int, group: str):
+            return action.fcurves.new(data_path, index=index, action_group=group)
+
+        return new_legacy, None
+    slot = action.slots.new(id_type="OBJECT", name=obj.name)
+    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
+    channelbag = strip.channelbag(slot, ensure=True)
+    # 5.0 takes the group name in fcurves.new; 4.4 and 4.5 make the group separately.
+    try:
+        takes_group = "group_name" in channelbag.fcurves.bl_rna.functions["new"].parameters
+    except (AttributeError, KeyError):
+        takes_group = False
+    groups: dict[str, object] = {}
+
+    def new_layered(data_path: str, index: int, group: str):
+        if takes_group:
+            return channelbag.fcurves.new(data_path, index=index, group_name=group)
+        fcurve = channelbag.fcurves.new(data_path, index=index)
+        if group not in groups:
+            groups[group] = channelbag.groups.new(group)
+        fcurve.group = groups[group]
+        return fcurve
+
+    return new_layered, slot
+
+
+def channelbag_fcurves(action, obj=None) -> list:
+    """The F-curves of ``action``: from 4.4, those of the slot ``obj`` uses when ``action`` is its
+    action, else of the action's first slot; before 4.4, all of them. Empty when there are none."""
+    if not LAYERED_ACTIONS:
+        return list(action.fcurves)
+    slot = None
+    if obj is not None and obj.animation_data is not None and obj.animation_data.action == action:
+        slot = obj.animation_data.action_slot
+    if slot is None and len(action.slots):
+        slot = action.slots[0]
+    for layer in action.layers:
+        for strip in layer.strips:
+            bag = strip.channelbag(slot) if slot is not None else None
+            if bag is not None:
+                return list(bag.fcurves)
+    return []
+
+
+def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_start: int = 1):
+    """Key ``motion`` onto a PoseMoE armature as a new action, and make it the armature's action.
+
+    One key per take frame, at frames ``frame_start + i``: ``rotation_quaternion`` (w, x, y, z) of every
+    pose bone and ``location`` (metres) of the root bone, LINEAR. The action is named ``action_name``, or
+    ``action_name.001`` and so on when that name is taken: no existing action is changed. The action
+    the armature had before keeps a fake user, so Blender does not drop it on save. Other bones'
+    location and every bone's scale are reset to rest, so nothing but the take moves the armature.
+    Returns the action.
+    """
+    n = _check_motion(motion)
+    _check_armature(armature_obj)
+    _check_rest_pose(armature_obj, motion)
+    if armature_obj.animation_data is not None and armature_obj.animation_data.use_tweak_mode:
+        raise PoseMoEError(f"Armature '{armature_obj.name}' is in NLA tweak mode; leave it (Tab in the NLA "
+                           "editor) and try again.")
+    rotations, location = pose_keys(armature_obj, motion)
+
+    co = np.empty(2 * n, dtype=np.float32)
+    co[0::2] = frame_start + np.arange(n)
+    linear = np.full(n, _interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
+    previous = armature_obj.animation_data.action if armature_obj.animation_data is not None else None
+    action = bpy.data.actions.new(action_name)
+    try:
+        new_fcurve, slot = _fcurve_factory(action, armature_obj)
+        pose_bones = armature_obj.pose.bones
+        channels = [(ROOT_BONE, "location", location)]
+        channels += [(spec.name, "rotation_quaternion", rotations[spec.name]) for spec in BONES]
+        for bone, prop, values in channels:
+            data_path = pose_bones[bone].path_from_id(prop)
+            for index in range(values.shape[1]):
+                co[1::2] = values[:, index]
+                _fill(new_fcurve(data_path, index, bone), co, linear)
+        action["posemoe_fps"] = float(motion.fps)
+
+        animation = armature_obj.animation_data or armature_obj.animation_data_create()
+        animation.action = action
+        if hasattr(animation, "action_slot"):  # 4.4+; by Action.fcurves, Blender made the slot itself
+            animation.action_slot = slot if slot is not None else action.slots[0]
+    except BaseException:
+        bpy.data.actions.remove(action)  # also unassigns it
+        if previous is not None:
+            armature_obj.animation_data.action = previous
+        raise
+    if previous is not None:
+        previous.use_fake_user = True  # no longer assigned: keep it when the file is saved
+    for pose_bone in armature_obj.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+        if pose_bone.name != ROOT_BONE:
+            pose_bone.location = (0.0, 0.0, 0.0)
+        pose_bone.scale = (1.0, 1.0, 1.0)
+    return action
+
+
+def evaluated_joint_positions(obj, depsgraph=None) -> np.ndarray:
+    """(17, 3) world metres of the joints of a PoseMoE armature as evaluated at the current frame."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    world = np.array(evaluated.matrix_world)
+    bones = evaluated.pose.bones
+    local = np.array([tuple(getattr(bones[name], end)) for name, end in JOINT_ON_BONE])
+    return local @ world[:3, :3].T + world[:3, 3]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exports through Blender's own exporters.
+
+def _action_of(obj):
+    _check_armature(obj)
+    action = obj.animation_data.action if obj.animation_data else None
+    if action is None:
+        raise PoseMoEError(f"Armature '{obj.name}' has no animation; write a take onto it first.")
+    return action
+
+
+@contextmanager
+def _export_context(obj, action) -> Iterator[tuple[int, int]]:
+    """Only ``obj`` selected and active in object mode, the scene's frame range and rate set to the
+    action's; all of it put back afterwards. Yields (first frame, last frame)."""
+    context = bpy.context
+    scene, view_layer = context.scene, context.view_layer
+    if not _in_view_layer(obj, view_layer):
+        raise PoseMoEError(f"Armature '{obj.name}' is not in the current view layer; link it to the scene "
+                           "to export it.")
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    first, last = (int(round(f)) for f in action.frame_range)
+    fps = float(action.get("posemoe_fps", scene.render.fps / scene.render.fps_base))
+    saved = (view_layer.objects.active, [o for o in view_layer.objects if o.select_get()],
+             scene.frame_start, scene.frame_end, scene.frame_current, scene.render.fps, scene.render.fps_base)
+    try:
+        for other in view_layer.objects:
+            other.select_set(False)
+        obj.select_set(True)
+        view_layer.objects.active = obj
+        scene.frame_start, scene.frame_end = first, last
+        # Blender's frame rate is fps / fps_base with an integer fps (29.97 = 30 / 1.001).
+        scene.render.fps = max(1, round(fps))
+        scene.render.fps_base = scene.render.fps / fps
+        yield first, last
+    finally:
+        active, selected, start, end, current, rate, base = saved
+        for other in view_layer.objects:
+            other.select_set(other in selected)
+        view_layer.objects.active = active
+        scene.frame_start, scene.frame_end = start, end
+        scene.render.fps, scene.render.fps_base = rate, base
+        scene.frame_set(current)
+
+
+def _run_exporter(operator, path: Path, kind: str, **options) -> None:
+    try:
+        result = operator(filepath=str(path), check_existing=False, **options)
+    except RuntimeError as error:
+        raise PoseMoEError(f"Blender's {kind} exporter failed ({str(error).strip()}); check the armature and "
+                           "the output folder.") from error
+    if "FINISHED" not in result or not path.is_file() or path.stat().st_size == 0:
+        raise PoseMoEError(f"Blender's {kind} exporter wrote nothing; check the armature and the output folder.")
+
+
+def export_bvh(obj, path: str | Path) -> Path:
+    """Write the armature's action as BVH with Blender's exporter, all or nothing. Returns the path.
+
+    Blender's exporter writes armature space as it is (Z up, metres, one frame per scene frame, the
+    frame time from the take's rate), unlike ``posemoe.export.bvh`` (Y up); read it back with
+    ``bpy.ops.import_anim.bvh(axis_forward="Y", axis_up="Z")``.
+    """
+    path = Path(path)
+    action = _action_of(obj)
+    with _export_context(obj, action) as (first, last), atomic_output(path) as tmp:
+        _run_exporter(bpy.ops.export_anim.bvh, tmp, "BVH", frame_start=first, frame_end=last,
+                      rotate_mode="NATIVE", root_transform_only=False)
+    return path
+
+
+def export_fbx(obj, path: str | Path) -> Path:
+    """Write the armature and its action as FBX with Blender's exporter, all or nothing. Returns the path.
+
+    FBX's own axes (Y up, -Z forward, Blender's defaults for Unity, Unreal and Maya); every frame is
+    baked and kept (no curve simplification), only this armature and only its current action; no leaf
+    bones added, so the bone names and count stay ours.
+    """
+    path = Path(path)
+    action = _action_of(obj)
+    with _export_context(obj, action), atomic_output(path) as tmp:
+        _run_exporter(bpy.ops.export_scene.fbx, tmp, "FBX", use_selection=True, object_types={"ARMATURE"},
+                      add_leaf_bones=False, bake_anim=True, bake_anim_use_all_bones=True,
+                      bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+                      bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+                      use_armature_deform_only=False, armature_nodetype="NULL")
+    return path
