@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Blender reads its user folder once, when bpy is first imported: point it at a throw-away folder
+# before any test module imports bpy, so tests never touch (or depend on) a real Blender set-up.
+_BLENDER_USER = tempfile.mkdtemp(prefix="posemoe-blender-")
+os.environ["BLENDER_USER_RESOURCES"] = _BLENDER_USER
+atexit.register(shutil.rmtree, _BLENDER_USER, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

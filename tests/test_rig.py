@@ -7,15 +7,8 @@ tests neither read nor write the user's Blender configuration.
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
 
-# Before bpy is imported: Blender reads this once, at start-up.
-_USER_RESOURCES = tempfile.mkdtemp(prefix="posemoe-blender-")
-os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
-atexit.register(shutil.rmtree, _USER_RESOURCES, ignore_errors=True)
+# conftest.py points BLENDER_USER_RESOURCES at a temporary folder before bpy is imported.
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
