@@ -58,7 +58,7 @@ values and the current frame as before.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -70,7 +70,7 @@ from posemoe import PoseMoEError
 from posemoe.motion.solve import SkeletonMotion, shortest_arc
 from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
-from .rig import LAYERED_ACTIONS, rest_joint_positions
+from .rig import fcurve_factory, fill_fcurve, interpolation_value, rest_joint_positions
 
 #: The folder of the shipped bone maps (``<name>.json``).
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
@@ -476,54 +476,6 @@ def _continuous(q: np.ndarray) -> np.ndarray:
     return q
 
 
-# ----------------------------------------------------------------------------------------------------
-# Keys. _interpolation_value, _fill and _fcurve_factory are copies of rig.py's private helpers (rig.py
-# is not changed to export them); keep them in step.
-
-def _interpolation_value(name: str) -> int:
-    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
-
-
-def _fill(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
-    """Write all keys of one new F-curve at once: ``co`` (2N,) float32 frame, value pairs."""
-    points = fcurve.keyframe_points
-    points.add(len(interpolation))
-    points.foreach_set("co", co)
-    points.foreach_set("interpolation", interpolation)
-    fcurve.update()  # sorts keys and computes handles, as keyframe_insert would
-
-
-def _fcurve_factory(action, obj) -> tuple[Callable, object]:
-    """A function ``new(data_path, index, group) -> FCurve`` for ``action``, and the slot they belong
-    to (None before Blender 4.4)."""
-    if not LAYERED_ACTIONS:
-        action.id_root = "OBJECT"
-
-        def new_legacy(data_path: str, index: int, group: str):
-            return action.fcurves.new(data_path, index=index, action_group=group)
-
-        return new_legacy, None
-    slot = action.slots.new(id_type="OBJECT", name=obj.name)
-    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
-    channelbag = strip.channelbag(slot, ensure=True)
-    try:  # 5.0 takes the group name in fcurves.new; 4.4 and 4.5 make the group separately
-        takes_group = "group_name" in channelbag.fcurves.bl_rna.functions["new"].parameters
-    except (AttributeError, KeyError):
-        takes_group = False
-    groups: dict[str, object] = {}
-
-    def new_layered(data_path: str, index: int, group: str):
-        if takes_group:
-            return channelbag.fcurves.new(data_path, index=index, group_name=group)
-        fcurve = channelbag.fcurves.new(data_path, index=index)
-        if group not in groups:
-            groups[group] = channelbag.groups.new(group)
-        fcurve.group = groups[group]
-        return fcurve
-
-    return new_layered, slot
-
-
 @dataclass
 class RetargetReport:
     """What a retarget did. ``mapped`` {target bone: our joint driving it}; ``unmapped`` the armature's
@@ -631,10 +583,10 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
     action = bpy.data.actions.new(action_name)
     frames = frame_start + np.arange(n)
     try:
-        new_fcurve, slot = _fcurve_factory(action, armature_obj)
+        new_fcurve, slot = fcurve_factory(action, armature_obj)
         co = np.empty(2 * n, dtype=np.float32)
         co[0::2] = frames
-        linear = np.full(n, _interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
+        linear = np.full(n, interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
         curves: dict[tuple[str, str, int], object] = {}
         channels = [(resolved.root, "location", location)]
         channels += [(b, "rotation_quaternion", rotations[b]) for b in plan.order]
@@ -643,10 +595,10 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
             for index in range(values.shape[1]):
                 co[1::2] = values[:, index]
                 curves[bone, prop, index] = new_fcurve(data_path, index, bone)
-                _fill(curves[bone, prop, index], co, linear)
+                fill_fcurve(curves[bone, prop, index], co, linear)
         for bone, prop, value in properties:
             data_path = f'{pose_bones[bone].path_from_id()}["{bpy.utils.escape_identifier(prop)}"]'
-            _fill(new_fcurve(data_path, 0, bone), np.array([frame_start, value], dtype=np.float32), linear[:1])
+            fill_fcurve(new_fcurve(data_path, 0, bone), np.array([frame_start, value], dtype=np.float32), linear[:1])
         action["posemoe_fps"] = float(motion.fps)
         animation = armature_obj.animation_data or armature_obj.animation_data_create()
         animation.action = action

@@ -328,11 +328,11 @@ def pose_keys(obj, motion: SkeletonMotion) -> tuple[dict[str, np.ndarray], np.nd
     return rotations, location
 
 
-def _interpolation_value(name: str) -> int:
+def interpolation_value(name: str) -> int:
     return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
 
 
-def _fill(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
+def fill_fcurve(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
     """Write all keys of one F-curve at once: ``co`` (2N,) float32 frame, value pairs."""
     points = fcurve.keyframe_points
     points.add(len(interpolation))
@@ -341,7 +341,7 @@ def _fill(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
     fcurve.update()  # sorts keys and computes handles, as keyframe_insert would
 
 
-def _fcurve_factory(action, obj) -> tuple[Callable, object]:
+def fcurve_factory(action, obj) -> tuple[Callable, object]:
     """A function ``new(data_path, index, group) -> FCurve`` for ``action``, and the slot they belong
     to (None before Blender 4.4)."""
     if not LAYERED_ACTIONS:
@@ -411,11 +411,11 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
 
     co = np.empty(2 * n, dtype=np.float32)
     co[0::2] = frame_start + np.arange(n)
-    linear = np.full(n, _interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
+    linear = np.full(n, interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
     previous = armature_obj.animation_data.action if armature_obj.animation_data is not None else None
     action = bpy.data.actions.new(action_name)
     try:
-        new_fcurve, slot = _fcurve_factory(action, armature_obj)
+        new_fcurve, slot = fcurve_factory(action, armature_obj)
         pose_bones = armature_obj.pose.bones
         channels = [(ROOT_BONE, "location", location)]
         channels += [(spec.name, "rotation_quaternion", rotations[spec.name]) for spec in BONES]
@@ -423,7 +423,7 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
             data_path = pose_bones[bone].path_from_id(prop)
             for index in range(values.shape[1]):
                 co[1::2] = values[:, index]
-                _fill(new_fcurve(data_path, index, bone), co, linear)
+                fill_fcurve(new_fcurve(data_path, index, bone), co, linear)
         action["posemoe_fps"] = float(motion.fps)
 
         animation = armature_obj.animation_data or armature_obj.animation_data_create()

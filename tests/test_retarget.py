@@ -415,7 +415,7 @@ def test_oddly_named_bones_give_a_clear_error():
     assert scene_state(obj) == before
 
 
-@pytest.mark.parametrize("where", ["_fill", "_read_back"])
+@pytest.mark.parametrize("where", ["fill_fcurve", "_read_back"])
 def test_a_failure_half_way_changes_nothing(monkeypatch, where):
     obj = mixamo_armature()
     if where == "_read_back":  # a constrained parent, so that the keys are read back
@@ -428,7 +428,7 @@ def test_a_failure_half_way_changes_nothing(monkeypatch, where):
 
     def failing(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 5 if where == "_fill" else True:
+        if len(calls) == 5 if where == "fill_fcurve" else True:
             raise RuntimeError("disk full")
         return original(*args, **kwargs)
 
