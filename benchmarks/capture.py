@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,24 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.export.bvh import write_bvh  # noqa: E402
 from posemoe.lift import Lifter  # noqa: E402
 from posemoe.motion.solve import solve_skeleton  # noqa: E402
 from posemoe.pipeline import Settings, Timings, capture  # noqa: E402
 from posemoe.preview import write_preview  # noqa: E402
 from posemoe.video import probe  # noqa: E402
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def run(video: Path, backend: str, tmp: Path) -> tuple[Timings, int]:
@@ -86,7 +74,7 @@ def main() -> int:
 
     lines = [f"Capture speed on {video.name} ({info.width}x{info.height}, {info.frame_count} frames, "
              f"{info.duration:.1f} s at {info.fps:g} frames/s; the person is tracked in {take_frames} of them). "
-             f"Machine: {machine()}. Best of {args.repeat}.", ""]
+             f"Machine: {describe_machine()}. Best of {args.repeat}.", ""]
     for backend, best in rows.items():
         pipeline = sum(s for k, s in best.items() if k not in ("load model", "preview"))
         lines += [f"Lifting backend: {backend}", "",

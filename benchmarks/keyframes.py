@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import numpy as np  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
 from blender_addon import rig  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.motion.solve import REST_DIRECTIONS, SkeletonMotion  # noqa: E402
 from posemoe.skeleton import NUM_JOINTS  # noqa: E402
@@ -38,18 +38,6 @@ from posemoe.skeleton import NUM_JOINTS  # noqa: E402
 # Bone lengths (metres) of an adult, for the bone ending at each joint.
 LENGTHS = np.array([0, 0.13, 0.45, 0.42, 0.13, 0.45, 0.42, 0.23, 0.25, 0.11, 0.12, 0.17, 0.28, 0.25, 0.17, 0.28, 0.25])
 CHANNELS = len(rig.BONES) * 4 + 3
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def synthetic_take(frames: int, fps: float = 30.0) -> SkeletonMotion:
@@ -121,7 +109,7 @@ def main() -> int:
 
     lines = [f"Keys written into Blender {bpy.app.version_string} (bpy module, background) on PoseMoE's "
              f"{len(rig.BONES)}-bone armature: {CHANNELS} F-curves per take ({len(rig.BONES)} bones x 4 quaternion "
-             f"channels + 3 root location channels), one key per frame. Machine: {machine()}. "
+             f"channels + 3 root location channels), one key per frame. Machine: {describe_machine()}. "
              f"Best of {args.repeat}.", "",
              "| method | frames | keys | seconds | keys/s |", "|---|---:|---:|---:|---:|"]
     for method, frames, seconds in rows:

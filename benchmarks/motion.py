@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.capture import machine  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.motion import quality  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
 from posemoe.pipeline import capture  # noqa: E402
@@ -44,7 +44,7 @@ def main() -> int:
         rows.append((name, result.joints, time.perf_counter() - clock))
     lines = [f"Motion quality on {Path(args.video).name}: {len(take)} frames at {take.fps:g} frames/s; the "
              f"default clean-up finds the right foot planted in {int(reference[:, 0].sum())} frames and the "
-             f"left in {int(reference[:, 1].sum())}. Machine: {machine()}.", "",
+             f"left in {int(reference[:, 1].sum())}. Machine: {describe_machine()}.", "",
              "| motion | bone-length spread (std/median) | foot skating (m/s while planted) | jitter (mean m/s^2) | clean-up seconds |",
              "|---|---:|---:|---:|---:|"]
     for name, joints, seconds in rows:

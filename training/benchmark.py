@@ -16,8 +16,6 @@ import argparse
 import csv
 import json
 import multiprocessing
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from posemoe.lift import lift_windows, onnx_window_function, torch_window_functi
 from posemoe.model.checkpoint import load_checkpoint  # noqa: E402
 from posemoe.model.config import read_config  # noqa: E402
 from posemoe.model.onnx_export import export_onnx  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.model.profile import describe  # noqa: E402
 from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips  # noqa: E402
 from training.train import DEFAULT_DATA, LOG_FILE  # noqa: E402
@@ -45,15 +44,7 @@ THROUGHPUT_BATCHES = (1, 64, 256)
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"{describe_machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def as_inputs(xy: np.ndarray) -> np.ndarray:
