@@ -21,18 +21,22 @@ import time
 import traceback
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (blender --python, or plain python): find our packages
+if __package__ in (None, ""):  # run as a script (blender --python, or plain python): import our package
+    # by its folder's name: blender_addon in the repository, posemoe_mocap in an installed extension.
+    import importlib
+
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from blender_addon import rig
+    _package = importlib.import_module(Path(__file__).resolve().parent.name)
+    apply, rig = importlib.import_module(f"{_package.__name__}.apply"), importlib.import_module(f"{_package.__name__}.rig")
 else:
-    from . import rig
+    from . import apply, rig
 
 import bpy  # noqa: E402
 
 from posemoe import PoseMoEError  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.lift import Lifter  # noqa: E402
-from posemoe.motion.clean import CleanupSettings, clean, quality_report  # noqa: E402
+from posemoe.motion.clean import CleanupSettings, quality_report  # noqa: E402
 from posemoe.pipeline import Settings, Timings, capture  # noqa: E402
 from posemoe.preview import write_preview  # noqa: E402
 
@@ -51,8 +55,18 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--foot-lock", default="auto", choices=("auto", "always", "never"))
     parser.add_argument("--root", default="full", choices=("full", "ground", "in_place"))
     parser.add_argument("--height", type=float, help="actor's height in metres")
+    parser.add_argument("--rig", type=Path, help="a .blend holding the armature to animate (default: a new "
+                        "PoseMoE armature in an empty scene); the output .blend is that file with the take added")
+    parser.add_argument("--armature", help="the armature object's name in --rig")
+    parser.add_argument("--map", help="bone map for --rig: rigify_fk, rigify_metarig, mixamo or a JSON file "
+                        "(default: detected from the bone names)")
     parser.add_argument("--fov", type=float, default=69.4, help="camera field of view across the longer side, degrees")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.rig is None) != (args.armature is None):
+        parser.error("--rig and --armature go together: the .blend file and the armature's name in it")
+    if args.rig is not None and not args.rig.is_file():
+        parser.error(f"the rig file {args.rig} does not exist")
+    return args
 
 
 def _script_arguments() -> list[str]:
@@ -78,21 +92,21 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
     clock = time.perf_counter()
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
-    cleaned = clean(take.joints_world, take.fps, cleanup)
-    raw = clean(take.joints_world, take.fps, CleanupSettings(smoothing="none", foot_lock="never", height=args.height))
-    timings.add("clean-up", time.perf_counter() - clock)
-
-    clock = time.perf_counter()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.fps = max(1, round(take.fps))
-    scene.render.fps_base = scene.render.fps / take.fps
-    armature = rig.build_armature(cleaned.motion, name)
-    raw_action = rig.write_action(armature, raw.motion, f"{name}.raw")
-    raw_action.use_fake_user = True
-    action = rig.write_action(armature, cleaned.motion, name)
-    scene.frame_start, scene.frame_end = 1, len(take)
-    timings.add("keyframes", time.perf_counter() - clock)
+    target = None
+    if args.rig:
+        bpy.ops.wm.open_mainfile(filepath=str(args.rig), load_ui=False)
+        target = bpy.data.objects.get(args.armature)
+        if target is None or target.type != "ARMATURE":
+            armatures = ", ".join(o.name for o in bpy.data.objects if o.type == "ARMATURE") or "none"
+            raise PoseMoEError(f"{args.rig} has no armature named '{args.armature}' (armatures there: {armatures}); "
+                               "pass one of those with --armature.")
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        bpy.context.scene.frame_start = bpy.context.scene.frame_end = 1  # apply_take grows it to the take
+    applied = apply.apply_take(take, cleanup, name, target=target, bone_map=args.map, camera=True, match=True,
+                               frame_start=bpy.context.scene.frame_start if target is not None else 1, video=video)
+    armature, cleaned = applied.armature, applied.cleaned
+    timings.add("clean-up and keys", time.perf_counter() - clock)
 
     outputs = {"blend": out / f"{name}.blend", "take": out / f"{name}.npz"}
     if not args.no_preview:
@@ -120,7 +134,8 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
         raise
     return {
         "video": str(video), "ok": True, "frames": len(take), "first_frame": take.first_frame, "fps": take.fps,
-        "actions": [action.name, raw_action.name], "armature": armature.name,
+        "actions": [a.name for a in (applied.action, applied.raw_action) if a is not None], "armature": armature.name,
+        "camera": applied.camera.name if applied.camera else None, "warnings": applied.warnings,
         "root_travel_m": float(((cleaned.joints[-1, 0, :2] - cleaned.joints[0, 0, :2]) ** 2).sum() ** 0.5),
         "quality": quality_report(take.joints_world, cleaned, take.fps),
         "timings_s": timings.seconds, "outputs": {k: str(v) for k, v in outputs.items()},

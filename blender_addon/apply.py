@@ -1,0 +1,169 @@
+"""A captured take into the open scene: clean-up, the animated armature, the capture camera with the video.
+
+Used by the capture operator and by the batch conversion. Everything happens in one call inside
+:func:`scene_transaction`, so a failure half way removes what the call made and puts back the scene
+settings it changed: the user's scene is either changed completely or not at all.
+
+The camera
+----------
+The take's world (Z up, floor at Z = 0) is where the camera stood: its rotation and origin map camera
+to world (``world = (camera - origin) @ rotation.T``, see :mod:`posemoe.motion.trajectory`). The
+camera object sits there with the focal length the capture assumed, the video as its background,
+each video frame shown at the scene frame that holds its keys; looking through it, the armature should
+lie on the person. That holds for the root mode ``full`` on our own armature; a retargeted rig moves
+in its own object's space and scale, and the camera follows the armature object's transform.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from posemoe import PoseMoEError
+from posemoe.motion.clean import Cleaned, CleanupSettings, clean
+from posemoe.take import Take
+
+from . import retarget as retargeting
+from . import rig
+
+#: ID collections a capture may add to; a failed capture removes what it added to each.
+_COLLECTIONS = ("objects", "armatures", "actions", "cameras", "images", "movieclips")
+#: Scene settings a capture may change (render.fps_base follows render.fps).
+_SCENE_SETTINGS = (("render", "fps"), ("render", "fps_base"), ("render", "resolution_x"),
+                   ("render", "resolution_y"), ("render", "resolution_percentage"), (None, "frame_start"),
+                   (None, "frame_end"), (None, "camera"))
+SENSOR_WIDTH_MM = 36.0
+
+
+@contextmanager
+def scene_transaction(scene):
+    """Undo what the block added to ``bpy.data`` and changed in ``scene`` if it raises."""
+    before = {name: set(getattr(bpy.data, name)) for name in _COLLECTIONS}
+    settings = [(owner, attr, getattr(scene.render if owner else scene, attr)) for owner, attr in _SCENE_SETTINGS]
+    try:
+        yield
+    except BaseException:
+        for name in _COLLECTIONS:  # objects first: their data can only go once nothing uses it
+            collection = getattr(bpy.data, name)
+            for block in set(collection) - before[name]:
+                collection.remove(block)
+        for owner, attr, value in settings:
+            if attr == "camera" and value is not None and value.name not in bpy.data.objects:
+                value = None
+            setattr(scene.render if owner else scene, attr, value)
+        raise
+
+
+@dataclass
+class Applied:
+    """What :func:`apply_take` made: the armature it animated, the action(s), the camera (or None),
+    the clean-up result, and a retarget report (None for our own armature)."""
+
+    armature: object
+    action: object
+    raw_action: object | None
+    camera: object | None
+    cleaned: Cleaned
+    report: object | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def match_scene(scene, take: Take) -> None:
+    """Scene frame rate and render size as the video's (so the camera view frames the video exactly)."""
+    scene.render.fps = max(1, round(take.fps))
+    scene.render.fps_base = scene.render.fps / take.fps
+    scene.render.resolution_x, scene.render.resolution_y = int(take.width), int(take.height)
+    scene.render.resolution_percentage = 100
+
+
+def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | None, frame_start: int,
+                   parent_matrix=None, collection=None):
+    """The camera the take was filmed with, in the take's world, with the video as its background.
+
+    ``cleaned.scale`` (the height scaling) is applied about the same floor point as the clean-up's;
+    ``parent_matrix`` (4x4, e.g. a retargeted armature's world matrix) places the take's world in the
+    scene. ``video`` None: no background. Returns the new camera object.
+    """
+    rotation, origin = np.asarray(take.world_rotation), np.asarray(take.world_origin)
+    position = -rotation @ origin  # the camera centre (0, 0, 0) in world coordinates
+    anchor = np.array([take.joints_world[0, 0, 0], take.joints_world[0, 0, 1], 0.0])
+    position = anchor + (position - anchor) * cleaned.scale
+    # Blender cameras look down their -Z with +Y up; OpenCV cameras down +Z with -Y up.
+    axes = rotation @ np.diag([1.0, -1.0, -1.0])
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = axes, position
+
+    data = bpy.data.cameras.new(name)
+    data.sensor_fit = "HORIZONTAL" if take.width >= take.height else "VERTICAL"
+    data.sensor_width = data.sensor_height = SENSOR_WIDTH_MM
+    data.lens = take.focal_px * SENSOR_WIDTH_MM / max(take.width, take.height)
+    data.clip_start, data.clip_end = 0.05, 500.0
+    camera = bpy.data.objects.new(name, data)
+    (collection or bpy.context.scene.collection).objects.link(camera)
+    from mathutils import Matrix
+
+    camera.matrix_world = (parent_matrix if parent_matrix is not None else Matrix.Identity(4)) @ Matrix(matrix.tolist())
+    if video is not None:
+        clip = bpy.data.movieclips.load(str(video))  # its own clip: frame_start is per capture
+        data.show_background_images = True
+        background = data.background_images.new()
+        background.source = "MOVIE_CLIP"
+        background.clip = clip
+        background.alpha = 1.0
+        # The clip's frame 1 is the video's first frame: shift it so the take's first video frame
+        # appears at frame_start, where its keys are.
+        clip.frame_start = frame_start - take.first_frame
+    return camera
+
+
+def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, bone_map: str | None = None,
+               camera: bool = True, match: bool = True, keep_raw: bool = True, frame_start: int = 1,
+               video: str | Path | None = None) -> Applied:
+    """Put ``take`` into the current scene; everything or nothing (see :func:`scene_transaction`).
+
+    cleanup: the clean-up settings. target: None builds our armature named ``name`` (with the raw
+    take as a second action ``<name>.raw`` when ``keep_raw``); an armature object gets the take through
+    :func:`retarget.retarget` with ``bone_map`` (None: auto-detected). camera: add the capture camera
+    with ``video`` (default: the take's source, when it exists) as its background, and make it the
+    scene camera if the scene has none. match: the scene's frame rate, render size and frame range as
+    the video's (the range only ever grows). Keys start at ``frame_start``.
+    """
+    scene = bpy.context.scene
+    if target is not None and target.type != "ARMATURE":
+        raise PoseMoEError(f"'{target.name}' is not an armature; choose an armature as the target or build a new one.")
+    cleaned = clean(take.joints_world, take.fps, cleanup)
+    with scene_transaction(scene):
+        if match:
+            match_scene(scene, take)
+            scene.frame_start = min(scene.frame_start, frame_start)
+            scene.frame_end = max(scene.frame_end, frame_start + len(take) - 1)
+        made_camera = None
+        if camera:  # before the armature: a retarget is the last step, atomic in itself
+            source = Path(video) if video is not None else Path(take.source)
+            parent = None if target is None else target.matrix_world.copy()
+            made_camera = capture_camera(take, f"{name} camera", cleaned, source if source.is_file() else None,
+                                         frame_start, parent)
+            if scene.camera is None:
+                scene.camera = made_camera
+        raw_action = report = None
+        if target is None:
+            armature = rig.build_armature(cleaned.motion, name)
+            if keep_raw:
+                raw = clean(take.joints_world, take.fps, CleanupSettings(smoothing="none", foot_lock="never",
+                                                                          height=cleanup.height))
+                raw_action = rig.write_action(armature, raw.motion, f"{name}.raw", frame_start)
+                raw_action.use_fake_user = True
+            action = rig.write_action(armature, cleaned.motion, name, frame_start)
+        else:
+            armature = target
+            action, report = retargeting.retarget(cleaned.motion, target, bone_map, action_name=name,
+                                                  frame_start=frame_start)
+    warnings = list(report.warnings) if report is not None else []
+    if camera and target is not None and cleanup.root == "full":
+        warnings.append("The capture camera shows the take's world; a retargeted rig moves in its own space, so "
+                        "it may not lie exactly on the video.")
+    return Applied(armature, action, raw_action, made_camera, cleaned, report, warnings)

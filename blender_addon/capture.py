@@ -1,0 +1,207 @@
+"""The Capture operator: video in, animated armature out, with Blender responsive all along.
+
+Invoked from the panel it is modal: the capture runs beside Blender (a thread, or the worker Python of
+the preferences, see :mod:`posemoe.worker`), a timer polls it, the progress bar and the status bar
+show the stage and percentage, Esc or the panel's Cancel stops it. The scene is not touched until the
+take is complete; then :func:`apply.apply_take` puts it in, all or nothing, as one undo step.
+Executed (scripts, ``blender --background``, tests) it runs the same steps synchronously.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.types import Operator
+
+from posemoe import Cancelled, PoseMoEError
+from posemoe.motion.clean import CleanupSettings
+from posemoe.pipeline import Settings
+from posemoe.worker import CaptureJob, start_capture
+
+from . import retarget
+from .apply import Applied, apply_take
+from .preferences import preferences
+
+POLL_S = 0.1
+
+
+class CaptureSession:
+    """One capture from the scene's settings (``scene.posemoe``) and the add-on's preferences.
+
+    Checks everything it can before the long work starts (the video exists, the target armature fits a
+    bone map), then starts the job. Raises PoseMoEError with a sentence for the user.
+    """
+
+    def __init__(self, context):
+        settings = context.scene.posemoe
+        if not settings.video:
+            raise PoseMoEError("Choose a video in the Mocap panel first.")
+        self.video = Path(bpy.path.abspath(settings.video))
+        if not self.video.is_file():
+            raise PoseMoEError(f"The video '{self.video}' does not exist; choose another file.")
+        if settings.stop and settings.stop <= settings.start:
+            raise PoseMoEError(f"The end frame ({settings.stop}) must come after the start frame ({settings.start}), "
+                               "or be 0 for the end of the video.")
+        self.target = None
+        self.bone_map = None
+        if settings.target == "EXISTING":
+            self.target = settings.armature
+            if self.target is None:
+                raise PoseMoEError("Choose the armature to animate, or set the target to New Armature.")
+            if settings.bone_map == "AUTO":
+                retarget.detect_map(self.target)  # raises now, naming what is missing, not after the capture
+            else:
+                self.bone_map = settings.bone_map.lower()
+                resolved, missing = retarget.match_map(retarget.load_map(self.bone_map), self.target)
+                lacking = [b for b in resolved.essential if b in missing]
+                if lacking:
+                    raise PoseMoEError(f"Armature '{self.target.name}' lacks {', '.join(lacking)}, which the "
+                                       f"'{self.bone_map}' map needs; choose another map or Auto-detect.")
+        self.cleanup = CleanupSettings(smoothing=settings.smoothing.lower(), strength=settings.strength,
+                                       foot_lock=settings.foot_lock.lower(), root=settings.root.lower(),
+                                       height=settings.height or None)
+        self.show_video, self.match_scene = settings.show_video, settings.match_scene
+        capture_settings = Settings(start=settings.start, stop=settings.stop or None, flip=settings.flip,
+                                    stride=settings.stride or None, fov_degrees=settings.fov)
+        prefs = preferences(context)
+        self.job: CaptureJob = start_capture(
+            self.video, capture_settings,
+            python=bpy.path.abspath(prefs.python) if prefs and prefs.python else None,
+            weights=bpy.path.abspath(prefs.weights) if prefs and prefs.weights else None,
+            backend=prefs.backend.lower() if prefs else "auto", device=prefs.device.lower() if prefs else "auto")
+
+    def apply(self, context) -> Applied:
+        """Put the finished job's take into the scene (raises the job's error or Cancelled)."""
+        take = self.job.result()
+        return apply_take(take, self.cleanup, self.video.stem, target=self.target, bone_map=self.bone_map,
+                          camera=self.show_video, match=self.match_scene,
+                          frame_start=context.scene.frame_start, video=self.video)
+
+
+def _summary(applied: Applied) -> str:
+    frames = len(applied.cleaned.joints)
+    text = f"Captured {frames} frames onto '{applied.armature.name}' (action '{applied.action.name}')."
+    return " ".join([text, *applied.warnings])
+
+
+class POSEMOE_OT_capture(Operator):
+    """Capture the video's motion onto an armature (Esc cancels)"""
+
+    bl_idname = "posemoe.capture"
+    bl_label = "Capture"
+    bl_options = {"REGISTER", "UNDO"}
+
+    #: The running session, for the panel's progress bar and the Cancel button (one capture at a time).
+    running: CaptureSession | None = None
+    _cancel_requested = False
+
+    @classmethod
+    def poll(cls, context):
+        return cls.running is None and context.scene is not None
+
+    # The synchronous path: scripts, background mode, tests.
+    def execute(self, context):
+        wm = context.window_manager
+        try:
+            session = CaptureSession(context)
+        except PoseMoEError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        wm.progress_begin(0, 100)
+        try:
+            session.job.wait(progress=lambda job: wm.progress_update(job.fraction * 100))
+            applied = session.apply(context)
+        except PoseMoEError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        finally:
+            wm.progress_end()
+        self.report({"INFO"}, _summary(applied))
+        return {"FINISHED"}
+
+    # The modal path: the panel's button.
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            session = CaptureSession(context)
+        except PoseMoEError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        cls = type(self)
+        cls.running, cls._cancel_requested = session, False
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(POLL_S, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        self._show(context, session)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        session = type(self).running
+        if event.type == "ESC" or type(self)._cancel_requested:
+            session.job.cancel()
+            self._end(context)
+            self.report({"WARNING"}, "Capture cancelled; the scene is unchanged.")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}  # Blender stays usable while the capture runs
+        finished = session.job.poll()
+        self._show(context, session)
+        if not finished:
+            return {"PASS_THROUGH"}
+        self._end(context)
+        try:
+            applied = session.apply(context)
+        except Cancelled:
+            self.report({"WARNING"}, "Capture cancelled; the scene is unchanged.")
+            return {"CANCELLED"}
+        except PoseMoEError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, _summary(applied))
+        return {"FINISHED"}
+
+    def cancel(self, context):
+        """Blender ends the modal operator (a file is loaded, the window closes): stop the capture."""
+        if type(self).running is not None:
+            type(self).running.job.cancel()
+        self._end(context)
+
+    def _show(self, context, session: CaptureSession) -> None:
+        context.window_manager.progress_update(session.job.fraction * 100)
+        context.workspace.status_text_set(f"PoseMoE: {session.job.status}  (Esc to cancel)")
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        if getattr(self, "_timer", None) is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        type(self).running = None
+        for area in context.screen.areas if context.screen else ():
+            area.tag_redraw()
+
+
+class POSEMOE_OT_cancel_capture(Operator):
+    """Stop the running capture; the scene stays as it was"""
+
+    bl_idname = "posemoe.cancel_capture"
+    bl_label = "Cancel Capture"
+
+    @classmethod
+    def poll(cls, context):
+        return POSEMOE_OT_capture.running is not None
+
+    def execute(self, context):
+        POSEMOE_OT_capture._cancel_requested = True
+        return {"FINISHED"}
+
+
+CLASSES = (POSEMOE_OT_capture, POSEMOE_OT_cancel_capture)

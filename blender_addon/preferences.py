@@ -1,0 +1,112 @@
+"""Add-on preferences: where and how the capture runs, and a button that checks the set-up.
+
+Blender's own Python rarely has PyTorch, ONNX Runtime and MediaPipe. Then the capture runs in a worker:
+a Python the user names here (a virtual environment with ``posemoe`` installed, for example the
+``.venv/bin/python`` the README's first command makes; with a CUDA build of PyTorch for GPU lifting).
+Left empty, the capture runs inside Blender, which needs those packages importable there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+from bpy.types import AddonPreferences, Operator
+
+from posemoe import PoseMoEError
+from posemoe.worker import check_setup
+
+ADDON = __package__  # "bl_ext.<repository>.posemoe_mocap" once installed as an extension
+CHECK_TIMEOUT_S = 180  # a first torch import on a cold disk can take a minute
+
+
+class PoseMoEPreferences(AddonPreferences):
+    bl_idname = ADDON
+
+    python: StringProperty(
+        name="Worker Python", subtype="FILE_PATH",
+        description="A Python with posemoe installed, to run the capture in (for example the project's "
+                    ".venv/bin/python). Empty: capture inside Blender, which needs PyTorch or ONNX Runtime and "
+                    "MediaPipe in Blender's Python")
+    device: EnumProperty(
+        name="Device", default="AUTO",
+        items=[("AUTO", "Auto", "CUDA when a GPU is usable, else the CPU"),
+               ("CPU", "CPU", "Always the CPU"), ("CUDA", "CUDA", "An NVIDIA GPU through PyTorch")])
+    backend: EnumProperty(
+        name="Backend", default="AUTO",
+        items=[("AUTO", "Auto", "PyTorch when it is installed, else ONNX Runtime"),
+               ("TORCH", "PyTorch", "PyTorch (CPU or CUDA)"), ("ONNX", "ONNX Runtime", "ONNX Runtime (CPU)")])
+    weights: StringProperty(
+        name="Model", subtype="DIR_PATH",
+        description="A weights folder (config.json with model.safetensors or model.onnx). Empty: the shipped "
+                    "PoseMoE model")
+    check_result: StringProperty(name="Set-up check", description="What the last check found")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "python")
+        row = layout.row()
+        row.prop(self, "device")
+        row.prop(self, "backend")
+        layout.prop(self, "weights")
+        layout.operator(POSEMOE_OT_check_setup.bl_idname, icon="CHECKMARK")
+        if self.check_result:
+            box = layout.box()
+            for line in self.check_result.splitlines():
+                box.label(text=line)
+
+
+def preferences(context=None):
+    """This add-on's preferences, or None when it is not registered as an add-on (scripts, batch)."""
+    addon = (context or bpy.context).preferences.addons.get(ADDON)
+    return addon.preferences if addon is not None else None
+
+
+def check_python(python: str | None) -> dict:
+    """:func:`posemoe.worker.check_setup` for ``python`` (a worker interpreter) or for this process."""
+    if not python:
+        return check_setup()
+    path = Path(bpy.path.abspath(python))
+    if not path.is_file():
+        raise PoseMoEError(f"The worker Python '{path}' does not exist; choose the python of a virtual environment "
+                           "with posemoe installed, or clear the field to capture inside Blender.")
+    try:
+        done = subprocess.run([str(path), "-m", "posemoe.worker", "--check"], capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PoseMoEError(f"The worker Python '{path}' could not be run ({error}).") from error
+    if done.returncode != 0:
+        if "No module named 'posemoe" in done.stderr:
+            raise PoseMoEError(f"'{path}' runs but cannot import posemoe; install it there with "
+                               "`python -m pip install -e <the posemoe folder>`.")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PoseMoEError(f"'{path}' failed the check (exit status {done.returncode}): {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class POSEMOE_OT_check_setup(Operator):
+    """Check what the capture can use: PyTorch, CUDA and the GPU, ONNX Runtime, MediaPipe"""
+
+    bl_idname = "posemoe.check_setup"
+    bl_label = "Check Set-up"
+
+    def execute(self, context):
+        prefs = preferences(context)
+        try:
+            report = check_python(prefs.python if prefs else None)
+        except PoseMoEError as error:
+            if prefs:
+                prefs.check_result = str(error)
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        text = "\n".join(report["summary"])
+        if prefs:
+            prefs.check_result = text
+        self.report({"INFO"} if report["can_capture"] else {"WARNING"}, " ".join(report["summary"]))
+        return {"FINISHED"}
+
+
+CLASSES = (PoseMoEPreferences, POSEMOE_OT_check_setup)

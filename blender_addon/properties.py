@@ -1,0 +1,82 @@
+"""The capture settings the sidebar panel shows, stored on the scene as ``scene.posemoe``.
+
+No ``from __future__ import annotations`` here: Blender reads the property definitions from the class
+annotations, which must stay values, not strings.
+"""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.types import PropertyGroup
+
+from posemoe.motion.trajectory import DEFAULT_FOV_DEGREES
+
+from .retarget import MAP_NAMES
+
+_MAP_LABELS = {"rigify_fk": "Rigify (generated, FK)", "rigify_metarig": "Rigify meta-rig", "mixamo": "Mixamo"}
+_MAP_ITEMS = [("AUTO", "Auto-detect", "The shipped map whose bone names the armature has")] + [
+    (name.upper(), _MAP_LABELS.get(name, name), f"The shipped '{name}' map") for name in MAP_NAMES]
+
+
+def _is_armature(_self, obj) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class PoseMoESettings(PropertyGroup):
+    video: StringProperty(name="Video", subtype="FILE_PATH", description="The video of one person moving")
+    start: IntProperty(name="Start", min=0, default=0, description="First video frame to capture (0: the first)")
+    stop: IntProperty(name="End", min=0, default=0,
+                      description="Video frame to stop before (0: to the end of the video)")
+
+    flip: BoolProperty(name="Flip Averaging", default=True,
+                       description="Also lift the mirrored video and average: steadier, twice the lifting time")
+    stride: IntProperty(name="Window Step", min=0, default=0,
+                        description="Frames between lifting windows; smaller overlaps them more and blends "
+                                    "(0: one whole window, no overlap)")
+    fov: FloatProperty(name="Field of View", min=10.0, max=170.0, default=DEFAULT_FOV_DEGREES,
+                       description="The camera's field of view across the longer side of the picture, in degrees "
+                                   "(69.4: a phone's main camera)")
+
+    smoothing: EnumProperty(
+        name="Smoothing", default="ONE_EURO",
+        items=[("ONE_EURO", "One-Euro", "Adaptive: smooth when slow, quick when fast"),
+               ("SAVGOL", "Savitzky-Golay", "Fixed window polynomial: smoothest, keeps peaks"),
+               ("NONE", "None", "The joints as lifted")])
+    strength: FloatProperty(name="Strength", min=0.0, max=1.0, default=0.5, subtype="FACTOR",
+                            description="How much to smooth")
+    foot_lock: EnumProperty(
+        name="Foot Locking", default="AUTO",
+        items=[("AUTO", "Auto", "Pin feet that stand still on the floor"),
+               ("ALWAYS", "Always", "Pin the slower foot whenever it is low"), ("NEVER", "Never", "No pinning")])
+    root: EnumProperty(
+        name="Root Motion", default="FULL",
+        items=[("FULL", "Full", "The body moves through space as captured"),
+               ("GROUND", "Ground", "Moves over the floor at a steady height"),
+               ("IN_PLACE", "In Place", "Stays over its first position (for game loops)")])
+    height: FloatProperty(name="Body Height", min=0.0, max=3.0, default=0.0, subtype="DISTANCE", unit="LENGTH",
+                          description="The actor's standing height; the take is scaled to it (0: as captured)")
+
+    target: EnumProperty(
+        name="Target", default="NEW",
+        items=[("NEW", "New Armature", "Build PoseMoE's 16-bone armature"),
+               ("EXISTING", "Existing Armature", "Retarget onto an armature of the scene through a bone map")])
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                              description="The armature to animate")
+    bone_map: EnumProperty(
+        name="Bone Map", default="AUTO", items=_MAP_ITEMS)
+
+    show_video: BoolProperty(name="Video in Camera", default=True,
+                             description="Add the capture camera with the video as its background, to compare")
+    match_scene: BoolProperty(name="Match Scene to Video", default=True,
+                              description="Set the frame rate and render size to the video's; grow the frame range "
+                                          "to hold the take")
+
+
+CLASSES = (PoseMoESettings,)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.posemoe = PointerProperty(type=PoseMoESettings)
+
+
+def unregister_properties() -> None:
+    del bpy.types.Scene.posemoe
