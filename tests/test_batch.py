@@ -60,3 +60,40 @@ def test_batch_converts_good_clips_and_reports_the_bad_one(tmp_path):
     end = armature.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones["pelvis"].head.copy()
     assert (end - start).length > 0.5  # the walker walks in the .blend too
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_batch_retargets_onto_an_armature_of_a_rig_file(tmp_path):
+    from test_retarget import mixamo_armature
+
+    _clip(tmp_path / "clip.mp4", 60, 100)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    mixamo_armature().name = "Hero"
+    rig_file = tmp_path / "hero.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(rig_file))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    rig_bytes = rig_file.read_bytes()
+    out = tmp_path / "out"
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")}
+    command = [sys.executable, str(ROOT / "blender_addon" / "batch.py"), str(tmp_path / "clip.mp4"), "--out",
+               str(out), "--no-preview", "--rig", str(rig_file)]
+    wrong = subprocess.run(command + ["--armature", "Villain"], env=env, capture_output=True, text=True, timeout=600)
+    assert wrong.returncode == 1 and "no armature named 'Villain'" in wrong.stdout and "Hero" in wrong.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json"]
+    run = subprocess.run(command + ["--armature", "Hero"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert rig_file.read_bytes() == rig_bytes, "the rig file itself is not changed"
+    report = json.loads((out / "clip.json").read_text())
+    assert report["armature"] == "Hero" and report["actions"] == ["clip"] and report["camera"] == "clip camera"
+
+    bpy.ops.wm.open_mainfile(filepath=str(out / "clip.blend"))
+    hero = bpy.data.objects["Hero"]
+    assert hero.animation_data.action.name == "clip"
+    first, last = map(round, hero.animation_data.action.frame_range)
+    scene = bpy.context.scene
+    hips = []
+    for frame in (first, last):
+        scene.frame_set(frame)
+        evaluated = hero.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        hips.append(hero.matrix_world @ evaluated.pose.bones["mixamorig:Hips"].head)
+    assert (hips[1] - hips[0]).length > 0.3
+    bpy.ops.wm.read_factory_settings(use_empty=True)

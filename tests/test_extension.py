@@ -174,3 +174,18 @@ def test_capture_in_the_worker_python_onto_a_mixamo_rig(addon):
         evaluated = rig.evaluated_get(bpy.context.evaluated_depsgraph_get())
         hips.append(np.array(rig.matrix_world @ evaluated.pose.bones["mixamorig:Hips"].head))
     assert np.linalg.norm(hips[1][:2] - hips[0][:2]) > 0.2
+
+
+def test_a_failure_while_applying_takes_back_everything(addon, monkeypatch):
+    _empty_scene()
+    _settings(stop=90)
+    before = _state()
+
+    def broken(*args, **kwargs):
+        raise addon.apply.PoseMoEError("the disk is full")
+
+    monkeypatch.setattr(addon.apply.rig, "write_action", broken)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        bpy.ops.posemoe.capture()
+    assert _state() == before
+    assert not bpy.data.armatures and not bpy.data.cameras

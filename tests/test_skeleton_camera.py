@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from posemoe import skeleton
 from posemoe.camera import Camera, denormalize_screen, normalize_screen, project_h36m
-from tests.conftest import SHARED_DATA, synthetic_camera
+from conftest import SHARED_DATA, synthetic_camera
 
 finite = st.floats(-5, 5, allow_nan=False, width=32)
 
