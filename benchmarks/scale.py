@@ -1,0 +1,112 @@
+"""Time and peak memory of ``posemoe capture`` on long videos made by repeating the sample.
+
+    python benchmarks/scale.py [--minutes 1 10 60] [--markdown FILE] [--json FILE]
+
+Each long video is the bundled clip played over and over (re-encoded once with OpenCV's MPEG-4 Part 2
+encoder at the clip's size and frame rate, and kept in ``benchmarks/.cache/``: the 60-minute file takes
+about 2 GB and a quarter of an hour to write). Each capture runs in its own process, measured from the
+outside: wall time, and peak resident memory from ``wait4``. The claim to check: memory stays flat (the
+reader holds one frame; per-frame keypoints are a few hundred bytes) and time grows linearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+
+from posemoe.files import atomic_output  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
+from posemoe.video import probe  # noqa: E402
+
+SAMPLE = ROOT / "samples" / "walk.mp4"
+CACHE = ROOT / "benchmarks" / ".cache"
+
+
+def long_video(minutes: float, cache: Path = CACHE) -> Path:
+    """The sample repeated to ``minutes`` of video, cached; returns its path."""
+    info = probe(SAMPLE)
+    frames = round(minutes * 60 * info.fps)
+    path = cache / f"walk-{frames}.mp4"
+    if path.is_file():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+        written = 0
+        while written < frames:
+            source = cv2.VideoCapture(str(SAMPLE))
+            while written < frames:
+                ok, image = source.read()
+                if not ok:
+                    break
+                writer.write(image)
+                written += 1
+            source.release()
+        writer.release()
+    return path
+
+
+def measure(video: Path, out: Path) -> dict:
+    """Run ``posemoe capture`` on ``video`` in a child process: seconds, peak RSS (MB), frames."""
+    import tempfile
+
+    command = [sys.executable, "-m", "posemoe", "capture", str(video), "-o", str(out)]
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: an hour of progress bars would fill a pipe
+        clock = time.perf_counter()
+        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - clock
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            raise SystemExit(f"error: capture of {video} failed:\n{log.read().decode(errors='replace')[-3000:]}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "frames": probe(video).frame_count}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
+    parser.add_argument("--markdown", help="also write the table to this Markdown file")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    info = probe(SAMPLE)
+    rows = []
+    for minutes in args.minutes:
+        video = long_video(minutes)
+        result = measure(video, CACHE / "take.npz")
+        (CACHE / "take.npz").unlink(missing_ok=True)
+        rows.append({"minutes": minutes, **result, "frames_per_s": result["frames"] / result["seconds"]})
+        print(f"{minutes:g} min: {result['seconds']:.0f} s, peak {result['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    base = rows[0]
+    lines = [f"`posemoe capture` (detection, tracking, lifting with flip averaging, trajectory; take saved) on the "
+             f"sample repeated to each length ({info.width}x{info.height} at {info.fps:g} frames/s, re-encoded as "
+             f"MPEG-4 Part 2), one process each. Machine: {describe_machine()}.", "",
+             "| video | frames | seconds | frames/s | x real time | seconds per minute of video "
+             "| peak memory (MB) | memory vs the first row |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['minutes']:g} min | {row['frames']:,} | {row['seconds']:.0f} | {row['frames_per_s']:.1f} | "
+                     f"{row['minutes'] * 60 / row['seconds']:.2f} | {row['seconds'] / row['minutes']:.0f} | "
+                     f"{row['peak_rss_mb']:.0f} | {row['peak_rss_mb'] / base['peak_rss_mb']:.2f}x |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with atomic_output(args.markdown) as tmp:
+            tmp.write_text(f"# Scale: long videos\n\nGenerated by `python benchmarks/scale.py`.\n\n{text}\n")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"machine": describe_machine(), "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
