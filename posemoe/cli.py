@@ -61,10 +61,14 @@ class _Bars:
 
 def _writable(path: Path) -> None:
     """Fail before hours of work rather than after: the output's folder must be creatable and writable."""
+    if path.is_dir():
+        raise PoseMoEError(f"Cannot write {path}: it is a folder. Give a file name.")
     folder = path.parent if str(path.parent) else Path(".")
     existing = folder
     while not existing.exists():
         existing = existing.parent
+    if not existing.is_dir():
+        raise PoseMoEError(f"Cannot write {path}: {existing} is a file, not a folder. Choose another output folder.")
     if not os.access(existing, os.W_OK):
         raise PoseMoEError(f"Cannot write {path}: {existing} is not writable. Choose another output folder.")
 

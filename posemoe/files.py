@@ -30,6 +30,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, path)
+    except OSError as error:  # a full disk, or a folder where the file should go: the user can fix it
+        tmp.unlink(missing_ok=True)
+        raise PoseMoEError(f"Cannot write {path}: {error.strerror or error}. Free some space or choose another path.") from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

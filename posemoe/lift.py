@@ -69,11 +69,13 @@ def reframe(screen: np.ndarray, visible: np.ndarray, frames: int = REFRAME_FRAME
 def window_starts(length: int, frames: int, stride: int) -> np.ndarray:
     """Start frames of windows of ``frames`` that cover ``length`` frames every ``stride`` frames.
 
-    The last window is moved back to end on the last frame. Returns (W,) ints; for a clip shorter
-    than a window, a single start 0 (the clip is padded to a full window).
+    The last window is moved back to end on the last frame. A stride longer than a window is taken as
+    one window, so that no frame falls between windows. Returns (W,) ints; for a clip shorter than a
+    window, a single start 0 (the clip is padded to a full window).
     """
     if stride < 1:
-        raise ValueError("the window stride must be at least 1 frame")
+        raise PoseMoEError(f"A window step of {stride} frames is not possible: give at least 1 (or none for the default).")
+    stride = min(stride, frames)
     if length <= frames:
         return np.zeros(1, dtype=np.int64)
     starts = np.arange(0, length - frames + 1, stride)

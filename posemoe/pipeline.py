@@ -2,7 +2,8 @@
 
 Long work reports through one callback ``progress(stage, done, total)`` and checks ``cancel()`` between
 frames and between lifting batches; a cancelled capture raises :class:`posemoe.Cancelled` and returns
-nothing. Stages, in order: "detect", "lift", "trajectory".
+nothing. Stages, in order: "detect", "lift", "trajectory". :func:`take_from_detections` is everything
+after detection, for keypoints from any source.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from . import Cancelled, PoseMoEError
 from .detect import Detector, default_detector
 from .lift import Lifter
 from .motion.trajectory import DEFAULT_FOV_DEGREES, focal_from_fov, root_translation, to_world, world_frame
+from .skeleton import NUM_JOINTS
 from .take import Take
-from .track import build_tracks, fill_gaps, select_person
-from .video import probe, read_frames
+from .track import NO_PERSON, build_tracks, fill_gaps, select_person
+from .video import VideoInfo, probe, read_frames
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,6 +66,37 @@ def _check(cancel: Callable[[], bool] | None) -> None:
         raise Cancelled("The capture was cancelled; nothing was written.")
 
 
+def _check_settings(settings: Settings, info: VideoInfo) -> float:
+    """Refuse impossible settings before any work is done; returns the focal length in pixels."""
+    if not np.isfinite(settings.max_gap_s) or settings.max_gap_s < 0:
+        raise PoseMoEError(f"A longest bridged gap of {settings.max_gap_s} s is not possible: give 0 or more seconds.")
+    focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
+    if not np.isfinite(focal) or focal <= 0:
+        raise PoseMoEError(f"A focal length of {focal} px is not possible: give a positive number of pixels, or a field of view.")
+    return float(focal)
+
+
+def _detector_output(frame: int, keypoints, confidence, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's detector output as (P, 17, 2) px and (P, 17) floats, confidence in [0, 1] (NaN: 0).
+
+    Joints more than a frame's width or height outside the picture become NaN (not detected): detectors
+    place unseen joints a little beyond the edge, but one that far out is not a measurement.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if keypoints.size == 0 and confidence.size == 0:  # nobody, in whatever empty shape
+        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 2) or confidence.shape != keypoints.shape[:2]:
+        raise PoseMoEError(f"The detector gave keypoints shaped {keypoints.shape} and confidences shaped {confidence.shape} "
+                           f"in frame {frame}; a detector returns (people, {NUM_JOINTS}, 2) and (people, {NUM_JOINTS}) "
+                           "(see posemoe.detect).")
+    size = np.array([width, height], dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # NaN joints compare False and stay NaN
+        far = (np.abs(keypoints - size / 2) > 1.5 * size).any(-1)
+    keypoints = np.where(far[..., None], np.nan, keypoints)
+    return keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)
+
+
 def detect_video(path: str | Path, detector: Detector, settings: Settings, progress: Progress | None = None,
                  cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -82,7 +115,8 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
         keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
         clock = time.perf_counter()
         detect += clock - now
-        detections.append((np.asarray(keypoints, dtype=np.float64), np.asarray(confidence, dtype=np.float64)))
+        # Checked as it arrives: a detector that breaks the protocol fails now, not after the whole video.
+        detections.append(_detector_output(len(detections), keypoints, confidence, info.width, info.height))
         if progress is not None:
             progress("detect", len(detections), max(total, len(detections)))
     if not detections:
@@ -105,6 +139,7 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
     info = probe(video)
+    _check_settings(settings, info)
     own_detector = detector is None
     detector = detector or default_detector(settings.max_people)
     try:
@@ -112,7 +147,24 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     finally:
         if own_detector:
             detector.close()
+    return take_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
+                                timings=timings, detector_name=getattr(detector, "name", type(detector).__name__))
 
+
+def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
+                         settings: Settings | None = None, *, lifter: Lifter | None = None,
+                         progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                         timings: Timings | None = None, detector_name: str = "") -> Take:
+    """Everything after detection: choose and follow the person, bridge gaps, lift, place in the world.
+
+    detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)), as from
+    :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
+    and "trajectory". The take covers the frames from the chosen person's first to last detection.
+    """
+    settings = settings or Settings()
+    timings = timings if timings is not None else Timings()
+    focal = _check_settings(settings, info)
+    detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(detections)]
     clock = time.perf_counter()
     tracks = build_tracks(detections)
     person = None
@@ -121,6 +173,8 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
         person = (x, y, frame - settings.start)
     keypoints, confidence = select_person(tracks, len(detections), info.fps, person)
     seen = np.flatnonzero(confidence.max(1) > 0)
+    if len(seen) == 0:  # detections whose every joint has zero confidence
+        raise PoseMoEError(NO_PERSON)
     first, last = int(seen[0]), int(seen[-1]) + 1
     keypoints, confidence = keypoints[first:last], confidence[first:last]
     keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
@@ -145,11 +199,11 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     clock = time.perf_counter()
     if progress is not None:
         progress("trajectory", 0, 1)
-    focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
     root = root_translation(keypoints, lift_confidence, relative, focal, (info.width / 2, info.height / 2),
                            depth_frames=int(info.fps) | 1)
     camera = relative + root[:, None, :]
     rotation, origin = world_frame(camera, weights=(~long_gap).astype(float))
+    _check(cancel)  # the last chance: a capture cancelled now must not return a take
     if progress is not None:
         progress("trajectory", 1, 1)
     timings.add("trajectory", time.perf_counter() - clock)
@@ -159,7 +213,7 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
         keypoints_2d=keypoints, confidence=confidence, filled=filled, long_gap=long_gap,
         joints_camera=camera, joints_world=to_world(camera, rotation, origin),
         world_rotation=rotation, world_origin=origin, fps=info.fps, width=info.width, height=info.height,
-        focal_px=float(focal), first_frame=settings.start + first, source=str(video),
+        focal_px=focal, first_frame=settings.start + first, source=info.path,
         model=f"{lifter.config.arch} T={lifter.frames} ({Path(lifter.weights).name}, {lifter.backend})",
-        settings={**{k: v for k, v in vars(settings).items()}, "detector": getattr(detector, "name", type(detector).__name__)},
+        settings={**{k: v for k, v in vars(settings).items()}, "detector": detector_name},
     )

@@ -19,6 +19,7 @@ from . import PoseMoEError
 
 MIN_CONFIDENCE = 0.3  # joints below this do not count for boxes (the lifter's own threshold)
 MAX_REENTRY_SPEED = 2.0  # body heights per second a person may move while out of sight
+NO_PERSON = "No person was detected in the video: check that one person is fully in view and well lit."
 
 
 def person_boxes(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -43,6 +44,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area = lambda boxes: np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=-1)  # noqa: E731
     union = area(a)[:, None] + area(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def pose_similarity(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """a (P, 17, 2), b (Q, 17, 2) keypoints px, scale (Q,) px (b's box heights) -> (P, Q) in [0, 1]:
+    1 for the same pose, falling as a Gaussian of the median joint distance with sigma 0.2 * scale
+    (0 when no joint of the pair is finite)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: a joint that is not finite in both
+        distance = np.linalg.norm(np.asarray(a, dtype=np.float64)[:, None] - np.asarray(b, dtype=np.float64)[None], axis=-1)
+    median = np.median(np.where(np.isfinite(distance), distance, np.inf), axis=-1)
+    return np.exp(-0.5 * (median / (0.2 * np.maximum(scale, 1.0))) ** 2)
 
 
 @dataclass
@@ -96,8 +107,13 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
         live = [t for t in tracks if frame - t.frames[-1] <= max_lost]
         matched: set[int] = set()
         if live:
-            iou = box_iou(boxes[keep], np.array([t.boxes[-1] for t in live]))
-            for r, c in zip(*linear_sum_assignment(-iou)):
+            last = np.array([t.boxes[-1] for t in live])
+            iou = box_iou(boxes[keep], last)
+            # Boxes alone cannot tell a person from a spurious skeleton drawn over them (BlazePose adds
+            # one for a few frames when someone comes into view): when a detection overlaps two tracks
+            # about equally, the one whose last pose matches joint by joint keeps it.
+            similar = pose_similarity(keypoints[keep], np.array([t.keypoints[-1] for t in live]), last[:, 3] - last[:, 1])
+            for r, c in zip(*linear_sum_assignment(-iou * (0.5 + 0.5 * similar))):
                 if iou[r, c] >= min_iou:
                     i = keep[r]
                     live[c].add(frame, keypoints[i], confidence[i], boxes[i])
@@ -151,7 +167,7 @@ def select_person(tracks: list[Track], num_frames: int, fps: float,
     with 0 there.
     """
     if not tracks:
-        raise PoseMoEError("No person was detected in the video: check that one person is fully in view and well lit.")
+        raise PoseMoEError(NO_PERSON)
     tracks = stitch(tracks, fps)
     if point is None:
         longest = max(len(t.frames) for t in tracks)
@@ -184,7 +200,7 @@ def fill_gaps(keypoints: np.ndarray, confidence: np.ndarray, max_gap: int) -> tu
     """
     detected = np.isfinite(keypoints).all(axis=(1, 2)) & (confidence.max(1) > 0)
     if not detected.any():
-        raise PoseMoEError("No person was detected in the video: check that one person is fully in view and well lit.")
+        raise PoseMoEError(NO_PERSON)
     frames = np.arange(len(keypoints))
     seen = frames[detected]
     known = keypoints[detected].reshape(len(seen), -1)
