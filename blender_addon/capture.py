@@ -16,7 +16,7 @@ from bpy.types import Operator
 
 from posemoe import Cancelled, PoseMoEError
 from posemoe.motion.clean import CleanupSettings
-from posemoe.pipeline import Settings
+from posemoe.settings import Settings
 from posemoe.worker import CaptureJob, start_capture
 
 from . import retarget

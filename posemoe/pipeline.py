@@ -19,35 +19,14 @@ import numpy as np
 from . import Cancelled, PoseMoEError
 from .detect import Detector, default_detector
 from .lift import Lifter
-from .motion.trajectory import DEFAULT_FOV_DEGREES, focal_from_fov, root_translation, to_world, world_frame
+from .motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
+from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .take import Take
 from .track import NO_PERSON, build_tracks, fill_gaps, select_person
 from .video import VideoInfo, probe, read_frames
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class Settings:
-    """Capture settings, stored in every take.
-
-    start, stop: video frame range (stop None: to the end). person: (x px, y px, frame) to pick the
-    person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
-    ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
-    flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
-    detector looks for in each frame.
-    """
-
-    start: int = 0
-    stop: int | None = None
-    person: tuple[float, float, int] | None = None
-    max_gap_s: float = 0.5
-    fov_degrees: float = DEFAULT_FOV_DEGREES
-    focal_px: float | None = None
-    flip: bool = True
-    stride: int | None = None
-    max_people: int = 3
 
 
 @dataclass

@@ -104,7 +104,10 @@ def can_capture_here() -> bool:
     import importlib.util
 
     def found(name: str) -> bool:
-        return importlib.util.find_spec(name) is not None
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as absent
+            return False
 
     return (found("torch") or found("onnxruntime")) and found("mediapipe") and found("cv2")
 
@@ -125,7 +128,7 @@ class Job:
 
 
 def _settings_from(data: dict):
-    from .pipeline import Settings
+    from .settings import Settings
 
     data = dict(data)
     if data.get("person") is not None:

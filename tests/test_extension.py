@@ -189,3 +189,55 @@ def test_a_failure_while_applying_takes_back_everything(addon, monkeypatch):
         bpy.ops.posemoe.capture()
     assert _state() == before
     assert not bpy.data.armatures and not bpy.data.cameras
+
+
+_WITHOUT_CAPTURE_PACKAGES = r'''
+import sys
+
+
+class NotInBlender:
+    """Blender's own Python: no OpenCV, MediaPipe, PyTorch or ONNX Runtime."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"cv2", "mediapipe", "torch", "onnxruntime", "onnx"}:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+
+sys.meta_path.insert(0, NotInBlender())
+root, video = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+import bpy
+import blender_addon
+from blender_addon.apply import apply_take
+from posemoe.motion.clean import CleanupSettings
+from posemoe.settings import Settings
+from posemoe.worker import can_capture_here, check_setup, start_capture
+
+blender_addon.register()
+assert not can_capture_here() and not check_setup()["can_capture"]
+settings = bpy.context.scene.posemoe
+settings.video, settings.start, settings.stop = video, 70, 100
+try:
+    bpy.ops.posemoe.capture()
+    raise SystemExit("the capture should have asked for a worker Python")
+except RuntimeError as error:
+    assert "worker interpreter" in str(error), error
+job = start_capture(video, Settings(start=70, stop=100), python=sys.executable)  # the worker has them all
+applied = apply_take(job.wait(timeout=300), CleanupSettings(), "walk")
+assert applied.armature.animation_data.action.name == "walk"
+blender_addon.unregister()
+assert not {"cv2", "mediapipe", "torch", "onnxruntime"} & set(sys.modules), sorted(sys.modules)
+print("ok")
+'''
+
+
+def test_the_addon_works_in_a_blender_python_without_capture_packages(tmp_path):
+    """Blender's Python lacks the capture packages: the add-on must still register, say what to set up,
+    and capture through a worker Python, without ever importing those packages itself."""
+    import os
+
+    script = tmp_path / "blender_python.py"
+    script.write_text(_WITHOUT_CAPTURE_PACKAGES)
+    done = subprocess.run([sys.executable, str(script), str(ROOT), str(SAMPLE)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")})
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout[-2000:] + done.stderr[-3000:]

@@ -1,0 +1,33 @@
+"""Capture settings: what :func:`posemoe.pipeline.capture` is asked to do, stored in every take.
+
+Apart from the pipeline so that code which only describes a capture (the Blender add-on, which hands
+it to a worker Python) imports neither OpenCV nor MediaPipe nor torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .motion.trajectory import DEFAULT_FOV_DEGREES
+
+
+@dataclass
+class Settings:
+    """Capture settings, stored in every take.
+
+    start, stop: video frame range (stop None: to the end). person: (x px, y px, frame) to pick the
+    person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
+    ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
+    flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
+    detector looks for in each frame.
+    """
+
+    start: int = 0
+    stop: int | None = None
+    person: tuple[float, float, int] | None = None
+    max_gap_s: float = 0.5
+    fov_degrees: float = DEFAULT_FOV_DEGREES
+    focal_px: float | None = None
+    flip: bool = True
+    stride: int | None = None
+    max_people: int = 3
