@@ -1,7 +1,7 @@
 """Per-stage time and end-to-end frames/s of ``posemoe capture`` on a video (default: the bundled
 1768x994 walking clip), for each lifting backend.
 
-    python benchmarks/capture.py [VIDEO] [--repeat 2] [--markdown docs/capture.md]
+    python benchmarks/capture.py [VIDEO] [--repeat 2] [--markdown FILE] [--json FILE]
 
 Decoding and detection run once per repeat (they do not depend on the backend); each backend then
 lifts the same keypoints. Each figure is the fastest of the repeats. The machine is printed with the

@@ -2,7 +2,7 @@
 against one ``keyframe_insert`` call per bone and frame.
 
     python benchmarks/keyframes.py [--frames 1000 10000 100000] [--insert-frames 200] [--repeat 3]
-                                   [--markdown docs/keyframes.md]
+                                   [--markdown FILE] [--json FILE]
 
 Each take keys PoseMoE's 16-bone armature: 4 quaternion channels per bone plus the root bone's 3
 location channels, 67 F-curves. ``write_action`` is timed whole: the rotation conversion in NumPy, the

@@ -1,6 +1,6 @@
 """Motion quality before and after clean-up on a real take: bone-length spread, foot skating, jitter.
 
-    python benchmarks/motion.py [VIDEO] [--markdown docs/motion.md]
+    python benchmarks/motion.py [VIDEO] [--markdown FILE] [--json FILE]
 
 The video (default: the bundled walking clip) is captured once; each clean-up variant then runs on the
 same raw take. Foot skating is measured on the contacts that the default clean-up detects, for every
