@@ -227,13 +227,14 @@ class CaptureJob:
         return self._take
 
     def wait(self, progress=None, timeout: float | None = None):
-        """Block until the job ends, calling ``progress(job)`` on every event; returns :meth:`result`."""
+        """Block until the job ends, calling ``progress(job)`` on every event; returns :meth:`result`.
+        ``timeout``: seconds to wait for the next event (not for the whole job) before stopping it."""
         while not self.finished:
             try:
                 event = self._events.get(timeout=timeout)
             except queue.Empty:
                 self.cancel()
-                raise PoseMoEError(f"The capture took longer than {timeout} s and was stopped.") from None
+                raise PoseMoEError(f"The capture reported nothing for {timeout} s and was stopped.") from None
             self._handle(event)
             if progress is not None:
                 progress(self)
