@@ -295,7 +295,8 @@ class WorkerJob(CaptureJob):
                                "choose an executable Python in the add-on's preferences.") from error
         self._stderr: deque[str] = deque(maxlen=20)
         self._said_hello = False
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
         try:
             self._process.stdin.write(json.dumps({"protocol": PROTOCOL, **asdict(self.job)}) + "\n")
@@ -332,6 +333,7 @@ class WorkerJob(CaptureJob):
                 self._events.put(("error", PoseMoEError(message["error"])))
                 return
         code = self._process.wait()
+        self._stderr_reader.join(timeout=5)  # its last lines say why it died: read them all first
         self._events.put(("error", self._crash_error(code)))
 
     def _crash_error(self, code: int) -> PoseMoEError:
