@@ -213,8 +213,8 @@ def main(argv=None) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         step += 1
+        running.append((loss.item(), err.item()))  # waits for the GPU: the step's time must include it
         train_seconds += time.time() - tick
-        running.append((loss.item(), err.item()))
         bar.update(1)
         if not main_process:
             continue
