@@ -97,7 +97,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         _writable(path)
     settings = Settings(start=args.start, stop=args.stop, person=_person(args.person), max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
-                        max_people=args.max_people)
+                        max_people=args.max_people, workers=args.workers)
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
     timings = Timings()
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
     cap.add_argument("--person", help="X,Y,FRAME: capture the person at this pixel in this frame (default: the largest)")
     cap.add_argument("--max-people", type=int, default=3, help="people to look for in each frame")
+    cap.add_argument("--workers", type=int, default=0,
+                     help="detection processes, each on a stretch of the video (0: one per core for long videos)")
     cap.add_argument("--start", type=int, default=0, help="first video frame")
     cap.add_argument("--stop", type=int, help="video frame to stop before")
     cap.add_argument("--max-gap", type=float, default=0.5, help="seconds of lost detection bridged before a gap is flagged")

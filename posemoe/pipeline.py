@@ -18,6 +18,8 @@ import numpy as np
 
 from . import Cancelled, PoseMoEError
 from .detect import Detector, default_detector
+from .detect.blazepose import BlazePoseDetector
+from .detect.parallel import auto_workers, detect_in_processes, stretches
 from .lift import Lifter
 from .motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
 from .settings import Settings  # noqa: F401  (part of this module's interface)
@@ -49,6 +51,8 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     """Refuse impossible settings before any work is done; returns the focal length in pixels."""
     if not np.isfinite(settings.max_gap_s) or settings.max_gap_s < 0:
         raise PoseMoEError(f"A longest bridged gap of {settings.max_gap_s} s is not possible: give 0 or more seconds.")
+    if not isinstance(settings.workers, int) or settings.workers < 0:
+        raise PoseMoEError(f"{settings.workers!r} detection processes is not possible: give 0 (automatic), 1 or more.")
     focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
     if not np.isfinite(focal) or focal <= 0:
         raise PoseMoEError(f"A focal length of {focal} px is not possible: give a positive number of pixels, or a field of view.")
@@ -106,6 +110,40 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     return detections
 
 
+def detect_video_in_processes(path: str | Path, settings: Settings, workers: int, progress: Progress | None = None,
+                              cancel: Callable[[], bool] | None = None,
+                              timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """As :func:`detect_video` with the default detector, the frames shared out over ``workers``
+    processes (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
+    decoding and detection as the workers' own clocks split them."""
+    info = probe(path)
+    end = info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+    total = max(end - settings.start, 1)
+    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def on_frame(index: int, keypoints: np.ndarray, confidence: np.ndarray) -> None:
+        found[index] = _detector_output(index - settings.start, keypoints, confidence, info.width, info.height)
+        if progress is not None:
+            progress("detect", len(found), max(total, len(found)))
+
+    clock = time.perf_counter()
+    ranges = stretches(settings.start, end, workers, open_end=settings.stop is None)
+    decode, detect = detect_in_processes(path, ranges, settings.max_people, on_frame, lambda: _check(cancel))
+    detections = []
+    for index in range(settings.start, settings.start + len(found)):
+        if index not in found:  # a truncated file: keep what precedes the first unreadable frame
+            break
+        detections.append(found[index])
+    if not detections:
+        raise PoseMoEError(f"No frames could be read from {path} in the range {settings.start}..{settings.stop}.")
+    if timings is not None:
+        wall = time.perf_counter() - clock
+        share = decode / (decode + detect) if decode + detect > 0 else 0.0
+        timings.add("decode", wall * share)
+        timings.add("detect", wall * (1 - share))
+    return detections
+
+
 def capture(video: str | Path, settings: Settings | None = None, *, detector: Detector | None = None,
             lifter: Lifter | None = None, progress: Progress | None = None,
             cancel: Callable[[], bool] | None = None, timings: Timings | None = None) -> Take:
@@ -119,15 +157,22 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     timings = timings if timings is not None else Timings()
     info = probe(video)
     _check_settings(settings, info)
-    own_detector = detector is None
-    detector = detector or default_detector(settings.max_people)
-    try:
-        detections = detect_video(video, detector, settings, progress, cancel, timings)
-    finally:
-        if own_detector:
-            detector.close()
+    frames = (info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)) - settings.start
+    workers = 1 if detector is not None else settings.workers or auto_workers(frames)
+    if workers > 1:
+        detections = detect_video_in_processes(video, settings, workers, progress, cancel, timings)
+        name = BlazePoseDetector.name
+    else:
+        own_detector = detector is None
+        detector = detector or default_detector(settings.max_people)
+        try:
+            detections = detect_video(video, detector, settings, progress, cancel, timings)
+        finally:
+            if own_detector:
+                detector.close()
+        name = getattr(detector, "name", type(detector).__name__)
     return take_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
-                                timings=timings, detector_name=getattr(detector, "name", type(detector).__name__))
+                                timings=timings, detector_name=name)
 
 
 def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,

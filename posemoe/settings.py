@@ -19,7 +19,9 @@ class Settings:
     person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
     ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
     flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
-    detector looks for in each frame.
+    detector looks for in each frame. workers: processes that share the default detector's work, each
+    on its own stretch of the video (0: one per CPU core for long videos, see
+    :func:`posemoe.detect.parallel.auto_workers`; 1: all in this process).
     """
 
     start: int = 0
@@ -31,3 +33,4 @@ class Settings:
     flip: bool = True
     stride: int | None = None
     max_people: int = 3
+    workers: int = 0
