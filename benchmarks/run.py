@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             heading, _, body = _demoted(sections[name]["markdown"]).partition("\n")
             parts.append(f"{heading}\n\n_{sections[name]['measured']}_\n{body}")
     with atomic_output(args.out) as tmp:
-        tmp.write_text("\n\n".join(parts).rstrip() + "\n")
+        tmp.write_text("\n\n".join(part.strip() for part in parts) + "\n")
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps({name: sections[name] for name in SECTIONS if name in sections}, indent=1) + "\n")
     print(f"wrote {args.out} and {json_path}")
