@@ -239,13 +239,17 @@ class Lifter:
         return self.config.frames
 
     def lift(self, keypoints: np.ndarray, width: int, height: int, confidence: np.ndarray | None = None,
-             stride: int | None = None, flip: bool = True, min_confidence: float = 0.3,
+             stride: int | None = None, flip: bool = True, min_confidence: float = 0.01,
              reframe_person: bool = True, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Lift one person's 2D keypoints to 3D.
 
         keypoints: (N, 17, 2) pixels in our joint order, NaN where unknown. width, height: frame size
         in pixels. confidence: (N, 17) in [0, 1] (default: all 1). Joints below ``min_confidence`` or
-        not finite are given to the network as missing, the way training dropped joints.
+        not finite are given to the network as missing, the way training dropped joints. The default
+        drops only what a detector says it did not find: BlazePose places every joint, occluded ones
+        too, and its low "visibility" marks a guess, not an absence. Dropping such guesses leaves runs
+        of a missing wrist or ankle, which training (scattered single-frame drops) never showed the
+        network: on the sample, a threshold of 0.3 let a hidden forearm swell to twice its length.
         stride: window step in frames (default: a third of a window, so windows overlap and blend).
         flip: average with the mirrored input (slower, steadier). reframe_person: bring the person to
         the training framing first (:func:`reframe`); turn it off only for Human3.6M-like footage. progress: see :func:`lift_windows`.
