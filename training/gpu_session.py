@@ -14,6 +14,12 @@ with a lifter speed measurement on the GPU and are packed into ``--out`` as tar 
 
 The data is unpacked to ``../shared/data`` beside the checkout, the path every run records, so the
 runs resume on any of our machines unchanged.
+
+Seen on an H200 (2026-11-26): these small models leave the GPU mostly idle, yet three runs side by
+side each ran at a third to a half of their speed alone (posemoe-t27 at batch 256: 8 steps/s shared,
+19 alone), and the calibration then under-counted the GPU's share of a step (``train.py`` stopped its
+clock before the GPU finished; fixed since), so every run stopped at ``--max-minutes`` with its
+learning rate far from decayed. With ten minutes of GPU, train one run (``--only NAME``).
 """
 
 from __future__ import annotations
