@@ -48,10 +48,14 @@ def test_stretches_cover_the_range_once_in_order(start, length, workers):
     assert stretches(start, start + length, workers, open_end=True)[-1][1] is None
 
 
-def test_short_videos_and_blender_detect_in_one_process(monkeypatch):
+def test_one_worker_per_core_for_long_videos_only(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     assert auto_workers(230) == 1  # the sample: starting processes would cost more than it saves
-    assert auto_workers(10**6) >= 1
-    monkeypatch.setitem(sys.modules, "bpy", object())
+    assert auto_workers(1_800) == 3  # at least 600 frames each
+    assert auto_workers(10**6) == 4  # one per core
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert auto_workers(10**6) == 8
+    monkeypatch.setitem(sys.modules, "bpy", object())  # inside Blender: always one process
     assert auto_workers(10**6) == 1
 
 

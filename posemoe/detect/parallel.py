@@ -7,8 +7,8 @@ which links people from frame to frame by their keypoints alone; at a seam the s
 finds people afresh instead of following them, as at the start of any video. MediaPipe's results
 depend on what it has been following (people it tracks, real or not, steer where it looks next), so
 they differ from one process's in a few frames: on the sample, cut in two, the chosen person's 2D
-is identical in 138 of 144 frames and 5-13 px off in 6, some dozen frames after the seam, where the
-one-process run was also following a spurious second person.
+is identical in 138 of 144 frames and 5-13 px off in 6, a dozen or more frames after the seam, where
+the one-process run was following more people than the other.
 
 Each worker decodes its own stretch, detects, and streams its frames back; the caller reassembles
 them in order, reports progress, and on cancel or failure stops every worker.
@@ -40,7 +40,8 @@ _BATCH = 16  # frames per message: fewer, larger pickles
 def auto_workers(frames: int) -> int:
     """Processes worth starting for ``frames`` frames on this machine (1: detect in this process).
 
-    Never inside Blender: multiprocessing there would start Blender itself, not Python.
+    Never inside Blender, whose ``sys.executable`` may be Blender itself (the add-on's worker Python,
+    a process of its own, does split its work).
     """
     if "bpy" in sys.modules:
         return 1
