@@ -10,6 +10,10 @@ one at a point the user gives.
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +99,7 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
     (BlazePose sometimes does that); the less confident one is dropped.
     """
     tracks: list[Track] = []
+    active: list[Track] = []
     for frame, (keypoints, confidence) in enumerate(detections):
         if len(keypoints) == 0:
             continue
@@ -104,7 +109,10 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
         for i in order:
             if not keep or box_iou(boxes[i:i + 1], boxes[keep]).max() < duplicate_iou:
                 keep.append(int(i))
-        live = [t for t in tracks if frame - t.frames[-1] <= max_lost]
+        # Tracks lost for longer can never match again: drop them for good, so that a long video's
+        # frames each cost the people in view, not everyone seen so far.
+        active = [t for t in active if frame - t.frames[-1] <= max_lost]
+        live = active
         matched: set[int] = set()
         if live:
             last = np.array([t.boxes[-1] for t in live])
@@ -122,15 +130,16 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
             if i not in matched:
                 tracks.append(Track())
                 tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i])
+                active = active + [tracks[-1]]
     return tracks
 
 
-def _plausible_join(first: Track, second: Track, fps: float) -> bool:
+def _plausible_join(first: Track, second: Track, fps: float, first_height: float, second_height: float) -> bool:
     """Could ``second`` (starting about when ``first`` ends) be the same person, back in view or
-    re-detected?"""
+    re-detected? Heights: the tracks' median box heights (px), computed once by the caller."""
     gap_s = max(second.frames[0] - first.frames[-1], 1) / fps
-    height = max(first.height, second.height)
-    similar = 0.75 <= second.height / max(first.height, 1e-6) <= 1.33
+    height = max(first_height, second_height)
+    similar = 0.75 <= second_height / max(first_height, 1e-6) <= 1.33
     distance = np.linalg.norm(second.centre(0) - first.centre(-1)) / max(height, 1e-6)
     # Half a body height of slack: boxes jump when a person is cut by the frame edge or re-detected.
     return similar and distance <= 0.5 + MAX_REENTRY_SPEED * gap_s
@@ -139,20 +148,51 @@ def _plausible_join(first: Track, second: Track, fps: float) -> bool:
 def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Track]:
     """Join track pieces of one person: a later piece starting at most ``max_gap_s`` after an earlier
     one ends (or overlapping it by up to two frames, when the detector briefly saw the person twice),
-    at a plausible place and size. Shortest gaps are joined first."""
-    tracks = sorted(tracks, key=lambda t: t.frames[0])
-    while True:
-        pairs = [(b.frames[0] - a.frames[-1], i, j) for i, a in enumerate(tracks) for j, b in enumerate(tracks)
-                 if i != j and -2 <= b.frames[0] - a.frames[-1] <= max_gap_s * fps
-                 and b.frames[-1] > a.frames[-1] and _plausible_join(a, b, fps)]
-        if not pairs:
-            return tracks
-        _, i, j = min(pairs)
-        a, b = tracks[i], tracks[j]
+    at a plausible place and size. Shortest gaps are joined first. Returns the tracks by first frame.
+
+    An hour of video leaves thousands of pieces, so candidate pairs wait in a heap and are found by
+    binary search on first and last frames: every join costs the pieces near it in time, not a scan
+    of every pair (which took minutes for ten minutes of video).
+    """
+    max_gap = max_gap_s * fps
+    pieces: dict[int, Track] = {}
+    heights: dict[int, float] = {}
+    starts: list[tuple[int, int]] = []  # (first frame, id), sorted; ids of joined pieces stay until skipped
+    ends: list[tuple[int, int]] = []  # (last frame, id), sorted
+    candidates: list[tuple[int, int, int, int, int]] = []  # (gap, first frames of both, ids): a heap
+    ids = itertools.count()
+
+    def consider(a: int, b: int) -> None:
+        first, second = pieces[a], pieces[b]
+        gap = second.frames[0] - first.frames[-1]
+        if (-2 <= gap <= max_gap and second.frames[-1] > first.frames[-1]
+                and _plausible_join(first, second, fps, heights[a], heights[b])):
+            heapq.heappush(candidates, (gap, first.frames[0], second.frames[0], a, b))
+
+    def add(track: Track) -> None:
+        new = next(ids)
+        pieces[new], heights[new] = track, track.height
+        first, last = track.frames[0], track.frames[-1]
+        for _, other in starts[bisect.bisect_left(starts, (last - 2, -1)):bisect.bisect_right(starts, (last + max_gap, math.inf))]:
+            if other in pieces:
+                consider(new, other)
+        for _, other in ends[bisect.bisect_left(ends, (first - max_gap, -1)):bisect.bisect_right(ends, (first + 2, math.inf))]:
+            if other in pieces:
+                consider(other, new)
+        bisect.insort(starts, (first, new))
+        bisect.insort(ends, (last, new))
+
+    for track in sorted(tracks, key=lambda t: t.frames[0]):
+        add(track)
+    while candidates:
+        *_, i, j = heapq.heappop(candidates)
+        if i not in pieces or j not in pieces:  # one of them was joined to another piece already
+            continue
+        a, b = pieces.pop(i), pieces.pop(j)
         keep = [k for k, f in enumerate(a.frames) if f < b.frames[0]]
-        joined = Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
-                       [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes)
-        tracks = [t for k, t in enumerate(tracks) if k not in (i, j)] + [joined]
+        add(Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
+                  [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes))
+    return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
 def select_person(tracks: list[Track], num_frames: int, fps: float,
