@@ -80,13 +80,18 @@ def _detector_output(frame: int, keypoints, confidence, width: int, height: int)
     return keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)
 
 
+def _end_frame(settings: Settings, info: VideoInfo) -> int:
+    """The frame detection stops before, as far as the container's frame count tells."""
+    return info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+
+
 def detect_video(path: str | Path, detector: Detector, settings: Settings, progress: Progress | None = None,
                  cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Everyone's keypoints in every frame of ``settings.start:settings.stop``: a list of
     (keypoints (P, 17, 2) px, confidence (P, 17)), one entry per frame read."""
     info = probe(path)
-    end = info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+    end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
     detections = []
     decode = detect = 0.0
@@ -117,7 +122,7 @@ def detect_video_in_processes(path: str | Path, settings: Settings, workers: int
     processes (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
     decoding and detection as the workers' own clocks split them."""
     info = probe(path)
-    end = info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+    end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
     found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -157,8 +162,7 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     timings = timings if timings is not None else Timings()
     info = probe(video)
     _check_settings(settings, info)
-    frames = (info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)) - settings.start
-    workers = 1 if detector is not None else settings.workers or auto_workers(frames)
+    workers = 1 if detector is not None else settings.workers or auto_workers(_end_frame(settings, info) - settings.start)
     if workers > 1:
         detections = detect_video_in_processes(video, settings, workers, progress, cancel, timings)
         name = BlazePoseDetector.name

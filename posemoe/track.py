@@ -111,8 +111,7 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
                 keep.append(int(i))
         # Tracks lost for longer can never match again: drop them for good, so that a long video's
         # frames each cost the people in view, not everyone seen so far.
-        active = [t for t in active if frame - t.frames[-1] <= max_lost]
-        live = active
+        live = active = [t for t in active if frame - t.frames[-1] <= max_lost]
         matched: set[int] = set()
         if live:
             last = np.array([t.boxes[-1] for t in live])
@@ -130,7 +129,7 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
             if i not in matched:
                 tracks.append(Track())
                 tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i])
-                active = active + [tracks[-1]]
+                active.append(tracks[-1])  # after matching: live (the same list) is done with
     return tracks
 
 
