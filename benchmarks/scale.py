@@ -4,7 +4,7 @@
 
 Each long video is the bundled clip played over and over (re-encoded once with OpenCV's MPEG-4 Part 2
 encoder at the clip's size and frame rate, and kept in ``benchmarks/.cache/``: the 60-minute file takes
-about 2 GB and a quarter of an hour to write). Each capture runs in its own process, measured from the
+5.6 GB and about 40 minutes to write on a 2-core machine). Each capture runs in its own process, measured from the
 outside: wall time; peak resident memory of the capture and its detection processes together, sampled
 from ``/proc`` five times a second (Linux; elsewhere, and as a check, the largest single process's peak
 from ``wait4``). The claim to check: memory stays flat (each reader holds one frame; per-frame keypoints

@@ -2,6 +2,8 @@
 
     python training/pack_data.py pack ../shared/data .devdata        # here, once (about 24 MB)
     python3 training/gpu_session.py --packed .devdata --seconds 480 --out "$OUT"   # on the GPU machine
+    python3 training/gpu_session.py --packed .devdata --out "$OUT" --extend runs/posemoe-t27 7500 \
+        --extend runs/posemoe-t27 14000          # or: resume carried runs, one after another
 
 A lent GPU machine comes for minutes, not hours, so the runs must end on time with their learning
 rate decayed. The cosine schedule is defined over ``--steps``, and a GPU's speed for a given model is
@@ -29,6 +31,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -102,6 +105,45 @@ def gpu_throughput(folder: Path) -> dict[str, float]:
     return result
 
 
+def train_side_by_side(names: list[str], runs: Path, device: str, began: float, seconds: float) -> list[str]:
+    """Calibrate RUNS side by side, then resume each to the steps that fit; returns the names that finished."""
+    procs = {n: start(n, [*RUNS[n][0], *COMMON, "--steps", str(GUESS_STEPS), "--until", str(RUNS[n][1]),
+                          "--save-every", str(RUNS[n][1] // 6), "--eval-every", str(10 * GUESS_STEPS)], runs, device)
+             for n in names}
+    alive = wait_all(procs, runs)
+    calibrated = time.time()
+    # The resumed processes load the data again (about as long as the first start took).
+    startup = min(60.0, (calibrated - began) * 0.5)
+    left = seconds - (calibrated - began) - startup - 30  # 30 s: the speed test and packing
+    plan = {}
+    for name in alive:
+        sps = seconds_per_step(runs / name)
+        plan[name] = RUNS[name][1] + max(0, int(left / (sps * 1.1)) // 50 * 50)
+        print(f"{name}: {sps * 1000:.1f} ms/step shared; training to step {plan[name]}", flush=True)
+    procs = {n: start(n, ["--resume", "--steps", str(plan[n]), "--max-minutes", f"{(left + startup) / 60:.2f}",
+                          "--save-every", "250", "--eval-every", "500"], runs, device) for n in plan}
+    return wait_all(procs, runs)
+
+
+def extend(requests: list[list[str]], runs: Path, device: str, deadline: float) -> list[str]:
+    """Resume a copy of each carried run folder to its total steps, one at a time; returns the copies' names.
+
+    One at a time because runs sharing the GPU each slow down 2-3x. ``--max-minutes`` (what is left
+    before ``deadline``) keeps a run that is slower than hoped from eating the packing time."""
+    finished = []
+    for folder, steps in requests:
+        name = f"{Path(folder).name}-to-{steps}"
+        shutil.copytree(ROOT / folder, runs / name, dirs_exist_ok=True)
+        minutes = (deadline - time.time()) / 60
+        if minutes < 1:
+            print(f"{name}: no time left, not started", flush=True)
+            continue
+        proc = start(name, ["--resume", "--steps", steps, "--max-minutes", f"{minutes:.2f}", "--save-every", "250",
+                            "--eval-every", "500"], runs, device)
+        finished += wait_all({name: proc}, runs)
+    return finished
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--packed", type=Path, required=True, help="folder written by training/pack_data.py pack")
@@ -110,6 +152,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="/tmp/runs", type=Path)
     p.add_argument("--device", default="cuda")
     p.add_argument("--only", nargs="*", default=list(RUNS), help="names of RUNS to train")
+    p.add_argument("--extend", nargs=2, action="append", metavar=("FOLDER", "STEPS"),
+                   help="instead of RUNS: resume a copy of this run folder to STEPS (a larger total extends its "
+                        "schedule); repeatable, run one after another, each within what is left of --seconds")
     args = p.parse_args(argv)
     began = time.time()
     print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip() if args.device == "cuda" else "CPU", flush=True)
@@ -119,22 +164,10 @@ def main(argv=None) -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    procs = {n: start(n, [*RUNS[n][0], *COMMON, "--steps", str(GUESS_STEPS), "--until", str(RUNS[n][1]),
-                          "--save-every", str(RUNS[n][1] // 6), "--eval-every", str(10 * GUESS_STEPS)], args.runs, args.device)
-             for n in args.only}
-    alive = wait_all(procs, args.runs)
-    calibrated = time.time()
-    # The resumed processes load the data again (about as long as the first start took).
-    startup = min(60.0, (calibrated - began) * 0.5)
-    left = args.seconds - (calibrated - began) - startup - 30  # 30 s: the speed test and packing
-    plan = {}
-    for name in alive:
-        sps = seconds_per_step(args.runs / name)
-        plan[name] = RUNS[name][1] + max(0, int(left / (sps * 1.1)) // 50 * 50)
-        print(f"{name}: {sps * 1000:.1f} ms/step shared; training to step {plan[name]}", flush=True)
-    procs = {n: start(n, ["--resume", "--steps", str(plan[n]), "--max-minutes", f"{(left + startup) / 60:.2f}",
-                          "--save-every", "250", "--eval-every", "500"], args.runs, args.device) for n in plan}
-    finished = wait_all(procs, args.runs)
+    if args.extend:
+        finished = extend(args.extend, args.runs, args.device, began + args.seconds - 30)
+    else:
+        finished = train_side_by_side(args.only, args.runs, args.device, began, args.seconds)
 
     summary = {}
     for name in finished:
