@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import Cancelled, PoseMoEError
-from .detect import Detector, default_detector
+from .detect import Detector, default_detector, detect_frames
 from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_processes, stretches
 from .lift import Lifter
@@ -26,7 +25,7 @@ from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .take import Take
 from .track import NO_PERSON, build_tracks, fill_gaps, select_person
-from .video import VideoInfo, probe, read_frames
+from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
 
@@ -94,15 +93,9 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
     detections = []
-    decode = detect = 0.0
-    clock = time.perf_counter()
-    for frame in read_frames(path, settings.start, settings.stop):
+    seconds = {"decode": 0.0, "detect": 0.0}
+    for _, keypoints, confidence in detect_frames(detector, path, settings.start, settings.stop, seconds):
         _check(cancel)
-        now = time.perf_counter()
-        decode += now - clock
-        keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
-        clock = time.perf_counter()
-        detect += clock - now
         # Checked as it arrives: a detector that breaks the protocol fails now, not after the whole video.
         detections.append(_detector_output(len(detections), keypoints, confidence, info.width, info.height))
         if progress is not None:
@@ -110,8 +103,8 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     if not detections:
         raise PoseMoEError(f"No frames could be read from {path} in the range {settings.start}..{settings.stop}.")
     if timings is not None:
-        timings.add("decode", decode)
-        timings.add("detect", detect)
+        timings.add("decode", seconds["decode"])
+        timings.add("detect", seconds["detect"])
     return detections
 
 

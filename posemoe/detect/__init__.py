@@ -15,6 +15,9 @@ The default detector is MediaPipe BlazePose (:class:`posemoe.detect.blazepose.Bl
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -36,3 +39,25 @@ def default_detector(max_people: int = 3) -> Detector:
     from .blazepose import BlazePoseDetector
 
     return BlazePoseDetector(max_people=max_people)
+
+
+def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | None,
+                  seconds: dict[str, float]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Decode frames ``start:stop`` of the video at ``path`` and run ``detector`` on each, in order.
+
+    Yields (frame index, keypoints, confidence) as the detector returned them (unchecked: see
+    :func:`posemoe.pipeline.detect_video`). Adds the seconds spent to ``seconds["decode"]`` and
+    ``seconds["detect"]`` as it goes, so a caller that stops early still has them.
+    """
+    import cv2
+
+    from ..video import read_frames
+
+    clock = time.perf_counter()
+    for frame in read_frames(path, start, stop):
+        now = time.perf_counter()
+        seconds["decode"] = seconds.get("decode", 0.0) + now - clock
+        keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
+        clock = time.perf_counter()
+        seconds["detect"] = seconds.get("detect", 0.0) + clock - now
+        yield frame.index, keypoints, confidence

@@ -22,7 +22,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -73,21 +72,12 @@ def _work(path: str, start: int, stop: int | None, max_people: int, parent: int,
         out.flush()
 
     try:
-        import cv2
-
-        from ..video import read_frames
-        from . import default_detector
+        from . import default_detector, detect_frames
 
         detector = default_detector(max_people)
-        batch, decode, detect = [], 0.0, 0.0
-        clock = time.perf_counter()
-        for frame in read_frames(path, start, stop):
-            now = time.perf_counter()
-            decode += now - clock
-            keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
-            clock = time.perf_counter()
-            detect += clock - now
-            batch.append((frame.index, np.asarray(keypoints), np.asarray(confidence)))
+        batch, seconds = [], {"decode": 0.0, "detect": 0.0}
+        for index, keypoints, confidence in detect_frames(detector, path, start, stop, seconds):
+            batch.append((index, np.asarray(keypoints), np.asarray(confidence)))
             if len(batch) == _BATCH:
                 send(("frames", batch))
                 batch = []
@@ -95,7 +85,7 @@ def _work(path: str, start: int, stop: int | None, max_people: int, parent: int,
                     return
         detector.close()
         send(("frames", batch))
-        send(("done", (decode, detect)))
+        send(("done", (seconds["decode"], seconds["detect"])))
     except BrokenPipeError:  # the caller has gone
         return
     except Exception as error:  # sent to the caller, which raises it as a PoseMoEError
