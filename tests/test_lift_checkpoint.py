@@ -138,6 +138,6 @@ def test_onnx_runtime_matches_pytorch(tmp_path, arch):
             p.add_(torch.randn_like(p) * 0.1)
     save_checkpoint(net.eval(), tmp_path)
     path = export_onnx(tmp_path)
-    diff = parity(tmp_path, path, batch=5)  # a batch size the export never saw
-    print(f"{arch}: max |ONNX Runtime - PyTorch| = {diff:.2e} m")
-    assert diff < 1e-4
+    onnx_error, torch_error = parity(tmp_path, path, batch=5)  # a batch size the export never saw
+    print(f"{arch}, off float64: ONNX Runtime {onnx_error:.2e} m, PyTorch float32 {torch_error:.2e} m")
+    assert onnx_error < 2 * torch_error + 1e-5
