@@ -99,5 +99,5 @@ def test_shipped_weights_load_offline_and_onnx_matches_them():
         assert np.linalg.norm(out - truth, axis=-1).mean() < 0.15
     onnx_error, torch_error = parity(DEFAULT_WEIGHTS, DEFAULT_WEIGHTS / "model.onnx")
     print(f"shipped weights, off float64: ONNX Runtime {onnx_error:.2e} m, PyTorch float32 {torch_error:.2e} m")
-    # The export adds nothing beyond float32 rounding (a stale or broken model.onnx is off by centimetres).
+    # The export adds nothing beyond float32 rounding (the previous weights' model.onnx is 0.9 m off these).
     assert onnx_error < 2 * torch_error + 1e-5 and onnx_error < 1e-3
