@@ -87,9 +87,13 @@ def evaluate(model, clips, source: str, flip: bool, stride: int | None) -> dict:
     return result
 
 
-def throughput(folder: Path, model, repeats: int = 3) -> dict[str, dict[str, float]]:
+def throughput(folder: Path, model, repeats: int = 5) -> dict[str, dict[str, float]]:
     """Output frames per second of one forward pass at several batch sizes (windows per call), on
-    PyTorch and on ONNX Runtime (the model exported to a temporary file), CPU."""
+    PyTorch and on ONNX Runtime (the model exported to a temporary file), CPU.
+
+    Each cell is the median of ``repeats`` timed calls after a warm-up call: a shared machine stalls
+    now and then, and one stalled call would drag a mean down with it.
+    """
     c = model.config
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(folder, Path(tmp) / "model.onnx")
@@ -100,10 +104,12 @@ def throughput(folder: Path, model, repeats: int = 3) -> dict[str, dict[str, flo
             for batch in THROUGHPUT_BATCHES:
                 x = np.random.default_rng(0).normal(size=(batch, c.frames, c.joints, c.in_channels)).astype(np.float32)
                 predict(x)  # warm-up
-                start = time.perf_counter()
+                seconds = []
                 for _ in range(repeats):
+                    start = time.perf_counter()
                     predict(x)
-                result[name][str(batch)] = repeats * batch * c.frames / (time.perf_counter() - start)
+                    seconds.append(time.perf_counter() - start)
+                result[name][str(batch)] = batch * c.frames / float(np.median(seconds))
     return result
 
 
@@ -183,7 +189,7 @@ def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[di
                 v = r[key]["actions"][action]
                 cells.append(f"{v['p1']:.1f} / {v['p2']:.1f}")
         lines.append(f"| {action} | " + " | ".join(cells) + " |")
-    lines += ["", "## Lifter throughput on this machine (output frames/s of one forward pass, CPU)", ""]
+    lines += ["", "## Lifter throughput on this machine (output frames/s of one forward pass, CPU, median of 5 calls)", ""]
     lines += ["| checkpoint | backend | " + " | ".join(f"batch {b} windows" for b in THROUGHPUT_BATCHES) + " |"]
     lines += ["|---" * (2 + len(THROUGHPUT_BATCHES)) + "|"]
     for r in results:
