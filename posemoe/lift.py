@@ -5,11 +5,9 @@ weighted mean of all windows that cover it, with weights that fall towards each 
 predictions fade from one window to the next instead of jumping at window borders. Clips shorter than
 a window are padded by repeating their edge frames. Many windows go through the network per call.
 
-Videos are framed unlike Human3.6M: the person may be small, off-centre, or crossing the picture. A
-lifter trained on one framing scales its output with the person's size on screen, so a small walker
-comes out as a small skeleton. :func:`reframe` therefore places the person, per frame but smoothed
-over two seconds, at the size and place a Human3.6M subject has on screen before lifting; the root's
-true position is recovered afterwards from the real pixels (:mod:`posemoe.motion.trajectory`).
+The network never sees raw screen coordinates: each window (mirrored or not) goes through
+:func:`posemoe.normalize.normalize_windows`, the same function training uses, and its answer is turned
+back into the real camera. A video at another frame rate than the network's is resampled to it first.
 
 Two backends run the network: PyTorch (CPU or CUDA, bf16 on GPU) and ONNX Runtime, for Pythons
 without torch such as Blender's own. This module imports neither until a backend is made.
@@ -24,6 +22,8 @@ import numpy as np
 
 from . import PoseMoEError
 from .camera import normalize_screen
+from .motion.trajectory import focal_from_fov
+from .normalize import NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses
 from .model.config import ONNX_FILE, load_config
 from .skeleton import NUM_JOINTS, flip_horizontal
 
@@ -32,38 +32,6 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "posemoe-t27"
 
 #: (W, T, 17, 3) float32 windows of (x, y, visibility) -> (W, T, 17, 3) float32 root-relative metres.
 WindowFunction = Callable[[np.ndarray], np.ndarray]
-
-
-#: Human3.6M training subjects on screen (S1, S5-S8, ground-truth projections, every 10th frame): median
-#: pelvis-to-thorax length and median pelvis position, normalised screen units.
-H36M_TORSO = 0.208
-H36M_PELVIS = (0.07, -0.18)
-REFRAME_FRAMES = 61  # smoothing window of the framing, about two seconds at 30 frames/s
-
-
-def reframe(screen: np.ndarray, visible: np.ndarray, frames: int = REFRAME_FRAMES) -> np.ndarray:
-    """Move and scale a person to Human3.6M's framing: pelvis at :data:`H36M_PELVIS`, torso
-    :data:`H36M_TORSO` long.
-
-    screen: (N, 17, 2) normalised screen coordinates; visible: (N, 17) bool. The scale is a running
-    median of the torso length and the shift a running mean of the pelvis, each over ``frames``, so
-    the framing never jitters with the detections. Returns (N, 17, 2).
-    """
-    from scipy.ndimage import median_filter, uniform_filter1d
-
-    n = len(screen)
-    ok = visible[:, 0] & visible[:, 8]
-    if not ok.any():
-        return screen
-    index = np.arange(n)
-    torso = np.linalg.norm(screen[:, 8] - screen[:, 0], axis=-1)
-    torso = np.interp(index, index[ok], torso[ok])
-    pelvis = np.stack([np.interp(index, index[ok], screen[ok, 0, k]) for k in range(2)], axis=1)
-    size = min(frames, n)
-    torso = median_filter(torso, size=size, mode="nearest")
-    pelvis = uniform_filter1d(pelvis, size=size, axis=0, mode="nearest")
-    scale = H36M_TORSO / np.maximum(torso, 1e-3)
-    return (screen - pelvis[:, None]) * scale[:, None, None] + np.asarray(H36M_PELVIS)
 
 
 def window_starts(length: int, frames: int, stride: int) -> np.ndarray:
@@ -96,16 +64,21 @@ def blend_weights(frames: int) -> np.ndarray:
 def lift_windows(
     predict: WindowFunction,
     inputs: np.ndarray,
+    focal: float,
     frames: int,
     stride: int | None = None,
     flip: bool = False,
     batch_size: int = 256,
     progress: Callable[[int, int], None] | None = None,
+    normalize: bool = True,
 ) -> np.ndarray:
     """Lift a screen-space sequence to root-relative 3D with a window function.
 
-    inputs: (N, 17, 3) screen x, y and visibility. stride: window step in frames (default: a whole
-    window, no overlap). flip: also run the mirrored input and average with the un-mirrored result.
+    inputs: (N, 17, 3) screen x, y and visibility. focal: the camera's focal length in screen units
+    (``2 * f_px / width``). stride: window step in frames (default: a whole window, no overlap). flip:
+    also run the mirrored input and average with the un-mirrored result. normalize: give the network
+    :func:`~posemoe.normalize.normalize_windows` of each window and turn its answer back (networks whose
+    ``ModelConfig.input`` is "person"); False gives raw screen windows ("screen").
     batch_size: windows per ``predict`` call, mirrored ones included. progress: called with (windows
     done, windows in all) after every call; it may raise to cancel. Returns (N, 17, 3) camera-space
     metres, root at 0.
@@ -118,14 +91,21 @@ def lift_windows(
     starts = window_starts(len(padded), frames, stride)
     windows = padded[starts[:, None] + np.arange(frames)].astype(np.float32)  # (W, T, 17, 3)
     outputs = []
+
+    def predict_normalized(screen_windows: np.ndarray) -> np.ndarray:
+        if not normalize:
+            return predict(screen_windows)
+        normalized, rotation = normalize_windows(screen_windows, focal)
+        return restore_poses(predict(normalized), rotation)
+
     per_call = max(1, batch_size // 2) if flip else batch_size
     for i in range(0, len(windows), per_call):
         chunk = windows[i : i + per_call]
         if flip:
-            both = predict(np.concatenate([chunk, flip_horizontal(chunk)]))
+            both = predict_normalized(np.concatenate([chunk, flip_horizontal(chunk)]))
             out = (both[: len(chunk)] + flip_horizontal(both[len(chunk) :])) / 2
         else:
-            out = predict(chunk)
+            out = predict_normalized(chunk)
         outputs.append(out)
         if progress is not None:
             progress(min(i + per_call, len(windows)), len(windows))
@@ -240,7 +220,8 @@ class Lifter:
 
     def lift(self, keypoints: np.ndarray, width: int, height: int, confidence: np.ndarray | None = None,
              stride: int | None = None, flip: bool = True, min_confidence: float = 0.01,
-             reframe_person: bool = True, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+             focal_px: float | None = None, fps: float | None = None,
+             progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Lift one person's 2D keypoints to 3D.
 
         keypoints: (N, 17, 2) pixels in our joint order, NaN where unknown. width, height: frame size
@@ -250,25 +231,39 @@ class Lifter:
         too, and its low "visibility" marks a guess, not an absence. Dropping such guesses leaves runs
         of a missing wrist or ankle, which training (scattered single-frame drops) never showed the
         network: on the sample, a threshold of 0.3 let a hidden forearm swell to twice its length.
-        stride: window step in frames (default: a third of a window, so windows overlap and blend).
-        flip: average with the mirrored input (slower, steadier). reframe_person: bring the person to
-        the training framing first (:func:`reframe`); turn it off only for Human3.6M-like footage. progress: see :func:`lift_windows`.
-        Returns (N, 17, 3) root-relative
-        camera-space metres (x right, y down, z forward).
+        stride: window step in frames at the network's rate (default: a third of a window, so windows
+        overlap and blend). flip: average with the mirrored input (slower, steadier).
+        focal_px: the camera's focal length in pixels (default: a phone's main camera,
+        :data:`~posemoe.motion.trajectory.DEFAULT_FOV_DEGREES` across the longer side); the person is
+        seen through it (:func:`~posemoe.normalize.normalize_windows`). fps: the video's frame rate;
+        the keypoints are resampled to the network's :data:`~posemoe.normalize.NETWORK_FPS` for
+        lifting and the result back (default: taken as already at that rate).
+        progress: see :func:`lift_windows`.
+        Returns (N, 17, 3) root-relative camera-space metres (x right, y down, z forward).
         """
         keypoints = np.asarray(keypoints, dtype=np.float64)
         if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 2):
             raise PoseMoEError(f"Keypoints must be shaped (frames, {NUM_JOINTS}, 2), not {keypoints.shape}.")
         if width <= 0 or height <= 0:
             raise PoseMoEError(f"The frame size {width}x{height} is not a valid image size.")
+        if fps is not None and not (np.isfinite(fps) and fps > 0):
+            raise PoseMoEError(f"A frame rate of {fps} frames/s is not possible: give the video's frame rate.")
+        if focal_px is not None and not (np.isfinite(focal_px) and focal_px > 0):
+            raise PoseMoEError(f"A focal length of {focal_px} px is not possible: give a positive number of pixels.")
         conf = np.ones(keypoints.shape[:2]) if confidence is None else np.asarray(confidence, dtype=np.float64)
         if conf.shape != keypoints.shape[:2]:
             raise PoseMoEError(f"Confidence must be shaped {keypoints.shape[:2]}, not {conf.shape}.")
         visible = np.isfinite(keypoints).all(-1) & np.isfinite(conf) & (conf >= min_confidence)
         screen = normalize_screen(np.nan_to_num(keypoints), width, height)
-        if reframe_person:
-            screen = reframe(screen, visible)
         screen = np.where(visible[..., None], screen, 0.0)
-        inputs = np.concatenate([screen, visible[..., None]], axis=-1).astype(np.float32)
+        inputs = np.concatenate([screen, visible[..., None]], axis=-1)
+        n = len(inputs)
+        if fps is not None and n > 1:
+            inputs = resample_inputs(inputs, fps, NETWORK_FPS)
+        focal = 2.0 * (focal_px or focal_from_fov(width, height)) / width
         stride = stride or max(1, self.frames // 3)
-        return lift_windows(self._predict, inputs, self.frames, stride, flip, self.batch_size, progress)
+        out = lift_windows(self._predict, inputs.astype(np.float32), focal, self.frames, stride, flip, self.batch_size,
+                           progress, self.config.input == "person")
+        if fps is not None and n > 1:
+            out = resample_track(out, NETWORK_FPS, fps, n)
+        return out.astype(np.float32)

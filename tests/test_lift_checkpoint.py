@@ -25,8 +25,9 @@ def model():
 
 
 def lift_sequence(model, inputs, frames, **kwargs):
-    predict = model if isinstance(model, WindowBiasedModel) else torch_window_function(model)
-    return lift_windows(predict, inputs, frames, **kwargs)
+    if isinstance(model, WindowBiasedModel):  # echoes its input: give it the raw screen windows
+        return lift_windows(model, inputs, 2.0, frames, normalize=False, **kwargs)
+    return lift_windows(torch_window_function(model), inputs, 2.0, frames, **kwargs)
 
 
 def smooth_inputs(n, seed=0):

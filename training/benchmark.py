@@ -62,7 +62,8 @@ def evaluate(model, clips, source: str, flip: bool, stride: int | None) -> dict:
         xy = clip.pose2d if source == "gt" else clip.det2d
         if xy is None:
             continue
-        pred = lift_windows(predict, as_inputs(xy), frames, stride=stride, flip=flip)
+        pred = lift_windows(predict, as_inputs(xy), clip.focal, frames, stride=stride, flip=flip,
+                            normalize=model.config.input == "person")
         gt = clip.pose3d
         err = np.linalg.norm(pred - gt, axis=-1).mean(-1)
         err_p = np.linalg.norm(metrics.procrustes_align(pred, gt) - gt, axis=-1).mean(-1)

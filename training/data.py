@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe.camera import Camera, normalize_screen
-from posemoe.skeleton import flip_horizontal
+from posemoe.skeleton import FLIP_PERMUTATION, flip_horizontal
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -47,7 +47,8 @@ def mpii16_to_h36m17(pose: np.ndarray) -> np.ndarray:
 class Clip:
     """One sequence seen from one camera. pose3d: (N, 17, 3) root-relative camera metres;
     pose2d: (N, 17, 2) screen coordinates of the ground-truth projection; det2d: (N, 17, 2) screen
-    coordinates of the real detections, or None."""
+    coordinates of the real detections, or None; focal: the camera's focal length in screen units
+    (``2 * f_px / width``)."""
 
     subject: str
     action: str
@@ -55,6 +56,7 @@ class Clip:
     pose3d: np.ndarray
     pose2d: np.ndarray
     det2d: np.ndarray | None
+    focal: float
 
 
 def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Path | None = None) -> list[Clip]:
@@ -79,7 +81,8 @@ def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Pa
                 if len(det) == len(world):
                     det2d = normalize_screen(det, cam.width, cam.height).astype(np.float32)
             clips.append(
-                Clip(subject, sequence, cam.name, (pose3d - pose3d[:, :1]).astype(np.float32), pose2d.astype(np.float32), det2d)
+                Clip(subject, sequence, cam.name, (pose3d - pose3d[:, :1]).astype(np.float32), pose2d.astype(np.float32), det2d,
+                     float(cam.f.mean() * 2.0 / cam.width))
             )
     if not clips:
         raise ValueError(f"no sequences of subjects {subjects} in {path}")
@@ -95,6 +98,14 @@ class Augment:
     dropping a joint is drawn from U(0, drop_max); a dropped joint is (0, 0) with visibility 0, the
     same encoding the engine uses for low-confidence joints. flip_prob: horizontal mirror.
     detection_prob: chance that a window uses the real detections instead of the projection.
+
+    The faults a real detector makes for a stretch of frames, each the chance per window:
+    swap_prob: the whole body labelled left for right for 3-30 frames (BlazePose on a person seen
+    from behind); limb_swap_prob: one arm's or leg's labels swapped for 3-15 frames; drift_prob: one
+    joint drifting away and back over 5-27 frames (up to ``drift_max``); guess_prob: a run of frames
+    where one occluded joint is only guessed (kept, as BlazePose's low-visibility joints are, but
+    ``guess_std`` off). out_of_frame_drop: chance that joints outside the picture are dropped rather
+    than kept where a detector extrapolates them.
     """
 
     noise_max: float = 0.012
@@ -103,9 +114,81 @@ class Augment:
     drop_max: float = 0.1
     flip_prob: float = 0.5
     detection_prob: float = 0.0
+    swap_prob: float = 0.0
+    limb_swap_prob: float = 0.0
+    drift_prob: float = 0.0
+    drift_max: float = 0.06
+    guess_prob: float = 0.0
+    guess_std: float = 0.03
+    out_of_frame_drop: float = 0.5
 
 
 NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: The product-path recipe's faults (``train.py --faults``).
+FAULTS = dict(swap_prob=0.05, limb_swap_prob=0.05, drift_prob=0.05, guess_prob=0.1)
+#: Joints of each limb, right then left (a limb swap exchanges the two).
+LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
+
+
+def _runs(rng: np.random.Generator, b: int, t: int, prob: float, shortest: int, longest: int) -> np.ndarray:
+    """(B, T) bool: for a share ``prob`` of windows, one run of ``shortest``-``longest`` frames."""
+    hit = rng.random(b) < prob
+    length = rng.integers(shortest, longest + 1, b)
+    start = rng.integers(-longest + 1, t, b)
+    frame = np.arange(t)[None, :]
+    return hit[:, None] & (frame >= start[:, None]) & (frame < (start + length)[:, None])
+
+
+def corrupt(xy: np.ndarray, target: np.ndarray, rng: np.random.Generator, augment: Augment,
+            in_frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Make clean 2D windows look like a detector's, and mirror some.
+
+    xy: (B, T, 17, 2) screen coordinates; target: (B, T, 17, 3) camera metres; in_frame: (B, T, 17)
+    bool, False for joints outside the picture (default: all inside). Returns inputs (B, T, 17, 3)
+    float32 as (x, y, visibility) and the targets (B, T, 17, 3) float32, mirrored with their inputs.
+    """
+    b, t = xy.shape[:2]
+    xy = xy.astype(np.float32).copy()
+    target = target.astype(np.float32).copy()
+    xy += rng.normal(size=xy.shape).astype(np.float32) * (rng.random((b, 1, 1, 1)) * augment.noise_max).astype(np.float32)
+    if augment.outlier_prob > 0:
+        jump = rng.random(xy.shape[:3] + (1,)) < augment.outlier_prob
+        xy += jump * rng.normal(scale=augment.outlier_std, size=xy.shape).astype(np.float32)
+    if augment.swap_prob > 0:
+        run = _runs(rng, b, t, augment.swap_prob, 3, 30)
+        xy = np.where(run[..., None, None], xy[:, :, FLIP_PERMUTATION], xy)
+    if augment.limb_swap_prob > 0:
+        run = _runs(rng, b, t, augment.limb_swap_prob, 3, 15)
+        limb = rng.integers(0, len(LIMBS), b)
+        for k, (right, left) in enumerate(LIMBS):
+            swap = (run & (limb == k)[:, None])[..., None]
+            r, l = xy[:, :, list(right)].copy(), xy[:, :, list(left)].copy()
+            xy[:, :, list(right)] = np.where(swap[..., None], l, r)
+            xy[:, :, list(left)] = np.where(swap[..., None], r, l)
+    if augment.drift_prob > 0:
+        run = _runs(rng, b, t, augment.drift_prob, 5, t)
+        joint = rng.integers(0, xy.shape[2], b)
+        # Away and back: a sine bump over the run, towards a random direction.
+        phase = np.cumsum(run, axis=1) / np.maximum(run.sum(1, keepdims=True), 1)
+        bump = np.sin(np.pi * phase) * run * rng.uniform(0, augment.drift_max, (b, 1))
+        direction = rng.normal(size=(b, 2))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        xy[np.arange(b), :, joint] += (bump[..., None] * direction[:, None, :]).astype(np.float32)
+    if augment.guess_prob > 0:
+        run = _runs(rng, b, t, augment.guess_prob, 5, t)
+        joint = rng.integers(0, xy.shape[2], b)
+        xy[np.arange(b), :, joint] += (run[..., None] * rng.normal(scale=augment.guess_std, size=(b, t, 2))).astype(np.float32)
+    visible = rng.random(xy.shape[:3]) >= rng.random((b, 1, 1)) * augment.drop_max
+    if in_frame is not None:
+        drop_outside = (rng.random(b) < augment.out_of_frame_drop)[:, None, None]
+        visible &= in_frame | ~drop_outside
+    visible = visible.astype(np.float32)
+    inputs = np.concatenate([xy * visible[..., None], visible[..., None]], axis=-1).astype(np.float32)
+    flip = rng.random(b) < augment.flip_prob
+    if flip.any():
+        inputs[flip] = flip_horizontal(inputs[flip])
+        target[flip] = flip_horizontal(target[flip])
+    return inputs, target
 
 
 class WindowDataset:
@@ -120,6 +203,7 @@ class WindowDataset:
         self.pose2d = np.concatenate([c.pose2d for c in clips])
         has_det = all(c.det2d is not None for c in clips)
         self.det2d = np.concatenate([c.det2d for c in clips]) if has_det else None
+        self.focal = np.concatenate([np.full(len(c.pose3d), c.focal, dtype=np.float32) for c in clips])
         offsets = np.cumsum([0] + [len(c.pose3d) for c in clips])
         self.starts = np.concatenate(
             [np.arange(o, o + len(c.pose3d) - frames + 1, stride) for o, c in zip(offsets, clips)]
@@ -129,8 +213,9 @@ class WindowDataset:
         return len(self.starts)
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT, independent: bool = False):
-        """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as (x, y, visibility)
-        and targets (B, T, 17, 3) float32 root-relative camera metres.
+        """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as screen (x, y,
+        visibility), targets (B, T, 17, 3) float32 root-relative camera metres, and the cameras'
+        focal lengths (B,) in screen units: what :func:`posemoe.normalize.normalize_windows` takes.
 
         independent: fill each window with unrelated frames drawn from the whole set instead (the
         per-frame warm start: T times more distinct poses per step for the same compute).
@@ -145,14 +230,5 @@ class WindowDataset:
         if self.det2d is not None and augment.detection_prob > 0:
             use_det = rng.random(b) < augment.detection_prob
             xy = np.where(use_det[:, None, None, None], self.det2d[rows], xy)
-        xy = xy + rng.normal(size=xy.shape).astype(np.float32) * (rng.random((b, 1, 1, 1)) * augment.noise_max).astype(np.float32)
-        if augment.outlier_prob > 0:
-            jump = rng.random(xy.shape[:3] + (1,)) < augment.outlier_prob
-            xy = xy + jump * rng.normal(scale=augment.outlier_std, size=xy.shape).astype(np.float32)
-        visible = (rng.random(xy.shape[:3]) >= rng.random((b, 1, 1)) * augment.drop_max).astype(np.float32)
-        inputs = np.concatenate([xy * visible[..., None], visible[..., None]], axis=-1).astype(np.float32)
-        flip = rng.random(b) < augment.flip_prob
-        if flip.any():
-            inputs[flip] = flip_horizontal(inputs[flip])
-            target[flip] = flip_horizontal(target[flip])
-        return inputs, target.astype(np.float32)
+        inputs, target = corrupt(xy, target, rng, augment)
+        return inputs, target, self.focal[rows[:, 0]]

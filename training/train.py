@@ -35,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 from posemoe.model import build_model, count_parameters, get_config  # noqa: E402
 from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from posemoe.model.config import read_config  # noqa: E402
-from training.data import TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, load_clips  # noqa: E402
+from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
+from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, load_clips  # noqa: E402
+from training.views import TRAIN_STREAM, VirtualViews, load_world  # noqa: E402
 from training.losses import training_loss  # noqa: E402
 
 #: Relative to the working directory (the repository root in every documented command), so that a
@@ -73,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--noise-max", type=float, default=Augment.noise_max)
     p.add_argument("--drop-max", type=float, default=Augment.drop_max)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start a new run from these weights (fine-tuning), with a fresh optimiser")
+    p.add_argument("--views-prob", type=float, default=0.0,
+                   help="share of each batch seen through virtual phone cameras at 20-60 frames/s (training/views.py)")
+    p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--eval-every", type=int, default=250, help="steps between validations")
@@ -91,8 +97,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         for key, value in saved.items():
             if key not in PER_INVOCATION and key not in explicit:
                 setattr(args, key, value)
-    elif not args.config:
-        p.error("--config is required for a new run")
+    elif not args.config and not args.init:
+        p.error("--config or --init is required for a new run")
     return args
 
 
@@ -117,6 +123,17 @@ def batch_indices(step: int, batch: int, n: int, seed: int, cache: dict) -> np.n
     return out
 
 
+def network_batch(inputs: np.ndarray, target: np.ndarray, focal: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+    """Screen windows and camera-space targets -> what the network is given and must answer: the
+    product's one normalisation (:func:`posemoe.normalize.normalize_windows`), the targets turned
+    with the windows' perspective crops (unchanged for a ``config.input`` of "screen").
+    inputs, target: (B, T, 17, 3); focal: (B,) screen units."""
+    if config.input == "screen":
+        return inputs, target
+    x, rotation = normalize_windows(inputs, focal)
+    return x, turn_targets(target, rotation)
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, data: WindowDataset, device: torch.device, batch: int = 256) -> float:
     """MPJPE in mm over every frame of the validation windows (no augmentation, no flip)."""
@@ -124,7 +141,7 @@ def validate(model: torch.nn.Module, data: WindowDataset, device: torch.device, 
     total, count = 0.0, 0
     rng = np.random.default_rng(0)
     for i in range(0, len(data), batch):
-        x, y = data.batch(np.arange(i, min(i + batch, len(data))), rng)
+        x, y = network_batch(*data.batch(np.arange(i, min(i + batch, len(data))), rng), model.config)
         pred = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
         total += np.linalg.norm(pred - y, axis=-1).mean(axis=(1, 2)).sum()
         count += len(x)
@@ -151,8 +168,8 @@ def main(argv=None) -> int:
     main_process = rank == 0
 
     torch.manual_seed(args.seed)
-    if args.resume:
-        model = load_checkpoint(out).train()
+    if args.resume or args.init:
+        model = load_checkpoint(out if args.resume else args.init).train()
         config = model.config
     else:
         config = get_config(args.config).with_overrides(args.set)
@@ -167,11 +184,13 @@ def main(argv=None) -> int:
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
-    augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0)
+    augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
+                      **(FAULTS if args.faults else {}))
+    views = VirtualViews(load_world(args.data, TRAIN_SUBJECTS), config.frames) if args.views_prob > 0 else None
     val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
-        print(f"{config.arch} {args.config}: {count_parameters(model):,} parameters, {len(train):,} training windows, "
+        print(f"{config.arch} {args.config or args.init}: {count_parameters(model):,} parameters, {len(train):,} training windows, "
               f"step {step}/{args.steps}, device {device}, {world} process(es)", flush=True)
 
     record = {"train": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}
@@ -200,7 +219,15 @@ def main(argv=None) -> int:
         tick = time.time()
         indices = batch_indices(step, args.batch, len(train), args.seed, cache)[rank * local_batch : (rank + 1) * local_batch]
         warm_start = step < args.independent_frames
-        x, y = train.batch(indices, np.random.default_rng([args.seed, step, rank]), augment, independent=warm_start)
+        rng = np.random.default_rng([args.seed, step, rank])
+        x, y, focal = train.batch(indices, rng, augment, independent=warm_start)
+        if views is not None:
+            # The batch's last share is replaced by windows through virtual phone cameras.
+            k = int(round(len(indices) * args.views_prob))
+            seen = views.batch(np.random.default_rng([args.seed, TRAIN_STREAM, step, rank]), k)
+            vx, vy = corrupt(seen.screen[..., :2], seen.target, rng, augment, seen.in_frame)
+            x, y, focal = (np.concatenate([a[: len(a) - k], b]) for a, b in ((x, vx), (y, vy), (focal, seen.focal)))
+        x, y = network_batch(x, y, focal, config)
         torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)

@@ -19,6 +19,8 @@ CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
 #: The architectures ``build_model`` knows.
 ARCHS = ("posemoe", "baseline", "tcn")
+#: The inputs a network can be trained on (``ModelConfig.input``).
+INPUTS = ("person", "screen")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ModelConfig:
     position embeddings (a large joint embedding lets spatial attention tell joints apart from step 1).
     depth_prior_std: initial standard deviation, metres, of the learned Gaussian depth prior.
     zero_init: start every residual branch and the output head at zero (see ``layers.zero_start``).
+    input: what the network was trained to read: "person", the product's normalisation
+    (:func:`posemoe.normalize.normalize_windows`: each window's person perspective-cropped, scaled and
+    placed), or "screen", raw screen coordinates (the checkpoints trained before it, kept to compare).
     """
 
     arch: str = "posemoe"
@@ -49,6 +54,7 @@ class ModelConfig:
     frame_std: float = 0.1
     depth_prior_std: float = 0.2
     zero_init: bool = True
+    input: str = "person"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +125,8 @@ def load_config(folder: str | Path) -> ModelConfig:
         config = ModelConfig.from_dict(read_config(folder)["model"])
         if config.arch not in ARCHS:
             raise ValueError(f"unknown architecture {config.arch!r}")
+        if config.input not in INPUTS:
+            raise ValueError(f"unknown input {config.input!r}")
         return config
     except (KeyError, TypeError, ValueError) as exc:
         raise PoseMoEError(f"{Path(folder) / CONFIG_FILE} does not describe a known model ({exc}).") from None

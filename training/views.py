@@ -1,0 +1,165 @@
+"""Virtual phone cameras around Human3.6M's 3D motion: the framings and frame rates users film at.
+
+Human3.6M has four fixed cameras at one height, 50 frames/s. Users film with phones: from any side,
+from knee height to overhead, 2-10 m away, 55-85 degree lenses, landscape or portrait, at 24-60
+frames/s, the person off-centre and now and then partly out of the picture. :class:`VirtualViews`
+draws such a camera for every window, projects the subject's 3D through it (pinhole, no distortion),
+and gives the window as the product would see it: sampled at the camera's frame rate and resampled
+to the network's rate by the same function the Lifter uses.
+
+Cameras are a pure function of (seed, purpose, index): training draws with :data:`TRAIN_STREAM`,
+evaluation with :data:`EVAL_STREAM`, so the two never share a camera.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posemoe.normalize import NETWORK_FPS, resample_inputs
+
+TRAIN_STREAM = 1
+EVAL_STREAM = 2
+
+
+@dataclass(frozen=True)
+class ViewRanges:
+    """Where a virtual camera may be. Angles in degrees, lengths in metres, rates in frames/s.
+
+    aim_spread: how far from the picture's centre the person's mean pelvis is aimed, as a share of
+    the half-width and half-height; out_of_frame_prob: chance the aim is pushed to the picture's edge
+    so that part of the body leaves it.
+    """
+
+    pitch: tuple[float, float] = (-25.0, 10.0)
+    height: tuple[float, float] = (0.5, 2.2)
+    distance: tuple[float, float] = (2.0, 10.0)
+    fov: tuple[float, float] = (55.0, 85.0)
+    fps: tuple[float, float] = (20.0, 60.0)
+    portrait_prob: float = 0.5
+    aim_spread: float = 0.6
+    out_of_frame_prob: float = 0.1
+
+
+@dataclass
+class ViewBatch:
+    """Windows seen through virtual cameras. screen: (B, T, 17, 3) screen x, y (origin at the picture
+    centre, half the width 1) and visibility at the network's rate; target: (B, T, 17, 3) root-relative
+    camera metres; focal: (B,) screen units; fps: (B,) the camera's rate; in_frame: (B, T, 17) bool."""
+
+    screen: np.ndarray
+    target: np.ndarray
+    focal: np.ndarray
+    fps: np.ndarray
+    in_frame: np.ndarray
+
+
+def load_world(path: str | Path, subjects: tuple[str, ...]) -> list[np.ndarray]:
+    """World 3D of every sequence of ``subjects``: a list of (N, 17, 3) metres, z up, 50 frames/s."""
+    data = np.load(path)
+    return [data[k].astype(np.float32) / 1000.0 for k in sorted(data.files) if "/" in k and k.split("/", 1)[0] in subjects]
+
+
+def look_rotation(forward: np.ndarray) -> np.ndarray:
+    """World -> camera rotations for cameras looking along ``forward`` (B, 3) in a z-up world, with no
+    roll (the picture's x axis stays horizontal). Returns (B, 3, 3), rows the camera's x, y, z axes
+    (x right, y down, z forward) in world coordinates."""
+    z = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
+    x = np.cross(z, np.array([0.0, 0.0, 1.0]))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=1)
+
+
+def sample_cameras(rng: np.random.Generator, pelvis: np.ndarray, ranges: ViewRanges) -> dict:
+    """Draw one camera per window around its mean pelvis.
+
+    pelvis: (B, 3) world metres. Returns R (B, 3, 3) world -> camera, centre (B, 3) metres, focal
+    (B,) screen units, aspect (B,) height / width.
+    """
+    b = len(pelvis)
+    yaw = rng.uniform(0, 2 * np.pi, b)
+    distance = rng.uniform(*ranges.distance, b)
+    height = rng.uniform(*ranges.height, b)
+    fov = np.radians(rng.uniform(*ranges.fov, b))
+    portrait = rng.random(b) < ranges.portrait_prob
+    aspect = np.where(portrait, 16 / 9, 9 / 16)  # height / width
+    # Focal in screen units (half the width is 1); the field of view spans the longer side.
+    focal = np.where(portrait, 16 / 9, 1.0) / np.tan(fov / 2)
+    centre = np.stack([pelvis[:, 0] + distance * np.cos(yaw), pelvis[:, 1] + distance * np.sin(yaw), height], axis=1)
+    # Aim so that the pelvis lands at a drawn place in the picture (pushed to an edge now and then).
+    spread = np.where(rng.random((b, 1)) < ranges.out_of_frame_prob, 1.0, ranges.aim_spread)
+    target_screen = rng.uniform(-1, 1, (b, 2)) * spread * np.stack([np.ones(b), aspect], axis=1)
+    to_pelvis = pelvis - centre
+    horizontal = np.linalg.norm(to_pelvis[:, :2], axis=1)
+    pelvis_yaw = np.arctan2(to_pelvis[:, 1], to_pelvis[:, 0])
+    pelvis_pitch = np.arctan2(to_pelvis[:, 2], horizontal)
+    look_yaw = pelvis_yaw + np.arctan(target_screen[:, 0] / focal)
+    look_pitch = np.clip(pelvis_pitch + np.arctan(target_screen[:, 1] / focal), *np.radians(ranges.pitch))
+    forward = np.stack([np.cos(look_pitch) * np.cos(look_yaw), np.cos(look_pitch) * np.sin(look_yaw), np.sin(look_pitch)], axis=1)
+    return {"R": look_rotation(forward), "centre": centre, "focal": focal, "aspect": aspect}
+
+
+class VirtualViews:
+    """Windows of ``frames`` network frames from world 3D sequences, seen through virtual cameras.
+
+    sequences: list of (N, 17, 3) world metres at 50 frames/s (:func:`load_world`).
+    """
+
+    def __init__(self, sequences: list[np.ndarray], frames: int, ranges: ViewRanges = ViewRanges()):
+        self.frames = frames
+        self.ranges = ranges
+        self.world = np.concatenate(sequences)
+        # Window starts leave a margin of 2 frames before and a full window after, room for the
+        # resampling of a slower camera.
+        offsets = np.cumsum([0] + [len(s) for s in sequences])
+        self.starts = np.concatenate([np.arange(o + 2, o + len(s) - 2 * frames) for o, s in zip(offsets, sequences)])
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _at(self, frames: np.ndarray) -> np.ndarray:
+        """World joints at fractional frame numbers (...), linearly interpolated: (..., 17, 3)."""
+        lo = np.clip(np.floor(frames).astype(np.int64), 0, len(self.world) - 2)
+        w = np.clip(frames - lo, 0.0, 1.0)[..., None, None].astype(np.float32)
+        return self.world[lo] * (1 - w) + self.world[lo + 1] * w
+
+    def batch(self, rng: np.random.Generator, count: int, fps: float | None = None) -> ViewBatch:
+        """Draw ``count`` windows, each through its own camera at its own frame rate (``fps`` fixes
+        the rate for all). Returns a :class:`ViewBatch`."""
+        r = self.ranges
+        t = self.frames
+        starts = self.starts[rng.integers(0, len(self.starts), count)]
+        rate = np.full(count, float(fps)) if fps else rng.uniform(*r.fps, count)
+        # The camera's own frames: sample k at (k + phase - 1) / rate seconds after the window's start
+        # (the first just before it), enough of them to span the window at the network's rate.
+        n_src = np.ceil((t - 1) / NETWORK_FPS * rate).astype(int) + 1
+        src_time = (np.arange(n_src.max())[None, :] + rng.random((count, 1)) - 1) / rate[:, None]  # (B, K) s
+        src_world = self._at(starts[:, None] + src_time * 50.0)  # (B, K, 17, 3)
+        # The product resamples the camera's frames to the network's rate from the first one on
+        # (posemoe.normalize.resample_inputs), so the truth is at those times too.
+        grid_time = src_time[:, :1] + np.arange(t)[None, :] / NETWORK_FPS
+        truth_world = self._at(starts[:, None] + grid_time * 50.0)  # (B, T, 17, 3)
+        cams = sample_cameras(rng, truth_world[:, :, 0].mean(1), r)
+        rot, centre, focal = cams["R"], cams["centre"], cams["focal"]
+        src_cam = np.einsum("bij,bkmj->bkmi", rot, src_world - centre[:, None, None])
+        truth_cam = np.einsum("bij,bkmj->bkmi", rot, truth_world - centre[:, None, None])
+        src_xy = src_cam[..., :2] / np.maximum(src_cam[..., 2:3], 0.05) * focal[:, None, None, None]
+        screen = np.empty((count, t, 17, 3), dtype=np.float32)
+        for i in range(count):
+            seen = np.concatenate([src_xy[i, : n_src[i]], np.ones((n_src[i], 17, 1))], axis=-1)
+            screen[i] = resample_inputs(seen, rate[i], NETWORK_FPS)[:t]
+        bounds = np.stack([np.ones(count), cams["aspect"]], axis=1)[:, None, None, :]
+        in_frame = (np.abs(screen[..., :2]) <= bounds).all(-1) & (truth_cam[..., 2] > 0.1)
+        target = (truth_cam - truth_cam[:, :, :1]).astype(np.float32)
+        return ViewBatch(screen, target, focal.astype(np.float32), rate, in_frame)
+
+
+def eval_cameras_json(seed: int, count: int) -> str:
+    """The evaluation stream's first ``count`` cameras, for a record of what a benchmark used."""
+    rng = np.random.default_rng([seed, EVAL_STREAM])
+    cams = sample_cameras(rng, np.zeros((count, 3)), ViewRanges())
+    return json.dumps({k: np.round(v, 4).tolist() for k, v in cams.items()})
