@@ -48,7 +48,7 @@ class Clip:
     """One sequence seen from one camera. pose3d: (N, 17, 3) root-relative camera metres;
     pose2d: (N, 17, 2) screen coordinates of the ground-truth projection; det2d: (N, 17, 2) screen
     coordinates of the real detections, or None; focal: the camera's focal length in screen units
-    (``2 * f_px / width``)."""
+    (``2 * f_px / width``); width, height: the camera's picture in pixels."""
 
     subject: str
     action: str
@@ -57,6 +57,8 @@ class Clip:
     pose2d: np.ndarray
     det2d: np.ndarray | None
     focal: float
+    width: int
+    height: int
 
 
 def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Path | None = None) -> list[Clip]:
@@ -82,7 +84,7 @@ def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Pa
                     det2d = normalize_screen(det, cam.width, cam.height).astype(np.float32)
             clips.append(
                 Clip(subject, sequence, cam.name, (pose3d - pose3d[:, :1]).astype(np.float32), pose2d.astype(np.float32), det2d,
-                     float(cam.f.mean() * 2.0 / cam.width))
+                     float(cam.f.mean() * 2.0 / cam.width), cam.width, cam.height)
             )
     if not clips:
         raise ValueError(f"no sequences of subjects {subjects} in {path}")
@@ -131,10 +133,11 @@ LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
 
 
 def _runs(rng: np.random.Generator, b: int, t: int, prob: float, shortest: int, longest: int) -> np.ndarray:
-    """(B, T) bool: for a share ``prob`` of windows, one run of ``shortest``-``longest`` frames."""
+    """(B, T) bool: for a share ``prob`` of windows, one run of ``shortest``-``longest`` frames that
+    overlaps the window (it may begin before it or end after it, as a detector's fault would)."""
     hit = rng.random(b) < prob
     length = rng.integers(shortest, longest + 1, b)
-    start = rng.integers(-longest + 1, t, b)
+    start = rng.integers(1 - length, t)
     frame = np.arange(t)[None, :]
     return hit[:, None] & (frame >= start[:, None]) & (frame < (start + length)[:, None])
 

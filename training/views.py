@@ -158,6 +158,54 @@ class VirtualViews:
         return ViewBatch(screen, target, focal.astype(np.float32), rate, in_frame)
 
 
+@dataclass
+class ClipView:
+    """A whole sequence filmed by one virtual camera, as a user's video would give it.
+
+    pixels: (M, 17, 2) the joints' projections at the camera's ``fps``; in_frame: (M, 17) bool;
+    truth: (M, 17, 3) root-relative camera metres at the same instants; width, height: the picture
+    in pixels (1920x1080 or 1080x1920); focal_px: the lens; camera: the draw (see :func:`sample_cameras`).
+    """
+
+    pixels: np.ndarray
+    in_frame: np.ndarray
+    truth: np.ndarray
+    fps: float
+    width: int
+    height: int
+    focal_px: float
+    camera: dict
+
+
+def film(world: np.ndarray, fps: float, rng: np.random.Generator, ranges: ViewRanges = ViewRanges(),
+         tries: int = 50) -> ClipView:
+    """Film a whole 50 frames/s world sequence (N, 17, 3) with one camera drawn from ``rng``, at ``fps``.
+
+    A draw is kept when every joint stays at least 0.5 m in front of the lens and the pelvis is in the
+    picture in at least 90 % of the frames (so that "partly out of frame" stays now and then).
+    """
+    times = np.arange(0, (len(world) - 1) / 50.0 + 1e-9, 1.0 / fps)
+    frames = times * 50.0
+    lo = np.minimum(np.floor(frames).astype(np.int64), len(world) - 2)
+    w = (frames - lo)[:, None, None]
+    seen = world[lo] * (1 - w) + world[lo + 1] * w  # (M, 17, 3)
+    for _ in range(tries):
+        cam = {k: v[0] for k, v in sample_cameras(rng, seen[:, 0].mean(0, keepdims=True), ranges).items()}
+        local = (seen - cam["centre"]) @ cam["R"].T
+        if local[..., 2].min() < 0.5:
+            continue
+        xy = local[..., :2] / local[..., 2:3] * cam["focal"]
+        bounds = np.array([1.0, cam["aspect"]])
+        in_frame = (np.abs(xy) <= bounds).all(-1)
+        if in_frame[:, 0].mean() < 0.9:
+            continue
+        portrait = cam["aspect"] > 1
+        width, height = (1080, 1920) if portrait else (1920, 1080)
+        pixels = (xy + bounds) * width / 2.0
+        return ClipView(pixels, in_frame, local - local[:, :1], fps, width, height, float(cam["focal"] * width / 2), cam)
+    raise RuntimeError(f"no camera kept in {tries} draws: the ranges cannot film this sequence")
+
+
 def eval_cameras_json(seed: int, count: int) -> str:
     """The evaluation stream's first ``count`` cameras, for a record of what a benchmark used."""
     rng = np.random.default_rng([seed, EVAL_STREAM])
