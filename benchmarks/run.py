@@ -7,6 +7,9 @@ cannot spoil the others) and each stamped with the machine it ran on:
   equal-budget checkpoint on Human3.6M S9/S11, protocols 1 and 2, ground-truth and detected 2D, lifter
   throughput, learning curves and the recipe ablation (``training/benchmark.py``; skipped, with a
   message, when ``../shared/data`` is absent);
+- product: the Lifter with its defaults, as users get it, on S9/S11 as recorded, through virtual phone
+  cameras at 24, 30 and 60 frames/s, and on the real detections (``benchmarks/product.py``; skipped
+  like accuracy without ``../shared/data``);
 - capture speed per stage, PyTorch and ONNX Runtime (``benchmarks/capture.py``);
 - keyframe writing in Blender (``benchmarks/keyframes.py``);
 - motion quality before and after clean-up on the sample (``benchmarks/motion.py``);
@@ -45,6 +48,7 @@ SECTIONS = {
     # Relative (the scripts run in the repository root), so the recorded command runs on any checkout.
     "accuracy": ["training/benchmark.py", *LIFTERS, "--detections", os.path.relpath(SHARED / "h36m_2d_sh_mpii16_px10.npz", ROOT),
                  "--jobs", "2", "--ablation", *ABLATION],
+    "product": ["benchmarks/product.py", "--every", "3"],
     "speed": ["benchmarks/capture.py"],
     "keyframes": ["benchmarks/keyframes.py"],
     "motion": ["benchmarks/motion.py"],
@@ -59,9 +63,9 @@ def _demoted(markdown: str) -> str:
 
 def run_section(name: str, folder: Path) -> tuple[str, object]:
     """Run one section's script; returns (its Markdown, its JSON figures)."""
-    if name == "accuracy" and not SHARED.is_dir():
-        message = f"Skipped: the accuracy benchmark needs the Human3.6M files in {SHARED}."
-        return f"# Accuracy\n\n{message}\n", {"skipped": message}
+    if name in ("accuracy", "product") and not SHARED.is_dir():
+        message = f"Skipped: the {name} benchmark needs the Human3.6M files in {SHARED}."
+        return f"# {name.capitalize()}\n\n{message}\n", {"skipped": message}
     markdown, figures = folder / f"{name}.md", folder / f"{name}.json"
     command = [sys.executable, *SECTIONS[name], "--markdown", str(markdown), "--json", str(figures)]
     clock = time.perf_counter()

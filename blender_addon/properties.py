@@ -30,8 +30,8 @@ class PoseMoESettings(PropertyGroup):
     flip: BoolProperty(name="Flip Averaging", default=True,
                        description="Also lift the mirrored video and average: steadier, twice the lifting time")
     stride: IntProperty(name="Window Step", min=0, default=0,
-                        description="Frames between lifting windows; smaller overlaps them more and blends "
-                                    "(0: one whole window, no overlap)")
+                        description="Frames between lifting windows, at the lifter's 50 frames/s; smaller overlaps "
+                                    "them more and blends (0: the default, a third of a window)")
     fov: FloatProperty(name="Field of View", min=10.0, max=170.0, default=DEFAULT_FOV_DEGREES,
                        description="The camera's field of view across the longer side of the picture, in degrees "
                                    "(69.4: a phone's main camera)")

@@ -3,9 +3,12 @@
     python training/train.py --config posemoe-t27 --steps 3000 --out runs/posemoe-t27
     python training/train.py --out runs/posemoe-t27 --resume --steps 6000   # add more training later
     torchrun --nproc_per_node=2 training/train.py --config posemoe-t81 ...  # several GPUs (DDP)
+    python training/train.py --init posemoe/weights/posemoe-t27 --views-prob 0.5 --faults ... # fine-tune on what users film
 
 Trains on S1 S5 S6 S7 S8 (2D from projecting the 3D through all 4 cameras, optionally mixed with the
-real detections) and validates on a fixed subset of S9 and S11. A run folder holds ``model.safetensors``
+real detections, and with ``--views-prob`` through virtual phone cameras at 20-60 frames/s) and
+validates on a fixed subset of S9 and S11. The network sees every window through the product's own
+normalisation (:func:`network_batch`), exactly as :class:`posemoe.lift.Lifter` gives it. A run folder holds ``model.safetensors``
 + ``config.json`` (the weights), ``train_state.pt`` (optimiser and progress) and ``log.csv``.
 
 Resuming is exact: the data order, the augmentation and every random draw are functions of
