@@ -208,8 +208,10 @@ def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[di
 
 
 def train_command(train: dict) -> str:
-    keys = ["config", "steps", "batch", "lr", "threads", "seed"]
-    parts = [f"--{k} {train[k]}" for k in keys if k in train]
+    keys = ["config", "init", "steps", "batch", "lr", "threads", "seed", "views_prob"]
+    parts = [f"--{k.replace('_', '-')} {train[k]}" for k in keys if train.get(k)]
+    if train.get("faults"):
+        parts.append("--faults")
     if train.get("detections"):
         parts.append(f"--detections {Path(train['detections']).name} --detection-prob {train['detection_prob']}")
     return " ".join(parts)
