@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         "",
         "`Lifter().lift(pixels, width, height, confidence, fps=...)` with every lifting setting at its default "
         "(flip averaging, windows every 9 frames, the 69.4-degree default lens; the true lens is not given), "
-        f"on Human3.6M S9 and S11, every {args.every}{'nd' if args.every == 2 else 'th'} sequence x camera (a, c) "
+        f"on Human3.6M S9 and S11, every {args.every}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(args.every, 'th')} sequence x camera (a, c) "
         "and sequence (b). Virtual cameras (b): `training/views.py`, evaluation stream, seed 0, one camera per "
         "sequence (the same at every rate): yaw all round, pitch -25 to +10 degrees, 0.5-2.2 m high, 2-10 m away, "
         "55-85 degree lenses, 16:9 or 9:16; joints outside the picture are given with confidence 0. "
