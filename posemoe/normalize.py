@@ -105,7 +105,9 @@ def normalize_windows(windows: np.ndarray, focal: float | np.ndarray) -> tuple[n
     turned = np.einsum("wij,wtkj->wtki", rotation, rays)
     xy = turned[..., :2] / np.maximum(turned[..., 2:3], 1e-6) * H36M_FOCAL
     size = person_size(xy, visible)
-    scale = np.where(np.isfinite(size) & (size > 1e-3), 1.0 / np.nan_to_num(size, nan=1.0), 1.0)
+    measured = np.isfinite(size) & (size > 1e-3)  # a window with no whole segment, or all joints on one spot
+    scale = np.ones_like(size)
+    scale[measured] = 1.0 / size[measured]
     xy = xy * scale[:, None, None, None] + np.asarray(H36M_PELVIS)
     xy = np.where(visible[..., None], xy, 0.0)
     inputs = np.concatenate([xy, visible[..., None]], axis=-1).astype(np.float32)
