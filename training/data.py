@@ -104,9 +104,9 @@ class Augment:
     The faults a real detector makes for a stretch of frames, each the chance per window:
     swap_prob: the whole body labelled left for right for 3-30 frames (BlazePose on a person seen
     from behind); limb_swap_prob: one arm's or leg's labels swapped for 3-15 frames; drift_prob: one
-    joint drifting away and back over 5-27 frames (up to ``drift_max``); guess_prob: a run of frames
-    where one occluded joint is only guessed (kept, as BlazePose's low-visibility joints are, but
-    ``guess_std`` off). out_of_frame_drop: chance that joints outside the picture are dropped rather
+    joint drifting away and back over 5 frames to a whole window (up to ``drift_max``); guess_prob: a
+    run of 5 frames to a whole window where one occluded joint is only guessed (kept, as BlazePose's
+    low-visibility joints are, but ``guess_std`` off; 0.03 is about 6 cm on a Human3.6M-sized person). out_of_frame_drop: chance that joints outside the picture are dropped rather
     than kept where a detector extrapolates them.
     """
 

@@ -29,8 +29,8 @@ class ViewRanges:
     """Where a virtual camera may be. Angles in degrees, lengths in metres, rates in frames/s.
 
     aim_spread: how far from the picture's centre the person's mean pelvis is aimed, as a share of
-    the half-width and half-height; out_of_frame_prob: chance the aim is pushed to the picture's edge
-    so that part of the body leaves it.
+    the half-width and half-height; out_of_frame_prob: chance the aim may be anywhere in the whole
+    picture instead, so that near an edge part of the body leaves it.
     """
 
     pitch: tuple[float, float] = (-25.0, 10.0)
@@ -89,7 +89,7 @@ def sample_cameras(rng: np.random.Generator, pelvis: np.ndarray, ranges: ViewRan
     # Focal in screen units (half the width is 1); the field of view spans the longer side.
     focal = np.where(portrait, 16 / 9, 1.0) / np.tan(fov / 2)
     centre = np.stack([pelvis[:, 0] + distance * np.cos(yaw), pelvis[:, 1] + distance * np.sin(yaw), height], axis=1)
-    # Aim so that the pelvis lands at a drawn place in the picture (pushed to an edge now and then).
+    # Aim so that the pelvis lands at a drawn place in the picture (now and then anywhere in it).
     spread = np.where(rng.random((b, 1)) < ranges.out_of_frame_prob, 1.0, ranges.aim_spread)
     target_screen = rng.uniform(-1, 1, (b, 2)) * spread * np.stack([np.ones(b), aspect], axis=1)
     to_pelvis = pelvis - centre

@@ -73,6 +73,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        # Weights saved before ``input`` existed were all trained on raw screen coordinates; every
+        # config saved since names its input.
+        data = {"input": "screen", **data}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
