@@ -71,10 +71,10 @@ class Scores:
                 "actions": per_action}
 
 
-def recorded(lifter: Lifter, every: int, detections: bool) -> dict:
+def recorded(lifter: Lifter, clips: list, detections: bool) -> dict:
     """(a) or (c): the test clips as recorded, ground-truth 2D or the real detections."""
     scores = Scores()
-    for clip in load_clips(DATA, TEST_SUBJECTS, DETECTIONS if detections else None)[::every]:
+    for clip in clips:
         xy = clip.det2d if detections else clip.pose2d
         if xy is None:
             continue
@@ -84,14 +84,12 @@ def recorded(lifter: Lifter, every: int, detections: bool) -> dict:
     return scores.summary()
 
 
-def filmed(lifter: Lifter, every: int, fps: float, seed: int = SEED) -> dict:
-    """(b): every ``every``-th test sequence filmed by its own virtual camera at ``fps``."""
-    data = np.load(DATA)
-    keys = sorted(k for k in data.files if "/" in k and k.split("/", 1)[0] in TEST_SUBJECTS)[::every]
-    worlds = load_world(DATA, TEST_SUBJECTS)[::every]
+def filmed(lifter: Lifter, sequences: list[tuple[str, np.ndarray]], fps: float, seed: int = SEED) -> dict:
+    """(b): test sequences ("subject/action", (N, 17, 3) world metres), each filmed by its own
+    virtual camera at ``fps``."""
     scores = Scores()
     out_of_frame = []
-    for index, (key, world) in enumerate(zip(keys, worlds)):
+    for index, (key, world) in enumerate(sequences):
         # The same camera for a sequence at every frame rate: only the rate changes between rows.
         view = film(world, fps, np.random.default_rng([seed, EVAL_STREAM, index]))
         confidence = view.in_frame.astype(np.float64)
@@ -113,14 +111,16 @@ def main(argv=None) -> int:
         print(f"{DATA} not found: this benchmark needs the Human3.6M files of ../shared/data.", file=sys.stderr)
         return 2
     lifter = Lifter(args.weights)
+    clips = load_clips(DATA, TEST_SUBJECTS, DETECTIONS)[:: args.every]
+    sequences = list(load_world(DATA, TEST_SUBJECTS).items())[:: args.every]
     rows = []
     clock = time.perf_counter()
-    rows.append(("(a) as recorded, ground-truth 2D", 50.0, recorded(lifter, args.every, detections=False)))
+    rows.append(("(a) as recorded, ground-truth 2D", 50.0, recorded(lifter, clips, detections=False)))
     print(f"(a): {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
     for fps in args.rates:
-        rows.append((f"(b) virtual phone cameras, {fps:g} frames/s", fps, filmed(lifter, args.every, fps)))
+        rows.append((f"(b) virtual phone cameras, {fps:g} frames/s", fps, filmed(lifter, sequences, fps)))
         print(f"(b) {fps:g}: {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
-    rows.append(("(c) as recorded, Stacked Hourglass detections", 50.0, recorded(lifter, args.every, detections=True)))
+    rows.append(("(c) as recorded, Stacked Hourglass detections", 50.0, recorded(lifter, clips, detections=True)))
     print(f"(c): {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
     weights = Path(args.weights)
     shown = weights.relative_to(ROOT) if weights.is_relative_to(ROOT) else weights

@@ -2,9 +2,8 @@
 
 Videos frame people unlike Human3.6M: small or large, off-centre, portrait or landscape, through
 lenses of 55-85 degrees. A lifter shown raw screen coordinates learns the framing of its training
-cameras (Human3.6M's fixed camera heights let it read "sitting" from where the pelvis is on screen:
-moving the pelvis alone cost the shipped weights 11 mm, SittingDown 40 mm). So each window of ``T``
-frames is normalised as a whole:
+cameras (Human3.6M's fixed camera heights let it read "sitting" from where the pelvis is on screen,
+which no phone video allows). So each window of ``T`` frames is normalised as a whole:
 
 1. **Perspective crop.** The camera is turned, virtually, to look straight at the window's mean
    pelvis (rotation ``R``, no roll against the image's vertical), and the keypoints are re-projected
@@ -40,11 +39,10 @@ H36M_FOCAL = 2.29
 #: metre), from S1, S5-S8, every 20th frame, all four cameras.
 SEGMENTS = ((0, 8), (1, 4), (11, 14), (1, 2), (4, 5), (2, 3), (5, 6), (11, 12), (14, 15), (8, 10))
 SEGMENT_LENGTHS = np.array([0.2124, 0.1201, 0.1179, 0.1983, 0.1983, 0.1955, 0.1955, 0.1231, 0.1231, 0.0748])
-#: The quantile of the per-segment ratios taken as the person's size (0.5, 0.8, 0.9 and 1.0 cost the
-#: base weights within 2 mm of each other on S9/S11), and its median on the training subjects' own
-#: windows, so that on median a Human3.6M window keeps its size. 0.999 was measured on raw screen
-#: windows; through the perspective crop the median is 0.984. The shipped weights were trained with
-#: 0.999, so it stays: a change here is a change of the network's input.
+#: The quantile of the per-segment ratios taken as the person's size, and its median on the training
+#: subjects' own windows (raw screen windows, every 10th), so that on median a Human3.6M window keeps
+#: its size; through the perspective crop that median is a little lower. The shipped weights were
+#: trained with this value, so a change here is a change of the network's input.
 SIZE_QUANTILE = 0.8
 H36M_SIZE = 0.999
 

@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
     augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
                       **(FAULTS if args.faults else {}))
-    views = VirtualViews(load_world(args.data, TRAIN_SUBJECTS), config.frames) if args.views_prob > 0 else None
+    views = VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames) if args.views_prob > 0 else None
     val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -223,13 +223,13 @@ def main(argv=None) -> int:
         indices = batch_indices(step, args.batch, len(train), args.seed, cache)[rank * local_batch : (rank + 1) * local_batch]
         warm_start = step < args.independent_frames
         rng = np.random.default_rng([args.seed, step, rank])
-        x, y, focal = train.batch(indices, rng, augment, independent=warm_start)
-        if views is not None:
-            # The batch's last share is replaced by windows through virtual phone cameras.
-            k = int(round(len(indices) * args.views_prob))
+        # The batch's last share comes through virtual phone cameras, the rest from Human3.6M's own.
+        k = int(round(len(indices) * args.views_prob)) if views is not None else 0
+        x, y, focal = train.batch(indices[: len(indices) - k], rng, augment, independent=warm_start)
+        if k:
             seen = views.batch(np.random.default_rng([args.seed, TRAIN_STREAM, step, rank]), k)
             vx, vy = corrupt(seen.screen[..., :2], seen.target, rng, augment, seen.in_frame)
-            x, y, focal = (np.concatenate([a[: len(a) - k], b]) for a, b in ((x, vx), (y, vy), (focal, seen.focal)))
+            x, y, focal = np.concatenate([x, vx]), np.concatenate([y, vy]), np.concatenate([focal, seen.focal])
         x, y = network_batch(x, y, focal, config)
         torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
         for group in optimizer.param_groups:

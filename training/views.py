@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posemoe.normalize import NETWORK_FPS, resample_inputs
+from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track
 
 TRAIN_STREAM = 1
 EVAL_STREAM = 2
@@ -56,10 +56,11 @@ class ViewBatch:
     in_frame: np.ndarray
 
 
-def load_world(path: str | Path, subjects: tuple[str, ...]) -> list[np.ndarray]:
-    """World 3D of every sequence of ``subjects``: a list of (N, 17, 3) metres, z up, 50 frames/s."""
+def load_world(path: str | Path, subjects: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """World 3D of every sequence of ``subjects``, by "subject/action" in sorted order: (N, 17, 3)
+    metres, z up, 50 frames/s."""
     data = np.load(path)
-    return [data[k].astype(np.float32) / 1000.0 for k in sorted(data.files) if "/" in k and k.split("/", 1)[0] in subjects]
+    return {k: data[k].astype(np.float32) / 1000.0 for k in sorted(data.files) if "/" in k and k.split("/", 1)[0] in subjects}
 
 
 def look_rotation(forward: np.ndarray) -> np.ndarray:
@@ -105,7 +106,7 @@ def sample_cameras(rng: np.random.Generator, pelvis: np.ndarray, ranges: ViewRan
 class VirtualViews:
     """Windows of ``frames`` network frames from world 3D sequences, seen through virtual cameras.
 
-    sequences: list of (N, 17, 3) world metres at 50 frames/s (:func:`load_world`).
+    sequences: list of (N, 17, 3) world metres at 50 frames/s (the values of :func:`load_world`).
     """
 
     def __init__(self, sequences: list[np.ndarray], frames: int, ranges: ViewRanges = ViewRanges()):
@@ -183,11 +184,8 @@ def film(world: np.ndarray, fps: float, rng: np.random.Generator, ranges: ViewRa
     A draw is kept when every joint stays at least 0.5 m in front of the lens and the pelvis is in the
     picture in at least 90 % of the frames (so that "partly out of frame" stays now and then).
     """
-    times = np.arange(0, (len(world) - 1) / 50.0 + 1e-9, 1.0 / fps)
-    frames = times * 50.0
-    lo = np.minimum(np.floor(frames).astype(np.int64), len(world) - 2)
-    w = (frames - lo)[:, None, None]
-    seen = world[lo] * (1 - w) + world[lo + 1] * w  # (M, 17, 3)
+    count = int(np.floor((len(world) - 1) / 50.0 * fps + 1e-9)) + 1
+    seen = resample_track(world, 50.0, fps, count)  # (M, 17, 3) at the camera's instants
     for _ in range(tries):
         cam = {k: v[0] for k, v in sample_cameras(rng, seen[:, 0].mean(0, keepdims=True), ranges).items()}
         local = (seen - cam["centre"]) @ cam["R"].T
