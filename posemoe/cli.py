@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--person", help="X,Y,FRAME: capture the person at this pixel in this frame (default: the largest)")
     cap.add_argument("--max-people", type=int, default=3, help="people to look for in each frame")
     cap.add_argument("--workers", type=int, default=0,
-                     help="detection processes, each on a stretch of the video (0: one per core for long videos)")
+                     help="detection threads, each on a stretch of the video (0: one per core)")
     cap.add_argument("--start", type=int, default=0, help="first video frame")
     cap.add_argument("--stop", type=int, help="video frame to stop before")
     cap.add_argument("--max-gap", type=float, default=0.5, help="seconds of lost detection bridged before a gap is flagged")

@@ -18,7 +18,7 @@ import numpy as np
 from . import Cancelled, PoseMoEError
 from .detect import Detector, default_detector, detect_frames
 from .detect.blazepose import BlazePoseDetector
-from .detect.parallel import auto_workers, detect_in_processes, stretches
+from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
 from .motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
 from .settings import Settings  # noqa: F401  (part of this module's interface)
@@ -51,7 +51,7 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     if not np.isfinite(settings.max_gap_s) or settings.max_gap_s < 0:
         raise PoseMoEError(f"A longest bridged gap of {settings.max_gap_s} s is not possible: give 0 or more seconds.")
     if not isinstance(settings.workers, int) or settings.workers < 0:
-        raise PoseMoEError(f"{settings.workers!r} detection processes is not possible: give 0 (automatic), 1 or more.")
+        raise PoseMoEError(f"{settings.workers!r} detection threads is not possible: give 0 (automatic), 1 or more.")
     focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
     if not np.isfinite(focal) or focal <= 0:
         raise PoseMoEError(f"A focal length of {focal} px is not possible: give a positive number of pixels, or a field of view.")
@@ -108,12 +108,12 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     return detections
 
 
-def detect_video_in_processes(path: str | Path, settings: Settings, workers: int, progress: Progress | None = None,
-                              cancel: Callable[[], bool] | None = None,
-                              timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, progress: Progress | None = None,
+                            cancel: Callable[[], bool] | None = None,
+                            timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """As :func:`detect_video` with the default detector, the frames shared out over ``workers``
-    processes (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
-    decoding and detection as the workers' own clocks split them."""
+    threads (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
+    decoding and detection as the threads' own clocks split them."""
     info = probe(path)
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
@@ -126,7 +126,7 @@ def detect_video_in_processes(path: str | Path, settings: Settings, workers: int
 
     clock = time.perf_counter()
     ranges = stretches(settings.start, end, workers, open_end=settings.stop is None)
-    decode, detect = detect_in_processes(path, ranges, settings.max_people, on_frame, lambda: _check(cancel))
+    decode, detect = detect_in_threads(path, ranges, settings.max_people, on_frame, lambda: _check(cancel))
     detections = []
     for index in range(settings.start, settings.start + len(found)):
         if index not in found:  # a truncated file: keep what precedes the first unreadable frame
@@ -157,7 +157,7 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
     _check_settings(settings, info)
     workers = 1 if detector is not None else settings.workers or auto_workers(_end_frame(settings, info) - settings.start)
     if workers > 1:
-        detections = detect_video_in_processes(video, settings, workers, progress, cancel, timings)
+        detections = detect_video_in_threads(video, settings, workers, progress, cancel, timings)
         name = BlazePoseDetector.name
     else:
         own_detector = detector is None

@@ -19,9 +19,9 @@ class Settings:
     person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
     ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
     flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
-    detector looks for in each frame. workers: processes that share the default detector's work, each
-    on its own stretch of the video (0: one per CPU core for long videos, see
-    :func:`posemoe.detect.parallel.auto_workers`; 1: all in this process).
+    detector looks for in each frame. workers: threads that share the default detector's work, each
+    on its own stretch of the video (0: one per CPU core, at least 60 frames each, see
+    :func:`posemoe.detect.parallel.auto_workers`; 1: all in the calling thread).
     """
 
     start: int = 0

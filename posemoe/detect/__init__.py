@@ -4,7 +4,7 @@ Any object with this shape plugs into :func:`posemoe.pipeline.capture`::
 
     class MyDetector:
         name = "rtmpose-m"
-        def detect(self, image, time):   # image (H, W, 3) uint8 RGB; time in seconds, increasing
+        def detect(self, image, time):   # image (H, W, 3) uint8 BGR, as OpenCV decodes; time in seconds, increasing
             return keypoints, confidence  # (P, 17, 2) pixels and (P, 17) in [0, 1], P people (may be 0)
         def close(self): ...
 
@@ -27,7 +27,7 @@ class Detector(Protocol):
     name: str
 
     def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
-        """image (H, W, 3) uint8 RGB -> keypoints (P, 17, 2) pixels, confidence (P, 17) in [0, 1]."""
+        """image (H, W, 3) uint8 BGR -> keypoints (P, 17, 2) pixels, confidence (P, 17) in [0, 1]."""
         ...
 
     def close(self) -> None:
@@ -46,18 +46,34 @@ def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | 
     """Decode frames ``start:stop`` of the video at ``path`` and run ``detector`` on each, in order.
 
     Yields (frame index, keypoints, confidence) as the detector returned them (unchecked: see
-    :func:`posemoe.pipeline.detect_video`). Adds the seconds spent to ``seconds["decode"]`` and
-    ``seconds["detect"]`` as it goes, so a caller that stops early still has them.
+    :func:`posemoe.pipeline.detect_video`). A detector with a ``follow(frames)`` method (one that looks
+    at several frames before it answers, like BlazePose's) is given the frames as a stream; others are
+    called once per frame. Adds the seconds spent to ``seconds["decode"]`` and ``seconds["detect"]`` as
+    it goes, so a caller that stops early still has them.
     """
-    import cv2
-
     from ..video import read_frames
 
-    clock = time.perf_counter()
-    for frame in read_frames(path, start, stop):
-        now = time.perf_counter()
-        seconds["decode"] = seconds.get("decode", 0.0) + now - clock
-        keypoints, confidence = detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), frame.time)
-        clock = time.perf_counter()
-        seconds["detect"] = seconds.get("detect", 0.0) + clock - now
-        yield frame.index, keypoints, confidence
+    seconds.setdefault("decode", 0.0)
+    seconds.setdefault("detect", 0.0)
+
+    def decoded() -> Iterator:
+        frames = read_frames(path, start, stop)
+        while True:
+            clock = time.perf_counter()
+            frame = next(frames, None)
+            seconds["decode"] += time.perf_counter() - clock
+            if frame is None:
+                return
+            yield frame
+
+    follow = getattr(detector, "follow", None)
+    results = follow(decoded()) if follow is not None else (
+        (frame.index, *detector.detect(frame.image, frame.time)) for frame in decoded())
+    while True:
+        # Detection time is the wall time of each step less the decoding done inside it.
+        clock, before = time.perf_counter(), seconds["decode"]
+        result = next(results, None)
+        seconds["detect"] += time.perf_counter() - clock - (seconds["decode"] - before)
+        if result is None:
+            return
+        yield result

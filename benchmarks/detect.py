@@ -1,0 +1,140 @@
+"""How often the detector must look for new people: speed against what the capture keeps, on a video.
+
+    python benchmarks/detect.py [VIDEO] [--every 5 10 20 30] [--markdown FILE] [--json FILE]
+
+The shipped detector (:class:`posemoe.detect.blazepose.BlazePoseDetector`) follows everyone it has
+found with BlazePose's landmark model and looks for people not yet followed every K frames with
+MediaPipe's multi-person PoseLandmarker, following anyone new back through the frames since the last
+look. Each row runs it with one K, in one thread, over the whole video (default: the bundled sample,
+where a walker crosses in front of a man on a box); the reference row is MediaPipe's PoseLandmarker
+alone on every frame, the detector this product used before. For each: decode and detect time per
+frame, looks, people found per frame, and the person the capture chooses (the tracker's own choice):
+frames where they were found, how far their keypoints lie from the reference's (median over joints
+and frames, pixels), and their raw 2D jitter (median |acceleration|, pixels per frame^2; the
+reference's landmarks are smoothed by MediaPipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from posemoe.detect import blazepose, detect_frames  # noqa: E402
+from posemoe.detect.layout import blazepose_to_h36m  # noqa: E402
+from posemoe.files import atomic_output  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
+from posemoe.pipeline import _detector_output  # noqa: E402
+from posemoe.track import build_tracks, select_person  # noqa: E402
+from posemoe.video import probe  # noqa: E402
+
+
+class MediaPipeEveryFrame:
+    """The reference: MediaPipe's PoseLandmarker (BlazePose Full, up to 3 people) on every frame."""
+
+    name = "mediapipe-every-frame"
+
+    def __init__(self, max_people: int = 3):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.PoseLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=blazepose.task_bundle()),
+                                               running_mode=vision.RunningMode.VIDEO, num_poses=max_people)
+        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+
+    def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+        import mediapipe
+
+        height, width = image.shape[:2]
+        frame = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        result = self._landmarker.detect_for_video(frame, int(round(time * 1000)))
+        if not result.pose_landmarks:
+            return np.zeros((0, 17, 2)), np.zeros((0, 17))
+        points = np.array([[(p.x * width, p.y * height) for p in person] for person in result.pose_landmarks])
+        visibility = np.array([[p.visibility for p in person] for person in result.pose_landmarks])
+        return blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0))
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+
+def run(video: Path, detector) -> dict:
+    """Detect every frame of ``video``; the chosen person's keypoints (N, 17, 2) px and the figures."""
+    info = probe(video)
+    looks = [0]
+    if isinstance(detector, blazepose.BlazePoseDetector):
+        discover = detector._discover
+
+        def counted(*args):
+            looks[0] += 1
+            return discover(*args)
+
+        detector._discover = counted
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    found = [(keypoints, confidence) for _, keypoints, confidence in detect_frames(detector, video, 0, None, seconds)]
+    wall = time.perf_counter() - clock
+    detector.close()
+    detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(found)]
+    chosen, _ = select_person(build_tracks(detections), len(detections), info.fps)
+    seen = np.isfinite(chosen).all(axis=(1, 2))
+    return {"chosen": chosen, "frames": len(found), "ms_per_frame": 1000 * wall / len(found),
+            "decode_ms": 1000 * seconds["decode"] / len(found), "looks": looks[0],
+            "people_per_frame": float(np.mean([len(k) for k, _ in detections])),
+            "chosen_frames": int(seen.sum()), "chosen_first": int(np.argmax(seen)),
+            "chosen_last": int(len(seen) - 1 - np.argmax(seen[::-1]))}
+
+
+def jitter(points: np.ndarray) -> float:
+    """points (N, 17, 2) px, NaN where missing -> median |second difference| over joints and frames."""
+    accel = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)
+    return float(np.nanmedian(accel))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", nargs="?", default=str(ROOT / "samples" / "walk.mp4"))
+    parser.add_argument("--every", type=int, nargs="+", default=[5, 10, 20, 30])
+    parser.add_argument("--markdown", help="also write the table to this Markdown file")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    video = Path(args.video)
+    info = probe(video)
+    reference = run(video, MediaPipeEveryFrame())
+    rows = [("MediaPipe PoseLandmarker on every frame (reference)", reference)]
+    for every in args.every:
+        rows.append((f"follow, look every {every} frames" + (" (shipped)" if every == blazepose.DISCOVER_EVERY else ""),
+                     run(video, blazepose.BlazePoseDetector(discover_every=every))))
+    lines = [f"Detection on {video.name} ({info.width}x{info.height}, {info.frame_count} frames at {info.fps:g} frames/s), "
+             f"one thread, whole video. Machine: {describe_machine()}.", "",
+             "| detector | ms per frame (of it decoding) | looks for people | people per frame | chosen person: frames "
+             "(first-last) | vs reference, median px | raw jitter, px/frame^2 |", "|---|---:|---:|---:|---|---:|---:|"]
+    figures = []
+    for name, row in rows:
+        both = np.isfinite(row["chosen"]).all(axis=(1, 2)) & np.isfinite(reference["chosen"]).all(axis=(1, 2))
+        distance = float(np.median(np.linalg.norm(row["chosen"][both] - reference["chosen"][both], axis=-1))) if both.any() else float("nan")
+        looks = "every frame" if row is reference else str(row["looks"])
+        lines.append(f"| {name} | {row['ms_per_frame']:.1f} ({row['decode_ms']:.1f}) | {looks} | {row['people_per_frame']:.2f} | "
+                     f"{row['chosen_frames']} ({row['chosen_first']}-{row['chosen_last']}) | {distance:.1f} | {jitter(row['chosen']):.1f} |")
+        figures.append({"detector": name, **{k: v for k, v in row.items() if k != "chosen"}, "vs_reference_px": distance,
+                        "jitter": jitter(row["chosen"])})
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with atomic_output(args.markdown) as tmp:
+            tmp.write_text(f"# Detection: how often to look for people\n\nGenerated by `python benchmarks/detect.py`.\n\n{text}\n")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"machine": describe_machine(), "video": video.name, "rows": figures}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
