@@ -1,4 +1,5 @@
-"""Video in, Take out: detection, person tracking, gap filling, lifting, root trajectory, world frame.
+"""Video in, Take out: detection, person tracking, left/right repair, gap filling, lifting, root
+trajectory, world frame.
 
 Long work reports through one callback ``progress(stage, done, total)`` and checks ``cancel()`` between
 frames and between lifting batches; a cancelled capture raises :class:`posemoe.Cancelled` and returns
@@ -23,6 +24,7 @@ from .lift import Lifter
 from .motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
 from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
+from .swaps import repair_swaps
 from .take import Take
 from .track import NO_PERSON, build_tracks, fill_gaps, select_person
 from .video import VideoInfo, probe
@@ -176,7 +178,8 @@ def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: 
                          settings: Settings | None = None, *, lifter: Lifter | None = None,
                          progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                          timings: Timings | None = None, detector_name: str = "") -> Take:
-    """Everything after detection: choose and follow the person, bridge gaps, lift, place in the world.
+    """Everything after detection: choose and follow the person, undo left/right swaps, bridge gaps,
+    lift, place in the world.
 
     detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)), as from
     :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
@@ -198,6 +201,7 @@ def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: 
         raise PoseMoEError(NO_PERSON)
     first, last = int(seen[0]), int(seen[-1]) + 1
     keypoints, confidence = keypoints[first:last], confidence[first:last]
+    keypoints, confidence, repaired = repair_swaps(keypoints, confidence, info.fps)
     keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
     timings.add("track", time.perf_counter() - clock)
 
@@ -231,7 +235,7 @@ def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: 
     timings.frames += len(detections)
 
     return Take(
-        keypoints_2d=keypoints, confidence=confidence, filled=filled, long_gap=long_gap,
+        keypoints_2d=keypoints, confidence=confidence, filled=filled, long_gap=long_gap, repaired=repaired,
         joints_camera=camera, joints_world=to_world(camera, rotation, origin),
         world_rotation=rotation, world_origin=origin, fps=info.fps, width=info.width, height=info.height,
         focal_px=focal, first_frame=settings.start + first, source=info.path,

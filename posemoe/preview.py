@@ -91,6 +91,9 @@ def _draw_2d(image: np.ndarray, take: Take, i: int) -> np.ndarray:
         cv2.line(frame, tuple(np.int32(points[parent])), tuple(np.int32(points[child])), _colour(child), style, cv2.LINE_AA)
     if take.filled[i]:
         cv2.putText(frame, "gap", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 255), 2, cv2.LINE_AA)
+    if take.repaired[i].any():  # the detector had left and right the wrong way round here
+        limbs = " and ".join(name for name, fixed in zip(("legs", "arms"), take.repaired[i]) if fixed)
+        cv2.putText(frame, f"left/right fixed: {limbs}", (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 165, 255), 2, cv2.LINE_AA)
     return frame
 
 

@@ -23,16 +23,21 @@ _ARRAYS = {  # name: trailing shape after the frame axis
     "confidence": (17,),
     "filled": (),
     "long_gap": (),
+    "repaired": (2,),
     "joints_camera": (17, 3),
     "joints_world": (17, 3),
 }
+#: Arrays added to the format after takes were first saved: an older take reads them as all False.
+_ADDED = {"repaired": (2,)}
 
 
 @dataclass
 class Take:
     """keypoints_2d (N, 17, 2) detected pixels (interpolated where ``filled``); confidence (N, 17) the
     detector's, 0 where it saw nothing; filled (N,) frames bridged by interpolation; long_gap (N,)
-    frames inside a gap too long to trust; joints_camera (N, 17, 3) metres, OpenCV camera space
+    frames inside a gap too long to trust; repaired (N, 2) frames whose legs (column 0) or arms
+    (column 1) the detector had labelled left for right, put back by :func:`posemoe.swaps.repair_swaps`
+    (keypoints_2d and confidence are the repaired ones); joints_camera (N, 17, 3) metres, OpenCV camera space
     (x right, y down, z forward); joints_world (N, 17, 3) metres, Z up, floor at Z = 0, Y away from
     the camera; world_rotation (3, 3) and world_origin (3,) map camera to world
     (``world = (camera - origin) @ rotation.T``); focal_px the focal length used."""
@@ -41,6 +46,7 @@ class Take:
     confidence: np.ndarray
     filled: np.ndarray
     long_gap: np.ndarray
+    repaired: np.ndarray
     joints_camera: np.ndarray
     joints_world: np.ndarray
     world_rotation: np.ndarray
@@ -83,7 +89,9 @@ class Take:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in (*_ARRAYS, "world_rotation", "world_origin")}
+                arrays = {k: data[k] for k in (*_ARRAYS, "world_rotation", "world_origin") if k in data or k not in _ADDED}
+                for name, shape in _ADDED.items():  # takes saved before the array existed
+                    arrays.setdefault(name, np.zeros((len(arrays["joints_world"]), *shape), dtype=bool))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error
         if meta.pop("format", None) != FORMAT:

@@ -52,7 +52,7 @@ def _take(n: int = 12) -> Take:
     rng = np.random.default_rng(0)
     return Take(
         keypoints_2d=rng.uniform(0, 500, (n, 17, 2)), confidence=rng.uniform(0, 1, (n, 17)),
-        filled=np.zeros(n, bool), long_gap=np.zeros(n, bool), joints_camera=rng.normal(size=(n, 17, 3)),
+        filled=np.zeros(n, bool), long_gap=np.zeros(n, bool), repaired=rng.uniform(0, 1, (n, 2)) < 0.2, joints_camera=rng.normal(size=(n, 17, 3)),
         joints_world=rng.normal(size=(n, 17, 3)), world_rotation=np.eye(3), world_origin=np.zeros(3),
         fps=25.0, width=640, height=480, focal_px=500.0, first_frame=3, source="clip.mp4", model="m",
         settings={"flip": True, "person": None},
@@ -62,7 +62,7 @@ def _take(n: int = 12) -> Take:
 def test_take_round_trip(tmp_path):
     take = _take()
     loaded = Take.load(take.save(tmp_path / "a" / "take.npz"))
-    for name in ("keypoints_2d", "confidence", "joints_camera", "joints_world", "world_rotation"):
+    for name in ("keypoints_2d", "confidence", "repaired", "joints_camera", "joints_world", "world_rotation"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(take, name))
     assert (loaded.fps, loaded.first_frame, loaded.settings, len(loaded)) == (25.0, 3, take.settings, 12)
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["take.npz"]  # no temporary left behind
