@@ -11,6 +11,9 @@ cannot spoil the others) and each stamped with the machine it ran on:
   cameras at 24, 30 and 60 frames/s, and on the real detections (``benchmarks/product.py``; skipped
   like accuracy without ``../shared/data``);
 - capture speed per stage, PyTorch and ONNX Runtime (``benchmarks/capture.py``);
+- detection: how often to look for new people, against MediaPipe on every frame (``benchmarks/detect.py``);
+- left/right swap repair on the sample's real detections, and held out on Human3.6M's
+  (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
 - keyframe writing in Blender (``benchmarks/keyframes.py``);
 - motion quality before and after clean-up on the sample (``benchmarks/motion.py``);
 - scale: time and peak memory for 1, 10 and 60 minutes of video (``benchmarks/scale.py``).
@@ -50,6 +53,8 @@ SECTIONS = {
                  "--jobs", "2", "--ablation", *ABLATION],
     "product": ["benchmarks/product.py", "--every", "3"],
     "speed": ["benchmarks/capture.py"],
+    "detect": ["benchmarks/detect.py"],
+    "swaps": ["benchmarks/swaps.py"],
     "keyframes": ["benchmarks/keyframes.py"],
     "motion": ["benchmarks/motion.py"],
     "scale": ["benchmarks/scale.py"],

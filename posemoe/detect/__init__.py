@@ -10,7 +10,8 @@ Any object with this shape plugs into :func:`posemoe.pipeline.capture`::
 
 Keypoints are in our 17-joint order (:data:`posemoe.skeleton.JOINT_NAMES`). Detectors that output the
 COCO-17 layout (RTMPose, ViTPose, YOLO-pose) convert with :func:`posemoe.detect.layout.coco_to_h36m`.
-The default detector is MediaPipe BlazePose (:class:`posemoe.detect.blazepose.BlazePoseDetector`).
+The default detector is BlazePose (:class:`posemoe.detect.blazepose.BlazePoseDetector`), which follows
+people across frames and so takes the frames as a stream (``follow``, see :func:`detect_frames`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
-"""MediaPipe BlazePose (Full) as a multi-person :class:`~posemoe.detect.Detector`, offline.
+"""BlazePose (Full) as a multi-person detector that follows people: the default, offline.
 
-The pose models ship inside the ``mediapipe==0.10.21`` wheel (Apache-2.0) as bare ``.tflite`` files for
-the legacy single-person ``solutions.pose``. The newer Tasks API finds several people, which we need to
-pick the right person when two are in view (the sample clip has a man on a box and a walker), but it
-wants a ``.task`` bundle whose models carry input-normalisation metadata. We build that bundle in memory
-from the wheel's files with MediaPipe's own metadata writer: the detector takes pixels scaled to [-1, 1]
-and the landmark model pixels scaled to [0, 1], as the legacy graphs do. Nothing is downloaded.
+Two of BlazePose's parts do the work. Everyone found is followed from frame to frame by the landmark
+model, which we run ourselves on ONNX Runtime (:mod:`posemoe.detect.landmarks`): one call per person
+per frame. New people are looked for now and then by MediaPipe's multi-person PoseLandmarker (Tasks
+API), whose person detector finds them; whoever it finds is followed from then on and back through the
+frames since the last look. On the sample this is 2.2 times faster than MediaPipe on every frame and
+keeps the walker in more frames (``benchmarks/detect.py``).
+
+MediaPipe's models ship inside the ``mediapipe==0.10.21`` wheel (Apache-2.0) as bare ``.tflite`` files
+for the legacy single-person ``solutions.pose``. The Tasks API wants a ``.task`` bundle whose models
+carry input-normalisation metadata; we build it in memory from the wheel's files with MediaPipe's own
+metadata writer: the detector takes pixels scaled to [-1, 1] and the landmark model pixels scaled to
+[0, 1], as the legacy graphs do. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -78,8 +84,8 @@ def task_bundle() -> bytes:
 
 #: Most frames between looks for people not yet followed: someone found is followed back through the
 #: frames since the last look, which are kept for that. benchmarks/detect.py measures the choice: on
-#: the sample, looking every 20 frames instead of every 10 saves 10 % of detection time and keeps the
-#: walker in as many frames.
+#: the sample, looking every 10 to 30 frames keeps the walker in about as many frames (145-150) at about
+#: the same cost (24-25 ms per frame); every 5 costs a third more.
 DISCOVER_EVERY = 20
 #: The frames kept for following back may hold at most this many bytes (4K frames: 6 of them), so
 #: memory does not grow with the picture size; fewer frames kept means more frequent looks.
