@@ -4,8 +4,8 @@
 
 Each long video is the bundled clip played over and over (re-encoded once with OpenCV's MPEG-4 Part 2
 encoder at the clip's size and frame rate, and kept in ``benchmarks/.cache/``: the 60-minute file takes
-5.6 GB and about 40 minutes to write on a 2-core machine). Each capture runs in its own process, measured from the
-outside: wall time; peak resident memory of the capture and its detection processes together, sampled
+5.6 GB and about 25 minutes to write on a 2-core machine). Each capture runs in its own process, measured from the
+outside: wall time; peak resident memory of the capture and any processes it starts, sampled
 from ``/proc`` five times a second (Linux; elsewhere, and as a check, the largest single process's peak
 from ``wait4``). The claim to check: memory stays flat (each reader holds one frame; per-frame keypoints
 are a few hundred bytes) and time grows linearly.
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"minutes": minutes, **result, "frames_per_s": result["frames"] / result["seconds"]})
         print(f"{minutes:g} min: {result['seconds']:.0f} s, peak {result['peak_rss_mb']:.0f} MB", file=sys.stderr)
     base = rows[0]
-    lines = [f"`posemoe capture` (detection, shared out over one process per core; tracking, lifting with flip "
+    lines = [f"`posemoe capture` (detection, shared out over one thread per core; tracking, lifting with flip "
              f"averaging, trajectory; take saved) on the "
              f"sample repeated to each length ({info.width}x{info.height} at {info.fps:g} frames/s, re-encoded as "
              f"MPEG-4 Part 2), one process each. Machine: {describe_machine()}.", "",
