@@ -81,3 +81,12 @@ def test_damaged_or_foreign_take_files_are_refused(tmp_path):
         Take.load(foreign)
     with pytest.raises(PoseMoEError, match=".npz"):
         _take().save(tmp_path / "take.txt")
+
+
+def test_a_take_saved_before_the_repair_flags_loads_without_them(tmp_path):
+    path = _take().save(tmp_path / "take.npz")
+    with np.load(path) as data:
+        older = {name: data[name] for name in data.files if name != "repaired"}
+    np.savez_compressed(path, **older)
+    loaded = Take.load(path)
+    assert loaded.repaired.shape == (12, 2) and not loaded.repaired.any()
