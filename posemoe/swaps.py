@@ -81,9 +81,9 @@ def _block_costs(labelled: np.ndarray, weight: np.ndarray, times: np.ndarray, st
     w = np.minimum(weight[k], weight[k - 1])
     for h in range(2 ** (HISTORY - 1)):
         # Past frames k - 1 - i, i < HISTORY, each in frame k - 1's labels; those outside the chain weigh 0.
-        index = np.clip(k[:, None] - 1 - np.arange(HISTORY)[None], 0, None)  # (m - 1, HISTORY)
+        index = np.clip(k[:, None] - 1 - np.arange(HISTORY)[None], 0, None)  # (len(k), HISTORY)
         bit = np.array([0] + [(h >> i) & 1 for i in range(HISTORY - 1)])
-        past = labelled[bit[None, :], index]  # (m - 1, HISTORY, J, 2)
+        past = labelled[bit[None, :], index]  # (len(k), HISTORY, J, 2)
         t = times[index]
         valid = (np.arange(HISTORY)[None] < used[:, None]).astype(float)
         # Least-squares line through the valid past frames (a point when there is one), carried to time k.
