@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.swaps import PAIRS, body_height, repair_swaps  # noqa: E402
+from posemoe.swaps import PAIRS, body_height, exchange, repair_swaps  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "walk.mp4"
 SHARED = ROOT.parent / "shared" / "data"
@@ -53,24 +53,13 @@ def detect_sample() -> tuple[np.ndarray, np.ndarray, float]:
     return keypoints, confidence, info.fps
 
 
-def swap(keypoints: np.ndarray, confidence: np.ndarray, frames: np.ndarray, pairs: tuple[str, ...]):
-    """Copies with the left/right labels of ``pairs`` exchanged in ``frames`` (indices)."""
-    keypoints, confidence = keypoints.copy(), confidence.copy()
-    for name in pairs:
-        right, left = PAIRS[name]
-        both, mirrored = list(right) + list(left), list(left) + list(right)
-        keypoints[np.ix_(frames, both)] = keypoints[np.ix_(frames, mirrored)]
-        confidence[np.ix_(frames, both)] = confidence[np.ix_(frames, mirrored)]
-    return keypoints, confidence
-
-
 def trial(keypoints, confidence, fps, rng, pairs: tuple[str, ...]) -> dict:
     """One injected swap of 3-30 detected frames; the counts of what the repair did."""
     seen = np.flatnonzero(np.isfinite(keypoints).all(axis=(1, 2)))
     length = int(rng.integers(3, 31))
     start = int(rng.integers(0, len(seen) - length + 1))
     frames = seen[start:start + length]
-    broken, broken_confidence = swap(keypoints, confidence, frames, pairs)
+    broken, broken_confidence = exchange(keypoints, confidence, frames, pairs)
     fixed, _, _ = repair_swaps(broken, broken_confidence, fps)
     tolerance = 0.02 * body_height(keypoints)
     error = np.nanmax(np.linalg.norm(fixed - keypoints, axis=-1), axis=1)  # worst joint per frame, px
@@ -87,7 +76,6 @@ def human36m(trials: int, rng: np.random.Generator) -> tuple[list[str], dict]:
     """Held out: the Stacked Hourglass detections of S9/S11 (every 3rd sequence x camera, every 2nd
     frame: 25 frames/s), whose true labels the projected ground truth gives. Returns Markdown lines
     and figures."""
-    sys.path.insert(0, str(ROOT))
     from training.data import load_clips
 
     clips = [c for c in load_clips(SHARED / "h36m_3d_17j_mm.npz", ("S9", "S11"), SHARED / "h36m_2d_sh_mpii16_px10.npz")

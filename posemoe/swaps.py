@@ -39,16 +39,17 @@ STEP = 0.04
 #: cannot force a relabelling on its own.
 MAX_JOINT_COST = 100.0
 #: Cost of one frame in the swapped state (squared steps): only breaks ties, as where nothing moves.
-#: Chosen on the sample (0.05-0.1 repair 94-100 % of injected swaps, 0.2 under 92 %) and checked on the
-#: held-out Human3.6M detections.
+#: Chosen on the sample's injected swaps (larger values leave more of them, as the prior then outweighs
+#: the motion where limbs pass each other) and checked on the held-out Human3.6M detections
+#: (``benchmarks/swaps.py``).
 SWAP_COST = 0.05
 #: Longest swap put back, seconds: detectors' faults last a moment (BlazePose's whole-body swaps seen
 #: from behind: up to about a second).
 MAX_SWAP_S = 1.5
 #: Seconds without a detection after which continuity says nothing.
 MAX_GAP_S = 0.5
-#: Frames whose straight-line motion predicts the next one (3 repair 63-87 % of the sample's injected
-#: swaps, 5 all but a few).
+#: Frames whose straight-line motion predicts the next one: fewer tell a crossing from a bounce less
+#: well (on the sample's injected swaps, 3 left many of them where 5 leaves a few).
 HISTORY = 5
 BLOCK = 4096  # frames whose costs are computed at once
 
@@ -143,14 +144,28 @@ def _pair_states(keypoints: np.ndarray, confidence: np.ndarray, right: tuple[int
         chosen[k] = bool(current & 1)
         current = int(before[back[k, current], current])
     # A detector's fault lasts a moment; a longer "swapped" run is the continuity losing track of which
-    # side is which (a turn, limbs passing each other in depth) and flipping everything after: on the
-    # Human3.6M detections every relabelled run over 4 s made the labels worse against the truth.
+    # side is which (a turn, limbs passing each other in depth) and flipping everything after (without
+    # this cap, every relabelled run over 4 s on the held-out Human3.6M detections was wrong).
     edges = np.flatnonzero(np.diff(np.concatenate([[0], chosen.astype(np.int8), [0]])))
     for first, end in zip(edges[::2], edges[1::2]):
         if frames[end - 1] - frames[first] + 1 > max_run:
             chosen[first:end] = False
     states[frames] = chosen
     return states
+
+
+def exchange(keypoints: np.ndarray, confidence: np.ndarray, frames: np.ndarray,
+             pairs: tuple[str, ...] = tuple(PAIRS)) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of keypoints (N, 17, C) and confidence (N, 17) with the left and right labels of the limb
+    ``pairs`` (names in :data:`PAIRS`) exchanged in ``frames`` (indices, or an (N,) mask): a detector's
+    swap, or its undoing."""
+    keypoints, confidence = np.array(keypoints), np.array(confidence)
+    for name in pairs:
+        right, left = PAIRS[name]
+        both, mirrored = list(right) + list(left), list(left) + list(right)
+        keypoints[np.ix_(frames, both)] = keypoints[np.ix_(frames, mirrored)]
+        confidence[np.ix_(frames, both)] = confidence[np.ix_(frames, mirrored)]
+    return keypoints, confidence
 
 
 def repair_swaps(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,18 +176,14 @@ def repair_swaps(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> t
     labels exchanged back, repaired (N, len(PAIRS)) bool, True where a pair was relabelled (columns in
     the order of :data:`PAIRS`: legs, arms).
     """
-    keypoints = np.array(keypoints, dtype=np.float64)
-    confidence = np.array(confidence, dtype=np.float64)
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    confidence = np.asarray(confidence, dtype=np.float64)
     seen = np.isfinite(keypoints).all(axis=(1, 2)) & (confidence.max(1) > 0)
     unit = STEP * body_height(keypoints)
     max_gap = max(1, round(MAX_GAP_S * fps))
     max_run = max(1, round(MAX_SWAP_S * fps))
-    repaired = np.zeros((len(keypoints), len(PAIRS)), dtype=bool)
-    for column, (right, left) in enumerate(PAIRS.values()):
-        swapped = _pair_states(keypoints, confidence, right, left, seen, max_gap, max_run, unit)
-        repaired[:, column] = swapped
-        both = list(right) + list(left)
-        mirrored = list(left) + list(right)
-        keypoints[np.ix_(swapped, both)] = keypoints[np.ix_(swapped, mirrored)]
-        confidence[np.ix_(swapped, both)] = confidence[np.ix_(swapped, mirrored)]
+    repaired = np.stack([_pair_states(keypoints, confidence, right, left, seen, max_gap, max_run, unit)
+                         for right, left in PAIRS.values()], axis=1)
+    for column, name in enumerate(PAIRS):
+        keypoints, confidence = exchange(keypoints, confidence, repaired[:, column], (name,))
     return keypoints, confidence, repaired

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posemoe.swaps import PAIRS, body_height, repair_swaps
+from posemoe.swaps import PAIRS, body_height, exchange, repair_swaps
 
 from conftest import ROOT
 
@@ -15,16 +15,6 @@ from conftest import ROOT
 # unseen), written by `python benchmarks/swaps.py --save tests/data/walk_detections.npz`.
 DETECTIONS = ROOT / "tests" / "data" / "walk_detections.npz"
 KINDS = {"whole body": ("legs", "arms"), "legs": ("legs",), "arms": ("arms",)}
-
-
-def swap(keypoints: np.ndarray, confidence: np.ndarray, frames: np.ndarray, pairs) -> tuple[np.ndarray, np.ndarray]:
-    keypoints, confidence = keypoints.copy(), confidence.copy()
-    for name in pairs:
-        right, left = PAIRS[name]
-        both, mirrored = list(right) + list(left), list(left) + list(right)
-        keypoints[np.ix_(frames, both)] = keypoints[np.ix_(frames, mirrored)]
-        confidence[np.ix_(frames, both)] = confidence[np.ix_(frames, mirrored)]
-    return keypoints, confidence
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +46,7 @@ def test_injected_swaps_of_3_to_30_frames_are_put_back(walk, kind):
         length = int(rng.integers(3, 31))
         start = int(rng.integers(0, len(seen) - length + 1))
         frames = seen[start:start + length]
-        broken, broken_confidence = swap(keypoints, confidence, frames, KINDS[kind])
+        broken, broken_confidence = exchange(keypoints, confidence, frames, KINDS[kind])
         fixed, _, flags = repair_swaps(broken, broken_confidence, fps)
         right = (np.nan_to_num(fixed - keypoints) == 0).all(axis=(1, 2))
         swapped += length
@@ -89,7 +79,7 @@ def test_a_swap_in_smooth_motion_is_always_put_back(seed, length, kind):
     confidence = np.full((n, 17), 0.9)
     start = int(rng.integers(0, n - length))
     frames = np.arange(start, start + length)
-    broken, broken_confidence = swap(keypoints, confidence, frames, KINDS[kind])
+    broken, broken_confidence = exchange(keypoints, confidence, frames, KINDS[kind])
     fixed, _, _ = repair_swaps(broken, broken_confidence, 30.0)
     np.testing.assert_array_equal(fixed, keypoints)
 

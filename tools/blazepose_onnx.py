@@ -8,12 +8,14 @@ a throw-away environment, and the result is committed:
     /tmp/convert/bin/pip install tf2onnx==1.16.1 tensorflow-cpu==2.15.1 "numpy<2" onnx==1.16.2
     /tmp/convert/bin/python tools/blazepose_onnx.py .venv/lib/python3.11/site-packages/mediapipe/modules/pose_landmark/pose_landmark_full.tflite
 
-Three steps, each for a measured reason (ONNX Runtime, one thread, AMD EPYC):
-1. tf2onnx converts the graph (opset 17); its outputs match the TFLite interpreter's within 0.04 px.
+Three steps:
+1. tf2onnx converts the graph (opset 17).
 2. The segmentation head is cut away (outputs kept: landmarks, pose flag, heatmap, world landmarks):
-   we never use the mask, and it took 45 % of the model's time (17.5 -> 9.6 ms per call).
-3. Weights are stored as float16, as they are in the .tflite (so exactly), behind Cast nodes that ONNX
-   Runtime folds when it loads the model: half the file (6.4 MB), the same speed and the same outputs.
+   we never use the mask, and its decoder, at the model's full 256 x 256 resolution, is a large share
+   of the model's work (``benchmarks/detect.py`` prints the time per call of what ships).
+3. Weights are stored as float16, as they are in the .tflite (the script refuses any weight that is
+   not exactly float16), behind Cast nodes that ONNX Runtime folds when it loads the model: half the
+   file, the same outputs.
 """
 
 from __future__ import annotations

@@ -121,16 +121,15 @@ class _Person:
         (0 for someone just found: they have nothing to be compared with)."""
         if self.before is None:
             return 0.0
-        size = float(np.hypot(*np.ptp(self.before.points[:33], axis=0)))
-        return float(np.median(np.hypot(*(self.pose.points[:33] - self.before.points[:33]).T))) / max(size, 1.0)
+        moved = np.hypot(*(self.pose.points[:33] - self.before.points[:33]).T)
+        return float(np.median(moved)) / max(self.before.size(), 1.0)
 
     def plausible(self) -> bool:
         """False when the body's size jumped from one frame to the next: the model is drawing a body
         over something else (it can go on doing that with high presence while its region balloons)."""
         if self.before is None:
             return True
-        ratio = np.hypot(*np.ptp(self.pose.points[:33], axis=0)) / max(np.hypot(*np.ptp(self.before.points[:33], axis=0)), 1.0)
-        return 1 / MAX_GROWTH <= ratio <= MAX_GROWTH
+        return 1 / MAX_GROWTH <= self.pose.size() / max(self.before.size(), 1.0) <= MAX_GROWTH
 
 
 class BlazePoseDetector:
@@ -140,8 +139,9 @@ class BlazePoseDetector:
     (:mod:`posemoe.detect.landmarks`): the cost is one model call per person per frame. MediaPipe's
     multi-person PoseLandmarker looks for people not yet followed every ``discover_every`` frames
     (None: :data:`DISCOVER_EVERY`, fewer for frames so large that they would not fit in
-    :data:`LOOK_BACK_BYTES`), and every :data:`LOOK_WHILE_ALONE` frames while nobody is followed; the people it finds are followed from that frame on, and back through
-    the frames since the last look (see :meth:`follow`).
+    :data:`LOOK_BACK_BYTES`), and every :data:`LOOK_WHILE_ALONE` frames while nobody is followed; the
+    people it finds are followed from that frame on, and back through the frames since the last look
+    (see :meth:`follow`).
 
     min_detection: score a new person needs to be found; min_tracking: the landmark model's presence
     score needed to keep following one.
@@ -198,7 +198,7 @@ class BlazePoseDetector:
     def _follow(self, image: np.ndarray, person: _Person) -> _Person | None:
         """``person`` in this frame, or None where the landmark model no longer finds them."""
         # The model's own framing from the last frame, as MediaPipe tracks. (Moving it on by the hips'
-        # last step was tried: it follows fast motion no better and adds 10 % to the 2D jitter.)
+        # last step was tried: it added 10 % to the raw 2D jitter of benchmarks/detect.py.)
         region = person.pose.next_region()
         pose = landmarks(image, region)
         if pose.presence < self.min_tracking:  # moved further than the region allows: look wider, once
@@ -237,7 +237,7 @@ class BlazePoseDetector:
     def _trace_back(self, person: _Person, pending: deque) -> None:
         """Follow someone just found back through the frames still ``pending`` (newest first), adding
         them where they were not yet seen; stops where the model loses them or finds someone else."""
-        for image, people in reversed(pending):
+        for _, image, people in reversed(pending):
             found = self._follow(image, person)
             if found is None or not self._add(people, found):
                 return
@@ -248,20 +248,20 @@ class BlazePoseDetector:
         frame, in order, ``discover_every`` frames behind the input: someone found in a look for new
         people is also followed back through the frames since the last look, so a person who walks in
         is in every frame from their first, however rarely we look."""
-        pending: deque = deque()  # (image, people) of the frames not yet given out
-        indices: deque = deque()
+        pending: deque = deque()  # (index, image, people) of the frames not yet given out
         for frame in frames:
             if self.discover_every is None:
                 self.discover_every = max(2, min(DISCOVER_EVERY, LOOK_BACK_BYTES // frame.image.nbytes))
             people, new = self._step(frame.image, frame.time)
             for person in new:
                 self._trace_back(person, pending)
-            pending.append((frame.image, people))
-            indices.append(frame.index)
+            pending.append((frame.index, frame.image, people))
             if len(pending) > self.discover_every:
-                yield self._output(indices.popleft(), pending.popleft()[1])
+                index, _, done = pending.popleft()
+                yield self._output(index, done)
         while pending:
-            yield self._output(indices.popleft(), pending.popleft()[1])
+            index, _, done = pending.popleft()
+            yield self._output(index, done)
 
     @staticmethod
     def _output(index: int, people: list[_Person]) -> tuple[int, np.ndarray, np.ndarray]:

@@ -3,10 +3,10 @@
 This is the half of BlazePose that runs on every frame: given where a person is (a rotated square
 region, :class:`Region`), the model finds their landmarks and, with two auxiliary points, where to
 look in the next frame. MediaPipe runs the same model, but we run it ourselves for two reasons: we
-choose *whom* to follow (MediaPipe's own tracker follows whoever its detector found), and it is faster
-(measured on the 2-core development machine: 9.6 ms per call here against about 23 ms per tracked
-person through MediaPipe's PoseLandmarker, whose graph also computes a segmentation mask we never use).
-The model file is made from the mediapipe wheel's by ``tools/blazepose_onnx.py``.
+choose *whom* to follow (MediaPipe's own tracker follows whoever its detector found), and it is faster:
+our copy of the model has no segmentation head, which MediaPipe's graph always computes and we never
+use (``benchmarks/detect.py`` prints the time per call). The model file is made from the mediapipe
+wheel's by ``tools/blazepose_onnx.py``.
 
 Geometry follows MediaPipe's pose graphs (``pose_landmark_by_roi_cpu``, ``pose_landmarks_to_roi``):
 the region is centred on the hip centre, its side is 1.5 x the diameter of the circle through the
@@ -18,7 +18,6 @@ edge of the first pixel), as MediaPipe reports them.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -56,11 +55,6 @@ class Region:
         x_axis, y_axis = self.axes()
         return self.centre + (points[..., :1] - 0.5) * x_axis + (points[..., 1:2] - 0.5) * y_axis
 
-    def box(self) -> np.ndarray:
-        """The axis-aligned box around the region: (4,) x0, y0, x1, y1 px."""
-        corners = self.to_image(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
-        return np.concatenate([corners.min(0), corners.max(0)])
-
 
 def region_from_axis(hip_centre: np.ndarray, scale_point: np.ndarray, scale: float = REGION_SCALE) -> Region:
     """The region for a body whose hip centre and scale point (2,) px are known (BlazePose's alignment
@@ -90,11 +84,8 @@ def _session(path: Path = MODEL):
     if not path.is_file():
         raise PoseMoEError(f"The BlazePose landmark model is missing from {path}: reinstall posemoe.")
     options = ort.SessionOptions()
-    # Detection runs one thread per core (posemoe.detect.parallel), but stretches end at different
-    # times: two threads per call, which do not spin while they wait, let the last stretch use a core
-    # the others have left (measured on 2 cores: the sample 3.5 -> 3.1 s) at no cost while all run.
-    options.intra_op_num_threads = min(2, os.cpu_count() or 1)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # One thread per call: detection already runs one thread per core (posemoe.detect.parallel).
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -156,6 +147,10 @@ class Pose:
         """(4,) x0, y0, x1, y1 px around the 33 body landmarks."""
         body = self.points[:33]
         return np.concatenate([body.min(0), body.max(0)])
+
+    def size(self) -> float:
+        """The diagonal of :meth:`box`, px."""
+        return float(np.hypot(*np.ptp(self.points[:33], axis=0)))
 
 
 def landmarks(image: np.ndarray, region: Region) -> Pose:
