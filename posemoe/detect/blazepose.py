@@ -4,7 +4,7 @@ Two of BlazePose's parts do the work. Everyone found is followed from frame to f
 model, which we run ourselves on ONNX Runtime (:mod:`posemoe.detect.landmarks`): one call per person
 per frame. New people are looked for now and then by MediaPipe's multi-person PoseLandmarker (Tasks
 API), whose person detector finds them; whoever it finds is followed from then on and back through the
-frames since the last look. On the sample this is 2.2 times faster than MediaPipe on every frame and
+frames since the last look. On the sample this is 1.7 times faster than MediaPipe on every frame and
 keeps the walker in more frames (``benchmarks/detect.py``).
 
 MediaPipe's models ship inside the ``mediapipe==0.10.21`` wheel (Apache-2.0) as bare ``.tflite`` files
@@ -85,7 +85,7 @@ def task_bundle() -> bytes:
 #: Most frames between looks for people not yet followed: someone found is followed back through the
 #: frames since the last look, which are kept for that. benchmarks/detect.py measures the choice: on
 #: the sample, looking every 10 to 30 frames keeps the walker in about as many frames (145-150) at about
-#: the same cost (24-25 ms per frame); every 5 costs a third more.
+#: the same cost (28-30 ms per frame in one thread); every 5 costs a third more.
 DISCOVER_EVERY = 20
 #: The frames kept for following back may hold at most this many bytes (4K frames: 6 of them), so
 #: memory does not grow with the picture size; fewer frames kept means more frequent looks.
