@@ -1,18 +1,24 @@
 """Build the installable Blender extension: ``python blender_addon/build.py [--out dist] [--platform ...]``.
 
 The extension is this folder (``build.py`` left out) with ``blender_manifest.toml`` made from the
-repository's ``addon_manifest.toml``, plus wheels that Blender installs next to it:
+repository's ``addon_manifest.toml``, plus the wheels Blender installs beside it, so that a capture
+runs inside Blender with nothing else installed:
 
-- ``posemoe`` itself, built from this checkout (pure Python, with the shipped weights and the ONNX
-  model: a few MB);
-- SciPy for each platform, because the clean-up and the retargeting run inside Blender, whose Python
-  has NumPy but not SciPy.
+- ``posemoe`` itself, built from this checkout (pure Python, with the shipped weights, their ONNX
+  export and BlazePose's landmark model: a few MB);
+- ONNX Runtime (the lifting and the landmark model, on the CPU), MediaPipe (finding people), OpenCV
+  (decoding the video), SciPy (clean-up and retargeting), and what MediaPipe really imports on the way
+  to its pose landmarker: protobuf, attrs, flatbuffers. Not MediaPipe's other declared dependencies
+  (jax, jaxlib, matplotlib, sounddevice, sentencepiece: hundreds of MB it needs for other tasks;
+  :func:`posemoe.detect.blazepose.import_mediapipe` covers the one import of matplotlib). OpenCV is the
+  headless build of the version the tests pin: Blender installs wheels without resolving
+  dependencies, and the GUI build would bring Qt into Blender's process.
 
-Detection and lifting need MediaPipe, OpenCV and PyTorch or ONNX Runtime, hundreds of MB per platform:
-they are not bundled; the add-on runs them in a worker Python (see :mod:`posemoe.worker`) unless
-Blender's Python has them. Blender's own extension tool (``blender_ext.py``, shipped in the ``bpy``
-wheel) builds the zip, one per platform, and validates each. Wheels come from the package registry
-(pip's cache first), at build time only; the add-on never downloads anything.
+All of them import against the NumPy 1.26 that Blender 4.2 to 5.0 bundle (README, Blender extension).
+Blender's own extension tool (``blender_ext.py``, shipped in the ``bpy`` wheel) builds one zip per
+platform and validates each. Wheels come from the package registry (pip's cache first), at build time
+only; the add-on never downloads anything. A GPU is the one thing the zip does not bring: for CUDA
+lifting the add-on's preferences name a worker Python with PyTorch (:mod:`posemoe.worker`).
 """
 
 from __future__ import annotations
@@ -33,15 +39,24 @@ ROOT = HERE.parent
 MANIFEST = ROOT / "addon_manifest.toml"
 LEFT_OUT = {"build.py", "__pycache__", "README.md"}
 
-#: Blender's platform names and the wheel platform tags pip should fetch SciPy for.
+#: Blender's platform names and the wheel platform tags pip may take for each. (pip widens a macOS tag
+#: to older macOS versions by itself, not a manylinux one.)
 PLATFORMS = {
-    "linux-x64": ["manylinux_2_28_x86_64"],
-    "linux-arm64": ["manylinux_2_28_aarch64"],
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],
-    "windows-arm64": ["win_arm64"],
     "macos-arm64": ["macosx_14_0_arm64"],
-    "macos-x64": ["macosx_14_0_x86_64"],
 }
+#: Platforms Blender runs on that the zip cannot serve, and why (PyPI, checked 2026-11-30): there the
+#: capture needs a worker Python.
+UNSERVED = {
+    "linux-arm64": "MediaPipe 0.10.21 has no Linux arm64 wheel",
+    "windows-arm64": "MediaPipe 0.10.21 and OpenCV 4.11 have no Windows arm64 wheels",
+    "macos-x64": "ONNX Runtime 1.32 has no Intel macOS wheel",
+}
+#: The wheels a capture needs inside Blender: pinned in pyproject.toml, as the tests run them ...
+FROM_PYPROJECT = ["scipy", "onnxruntime", "mediapipe", "protobuf"]
+#: ... and pinned here: the tests' OpenCV is MediaPipe's declared opencv-contrib-python, with a GUI.
+PINNED_HERE = ["opencv-python-headless==4.11.0.86", "attrs==26.1.0", "flatbuffers==25.12.19"]
 
 
 def current_platform() -> str:
@@ -50,7 +65,10 @@ def current_platform() -> str:
     machine = {"x86_64": "x64", "AMD64": "x64", "arm64": "arm64", "aarch64": "arm64"}.get(platform.machine())
     if system is None or machine is None:
         raise SystemExit(f"error: no extension build for {platform.system()} {platform.machine()}")
-    return f"{system}-{machine}"
+    name = f"{system}-{machine}"
+    if name in UNSERVED:
+        raise SystemExit(f"error: no extension for {name}: {UNSERVED[name]}; capture there through a worker Python")
+    return name
 
 
 def blender_ext() -> Path:
@@ -93,11 +111,12 @@ def stage(folder: Path, platforms: list[str]) -> Path:
     wheels.mkdir()
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)],
          "building the posemoe wheel")
+    requirements = [pinned(name) for name in FROM_PYPROJECT] + PINNED_HERE
     for name in platforms:
         tags = [arg for tag in PLATFORMS[name] for arg in ("--platform", tag)]
         _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-              "--python-version", "3.11", *tags, "-d", str(wheels), pinned("scipy")],
-             f"downloading SciPy for {name}")
+              "--python-version", "3.11", *tags, "-d", str(wheels), *requirements],
+             f"downloading the wheels for {name}")
     listed = [f"./wheels/{p.name}" for p in sorted(wheels.glob("*.whl"))]
     generated = f"# Added by blender_addon/build.py.\nplatforms = {json.dumps(platforms)}\nwheels = {json.dumps(listed)}\n\n"
     text = MANIFEST.read_text()
@@ -128,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="dist", help="output folder (default: dist)")
     parser.add_argument("--platform", nargs="+", default=["current"],
-                        choices=["current", "all", *PLATFORMS],
+                        choices=["current", "all", *PLATFORMS, *UNSERVED],
                         help="platforms to build for (default: this machine's; 'all': one zip for each)")
     args = parser.parse_args(argv)
+    for name in args.platform:
+        if name in UNSERVED:
+            parser.error(f"no extension for {name}: {UNSERVED[name]}; capture there through a worker Python")
     platforms = list(PLATFORMS) if "all" in args.platform else sorted(
         {current_platform() if p == "current" else p for p in args.platform})
     for path in build(Path(args.out), platforms):

@@ -1,9 +1,10 @@
 """Add-on preferences: where and how the capture runs, and a button that checks the set-up.
 
-Blender's own Python rarely has PyTorch, ONNX Runtime and MediaPipe. Then the capture runs in a worker:
-a Python the user names here (a virtual environment with ``posemoe`` installed, for example the
-``.venv/bin/python`` the README's first command makes; with a CUDA build of PyTorch for GPU lifting).
-Left empty, the capture runs inside Blender, which needs those packages importable there.
+The extension zip carries what a capture needs (ONNX Runtime, MediaPipe, OpenCV, SciPy; see
+``build.py``), so with Worker Python left empty the capture runs inside Blender, on the CPU. For GPU
+lifting the user names a worker here: a Python with ``posemoe`` and a CUDA build of PyTorch (for
+example the ``.venv/bin/python`` the README's first command makes, with CUDA torch installed there);
+the capture then runs in that process (:mod:`posemoe.worker`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ class PoseMoEPreferences(AddonPreferences):
 
     python: StringProperty(
         name="Worker Python", subtype="FILE_PATH",
-        description="A Python with posemoe installed, to run the capture in (for example the project's "
-                    ".venv/bin/python). Empty: capture inside Blender, which needs PyTorch or ONNX Runtime and "
-                    "MediaPipe in Blender's Python")
+        description="Only for GPU lifting: a Python with posemoe and a CUDA build of PyTorch to run the capture "
+                    "in (for example the project's .venv/bin/python). Empty: capture inside Blender on the CPU, "
+                    "with the packages this extension carries")
     device: EnumProperty(
         name="Device", default="AUTO",
         items=[("AUTO", "Auto", "CUDA when a GPU is usable, else the CPU"),
@@ -87,6 +88,27 @@ def check_python(python: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def plan(prefs, report: dict) -> str:
+    """One sentence: where the next capture will run and on what, and why, from ``report``
+    (:func:`check_python`'s) and the preferences (None: the defaults)."""
+    python = prefs.python if prefs else ""
+    backend = prefs.backend if prefs else "AUTO"
+    device = prefs.device if prefs else "AUTO"
+    torch = report["torch"] and backend in ("AUTO", "TORCH")
+    engine = (f"PyTorch {report['torch']} on " + (report["gpu"] if report["gpu"] and device != "CPU" else "the CPU")
+              if torch else f"ONNX Runtime {report['onnxruntime']} on the CPU")
+    if python:
+        where = f"Captures run in the Worker Python {python} (set above), lifting with {engine}."
+    else:
+        where = f"No Worker Python is set, so captures run inside Blender, lifting with {engine}."
+    if device == "CUDA" and not (torch and report["gpu"]):
+        where += (" CUDA was asked for but is not usable here: set Worker Python to a Python with a CUDA build of "
+                  "PyTorch, or choose Auto.")
+    elif not python and not report["gpu"]:
+        where += " For GPU lifting, set Worker Python to a Python with a CUDA build of PyTorch."
+    return where
+
+
 class POSEMOE_OT_check_setup(Operator):
     """Check what the capture can use: PyTorch, CUDA and the GPU, ONNX Runtime, MediaPipe"""
 
@@ -102,7 +124,7 @@ class POSEMOE_OT_check_setup(Operator):
                 prefs.check_result = str(error)
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        text = "\n".join(report["summary"])
+        text = "\n".join([plan(prefs, report), *report["summary"]])
         if prefs:
             prefs.check_result = text
         self.report({"INFO"} if report["can_capture"] else {"WARNING"}, " ".join(report["summary"]))

@@ -55,6 +55,10 @@ STAGE_TEXT = {"start": "Starting", "detect": "Detecting the person", "lift": "Li
 
 def _version(module: str) -> str | None:
     try:
+        if module == "mediapipe":  # it may be installed without matplotlib, as in the Blender extension
+            from .detect.blazepose import import_mediapipe
+
+            return import_mediapipe().__version__
         return __import__(module).__version__
     except Exception:  # noqa: BLE001 - any failure to import means "not usable here"
         return None
@@ -93,8 +97,9 @@ def check_setup() -> dict:
     else:
         lacking = [name for name, ok in (("PyTorch or ONNX Runtime", lifts), ("MediaPipe", report["mediapipe"]),
                                          ("OpenCV", report["opencv"])) if not ok]
-        summary.append(f"Cannot capture here: {', '.join(lacking)} missing. Install posemoe into this Python "
-                       "(pip install -e <the posemoe folder>) or choose another interpreter.")
+        summary.append(f"Cannot capture here: {', '.join(lacking)} missing. In Blender, install the PoseMoE "
+                       "extension zip made for this platform, which carries them; elsewhere install posemoe into "
+                       "this Python (pip install -e <the posemoe folder>) or choose another interpreter.")
     report["summary"] = summary
     return report
 
@@ -360,8 +365,9 @@ def start_capture(video: str | Path, settings, *, python: str | Path | None = No
     if python:
         return WorkerJob(python, video, settings, weights, backend, device)
     if not can_capture_here():
-        raise PoseMoEError("This Python cannot capture (it lacks PyTorch or ONNX Runtime, or MediaPipe). Set the "
-                           "add-on's worker interpreter to a Python with posemoe installed, for example the "
+        raise PoseMoEError("This Python cannot capture (it lacks ONNX Runtime or PyTorch, MediaPipe or OpenCV). "
+                           "Install the PoseMoE extension zip made for this platform, which carries them, or set "
+                           "the add-on's worker interpreter to a Python with posemoe installed, for example the "
                            ".venv/bin/python that the README's first command makes.")
     return ThreadJob(video, settings, weights, backend, device)
 

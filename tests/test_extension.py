@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,8 +65,10 @@ def _settings(**values):
 def test_the_zip_holds_the_addon_and_its_wheels(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert {"blender_manifest.toml", "__init__.py", "capture.py", "panel.py", "LICENSE", "maps/mixamo.json"} <= set(names)
-    wheels = [n for n in names if n.startswith("wheels/")]
-    assert any(n.startswith("wheels/posemoe-0.1.0-") for n in wheels) and any("scipy" in n for n in wheels)
+    wheels = {n.removeprefix("wheels/").split("-")[0].lower() for n in names if n.startswith("wheels/")}
+    # What a capture needs inside Blender, and none of what MediaPipe declares but never imports for it.
+    assert wheels == {"posemoe", "scipy", "onnxruntime", "mediapipe", "opencv_python_headless", "protobuf", "attrs",
+                      "flatbuffers"}, wheels
     assert "build.py" not in names and not any("__pycache__" in n for n in names)
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
     assert 'blender_version_min = "4.2.0"' in manifest and "GPL-3.0-or-later" in manifest
@@ -189,6 +192,74 @@ def test_a_failure_while_applying_takes_back_everything(addon, monkeypatch):
         bpy.ops.posemoe.capture()
     assert _state() == before
     assert not bpy.data.armatures and not bpy.data.cameras
+
+
+_BARE_BLENDER = r'''
+import sys
+
+# Run as `python -I -S`: the standard library only, plus what a Blender install's Python has (bpy and
+# NumPy), from a folder that holds nothing else.
+blender_python, zip_path, video = sys.argv[1:4]
+sys.path.append(blender_python)
+import bpy
+import numpy as np
+
+for name in ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe", "torch"):
+    try:
+        __import__(name)
+        raise SystemExit(f"{name} is importable before the extension is installed")
+    except ImportError:
+        pass
+bpy.ops.wm.read_factory_settings(use_empty=True)
+assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                                enable_on_install=True) == {"FINISHED"}
+site = bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages")
+addon = sys.modules["bl_ext.user_default.posemoe_mocap"]
+prefs = addon.preferences.preferences()
+assert prefs.python == ""
+assert bpy.ops.posemoe.check_setup() == {"FINISHED"}
+print(prefs.check_result)
+assert "inside Blender" in prefs.check_result and "ONNX Runtime" in prefs.check_result, prefs.check_result
+
+settings = bpy.context.scene.posemoe
+settings.video, settings.start, settings.stop = video, 60, 150
+assert bpy.ops.posemoe.capture() == {"FINISHED"}
+from posemoe.detect.blazepose import import_mediapipe
+
+import_mediapipe()
+for name in ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe"):
+    assert sys.modules[name].__file__.startswith(site), (name, sys.modules[name].__file__)
+assert "torch" not in sys.modules and "matplotlib" not in sys.modules
+(armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+scene = bpy.context.scene
+heads = []
+for frame in map(round, armature.animation_data.action.frame_range):
+    scene.frame_set(frame)
+    evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    heads.append(np.array(armature.matrix_world @ evaluated.pose.bones["pelvis"].head))
+print("travelled", np.linalg.norm(heads[1][:2] - heads[0][:2]))
+assert np.linalg.norm(heads[1][:2] - heads[0][:2]) > 0.5, "the walker must travel"
+print("ok")
+'''
+
+
+def test_the_zip_alone_captures_in_a_bare_blender_python(extension_zip, tmp_path):
+    """The common case: Blender's Python has none of MediaPipe, OpenCV, ONNX Runtime or torch; the zip
+    is installed the way Blender's Install from Disk does, and the capture runs inside Blender."""
+    import os
+
+    site = Path(np.__file__).parent.parent  # (bpy.__file__ is Blender's inner bpy package, once imported)
+    blender_python = tmp_path / "blender_python"
+    blender_python.mkdir()
+    for name in ("bpy", "numpy", "numpy.libs"):  # Blender ships NumPy 1.26 (README)
+        if (site / name).exists():
+            (blender_python / name).symlink_to(site / name)
+    script = tmp_path / "bare_blender.py"
+    script.write_text(_BARE_BLENDER)
+    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(blender_python), str(extension_zip), str(SAMPLE)],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")})
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout[-3000:] + done.stderr[-3000:]
 
 
 _WITHOUT_CAPTURE_PACKAGES = r'''

@@ -16,8 +16,11 @@ metadata writer: the detector takes pixels scaled to [-1, 1] and the landmark mo
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import sys
+import types
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -53,7 +56,35 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def import_mediapipe() -> types.ModuleType:
+    """``import mediapipe``, also where matplotlib is not installed (the Blender extension carries
+    MediaPipe without it: 35 MB and eight more packages).
+
+    MediaPipe's package ``__init__`` imports its drawing helpers, which import ``matplotlib.pyplot`` at
+    the top to plot landmarks, which we never do. Without matplotlib a stand-in is put in place for
+    that one import and taken away again, so anyone importing matplotlib later gets the real one or a
+    plain ImportError; the drawing helpers' ``plt`` then says why if ever called."""
+    if "mediapipe" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
+        import mediapipe
+
+        return mediapipe
+
+    def missing(name: str):
+        raise ImportError(f"matplotlib is not installed, so MediaPipe's plotting (plt.{name}) is unavailable")
+
+    stand_in = types.ModuleType("matplotlib")
+    stand_in.pyplot = types.ModuleType("matplotlib.pyplot")
+    stand_in.pyplot.__getattr__ = missing
+    sys.modules.update({"matplotlib": stand_in, "matplotlib.pyplot": stand_in.pyplot})
+    try:
+        import mediapipe
+    finally:
+        del sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"]
+    return mediapipe
+
+
 def _with_input_metadata(model: bytes, outputs: int, mean: float, std: float) -> bytes:
+    import_mediapipe()
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
 
     writer = metadata_writer.MetadataWriter.create(bytearray(model))
@@ -67,7 +98,7 @@ def _with_input_metadata(model: bytes, outputs: int, mean: float, std: float) ->
 def task_bundle() -> bytes:
     """The PoseLandmarker ``.task`` bundle (a zip of two models) built from the mediapipe wheel."""
     try:
-        import mediapipe
+        mediapipe = import_mediapipe()
     except ImportError as error:
         raise PoseMoEError("MediaPipe is not installed: run `pip install mediapipe==0.10.21` (the README's set-up does).") from error
     modules = Path(mediapipe.__file__).parent / "modules"
@@ -151,6 +182,7 @@ class BlazePoseDetector:
 
     def __init__(self, max_people: int = 3, min_detection: float = 0.5, min_tracking: float = 0.5,
                  discover_every: int | None = None):
+        import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.PoseLandmarkerOptions(
@@ -171,8 +203,8 @@ class BlazePoseDetector:
     def _discover(self, image: np.ndarray, time: float) -> list[np.ndarray]:
         """Everyone MediaPipe finds in the frame: a list of (33, 2) landmarks px."""
         import cv2
-        import mediapipe
 
+        mediapipe = import_mediapipe()
         height, width = image.shape[:2]
         # MediaPipe needs strictly increasing integer milliseconds.
         ms = max(int(round(time * 1000.0)), self._last_ms + 1)
