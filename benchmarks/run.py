@@ -15,6 +15,8 @@ cannot spoil the others) and each stamped with the machine it ran on:
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
   (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
 - keyframe writing in Blender (``benchmarks/keyframes.py``);
+- the capture inside Blender from the extension zip alone, against the same through a worker Python
+  (``benchmarks/blender.py``);
 - motion quality before and after clean-up on the sample (``benchmarks/motion.py``);
 - scale: time and peak memory for 1, 10 and 60 minutes of video (``benchmarks/scale.py``).
 
@@ -56,6 +58,7 @@ SECTIONS = {
     "detect": ["benchmarks/detect.py"],
     "swaps": ["benchmarks/swaps.py"],
     "keyframes": ["benchmarks/keyframes.py"],
+    "blender": ["benchmarks/blender.py"],
     "motion": ["benchmarks/motion.py"],
     "scale": ["benchmarks/scale.py"],
 }

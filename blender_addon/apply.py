@@ -16,6 +16,7 @@ in its own object's space and scale, and the camera follows the armature object'
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,13 +81,15 @@ def match_scene(scene, take: Take) -> None:
     scene.render.resolution_percentage = 100
 
 
-def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | None, frame_start: int,
-                   parent_matrix=None, collection=None):
+def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | None, frame_start: float,
+                   parent_matrix=None, collection=None, clip=None):
     """The camera the take was filmed with, in the take's world, with the video as its background.
 
     ``cleaned.scale`` (the height scaling) is applied about the same floor point as the clean-up's;
     ``parent_matrix`` (4x4, e.g. a retargeted armature's world matrix) places the take's world in the
-    scene. ``video`` None: no background. Returns the new camera object.
+    scene. The background: ``clip`` (a Movie Clip whose timing the keys already follow, used as it is),
+    else ``video`` loaded as a new clip shifted so the take's first video frame shows at
+    ``frame_start``; neither: no background. Returns the new camera object.
     """
     rotation, origin = np.asarray(take.world_rotation), np.asarray(take.world_origin)
     position = -rotation @ origin  # the camera centre (0, 0, 0) in world coordinates
@@ -107,46 +110,58 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
     from mathutils import Matrix
 
     camera.matrix_world = (parent_matrix if parent_matrix is not None else Matrix.Identity(4)) @ Matrix(matrix.tolist())
-    if video is not None:
+    if clip is None and video is not None:
         clip = bpy.data.movieclips.load(str(video))  # its own clip: frame_start is per capture
+        # A clip shows file frame F - frame_start at scene frame F: shift it so the take's first video
+        # frame appears at frame_start, where its keys are.
+        clip.frame_start = round(frame_start) - take.first_frame
+    if clip is not None:
         data.show_background_images = True
         background = data.background_images.new()
         background.source = "MOVIE_CLIP"
         background.clip = clip
         background.alpha = 1.0
-        # The clip's frame 1 is the video's first frame: shift it so the take's first video frame
-        # appears at frame_start, where its keys are.
-        clip.frame_start = frame_start - take.first_frame
     return camera
 
 
 def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, bone_map: str | None = None,
-               camera: bool = True, match: bool = True, keep_raw: bool = True, frame_start: int = 1,
-               video: str | Path | None = None) -> Applied:
+               camera: bool = True, match: str = "video", keep_raw: bool = True, frame_start: float = 1,
+               frame_step: float = 1.0, video: str | Path | None = None, clip=None) -> Applied:
     """Put ``take`` into the current scene; everything or nothing (see :func:`scene_transaction`).
 
     cleanup: the clean-up settings. target: None builds our armature named ``name`` (with the raw
     take as a second action ``<name>.raw`` when ``keep_raw``); an armature object gets the take through
     :func:`retarget.retarget` with ``bone_map`` (None: auto-detected). camera: add the capture camera
-    with ``video`` (default: the take's source, when it exists) as its background, and make it the
-    scene camera if the scene has none. match: the scene's frame rate, render size and frame range as
-    the video's (the range only ever grows). Keys start at ``frame_start``.
+    with ``clip`` or ``video`` (default: the take's source, when it exists) as its background (see
+    :func:`capture_camera`), and make it the scene camera if the scene has none. Keys at
+    ``frame_start + i * frame_step``. match: "video" sets the scene's frame rate and render size to
+    the video's and grows its frame range to hold the keys; "range" only grows the range (a clip or a
+    strip whose timing the keys follow, which the frame rate would change); "none" changes nothing.
     """
     scene = bpy.context.scene
     if target is not None and target.type != "ARMATURE":
         raise PoseMoEError(f"'{target.name}' is not an armature; choose an armature as the target or build a new one.")
+    if match not in ("video", "range", "none"):
+        raise ValueError(f"match must be 'video', 'range' or 'none', not {match!r}")
     cleaned = clean(take.joints_world, take.fps, cleanup)
+    warnings = []
     with scene_transaction(scene):
-        if match:
+        if match == "video":
             match_scene(scene, take)
-            scene.frame_start = min(scene.frame_start, frame_start)
-            scene.frame_end = max(scene.frame_end, frame_start + len(take) - 1)
+        if match != "none":
+            scene.frame_start = min(scene.frame_start, math.floor(frame_start))
+            scene.frame_end = max(scene.frame_end, math.ceil(frame_start + (len(take) - 1) * frame_step - 1e-6))
         made_camera = None
         if camera:  # before the armature: a retarget is the last step, atomic in itself
             source = Path(video) if video is not None else Path(take.source)
+            if clip is None and abs(frame_step - 1.0) > 1e-9:
+                source = None  # a clip shows one video frame per scene frame: it would drift from the keys
+                warnings.append("The capture camera has no video background: the video plays at another rate than "
+                                "the scene; compare in the Sequencer's preview.")
             parent = None if target is None else target.matrix_world.copy()
-            made_camera = capture_camera(take, f"{name} camera", cleaned, source if source.is_file() else None,
-                                         frame_start, parent)
+            made_camera = capture_camera(take, f"{name} camera", cleaned,
+                                         source if source is not None and source.is_file() else None,
+                                         frame_start, parent, clip=clip)
             if scene.camera is None:
                 scene.camera = made_camera
         raw_action = report = None
@@ -155,14 +170,14 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
             if keep_raw:
                 raw = clean(take.joints_world, take.fps, CleanupSettings(smoothing="none", foot_lock="never",
                                                                           height=cleanup.height))
-                raw_action = rig.write_action(armature, raw.motion, f"{name}.raw", frame_start)
+                raw_action = rig.write_action(armature, raw.motion, f"{name}.raw", frame_start, frame_step)
                 raw_action.use_fake_user = True
-            action = rig.write_action(armature, cleaned.motion, name, frame_start)
+            action = rig.write_action(armature, cleaned.motion, name, frame_start, frame_step)
         else:
             armature = target
             action, report = retargeting.retarget(cleaned.motion, target, bone_map, action_name=name,
-                                                  frame_start=frame_start)
-    warnings = list(report.warnings) if report is not None else []
+                                                  frame_start=frame_start, frame_step=frame_step)
+    warnings += list(report.warnings) if report is not None else []
     if camera and target is not None and cleanup.root == "full":
         warnings.append("The capture camera shows the take's world; a retargeted rig moves in its own space, so "
                         "it may not lie exactly on the video.")

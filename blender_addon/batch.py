@@ -103,7 +103,7 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
         bpy.context.scene.frame_start = bpy.context.scene.frame_end = 1  # apply_take grows it to the take
-    applied = apply.apply_take(take, cleanup, name, target=target, bone_map=args.map, camera=True, match=True,
+    applied = apply.apply_take(take, cleanup, name, target=target, bone_map=args.map, camera=True, match="video",
                                frame_start=bpy.context.scene.frame_start if target is not None else 1, video=video)
     armature, cleaned = applied.armature, applied.cleaned
     timings.add("clean-up and keys", time.perf_counter() - clock)

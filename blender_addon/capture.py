@@ -9,7 +9,6 @@ Executed (scripts, ``blender --background``, tests) it runs the same steps synch
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import bpy
 from bpy.types import Operator
@@ -19,7 +18,7 @@ from posemoe.motion.clean import CleanupSettings
 from posemoe.settings import Settings
 from posemoe.worker import CaptureJob, start_capture
 
-from . import retarget
+from . import retarget, sources
 from .apply import Applied, apply_take
 from .preferences import preferences
 
@@ -35,14 +34,8 @@ class CaptureSession:
 
     def __init__(self, context):
         settings = context.scene.posemoe
-        if not settings.video:
-            raise PoseMoEError("Choose a video in the Mocap panel first.")
-        self.video = Path(bpy.path.abspath(settings.video))
-        if not self.video.is_file():
-            raise PoseMoEError(f"The video '{self.video}' does not exist; choose another file.")
-        if settings.stop and settings.stop <= settings.start:
-            raise PoseMoEError(f"The end frame ({settings.stop}) must come after the start frame ({settings.start}), "
-                               "or be 0 for the end of the video.")
+        self.source = sources.resolve(context)  # a file, a Movie Clip or a sequencer strip, with its timing
+        self.video = self.source.path
         self.target = None
         self.bone_map = None
         if settings.target == "EXISTING":
@@ -62,7 +55,7 @@ class CaptureSession:
                                        foot_lock=settings.foot_lock.lower(), root=settings.root.lower(),
                                        height=settings.height or None)
         self.show_video, self.match_scene = settings.show_video, settings.match_scene
-        capture_settings = Settings(start=settings.start, stop=settings.stop or None, flip=settings.flip,
+        capture_settings = Settings(start=self.source.start, stop=self.source.stop, flip=settings.flip,
                                     stride=settings.stride or None, fov_degrees=settings.fov)
         prefs = preferences(context)
         self.job: CaptureJob = start_capture(
@@ -74,9 +67,11 @@ class CaptureSession:
     def apply(self, context) -> Applied:
         """Put the finished job's take into the scene (raises the job's error or Cancelled)."""
         take = self.job.result()
-        return apply_take(take, self.cleanup, self.video.stem, target=self.target, bone_map=self.bone_map,
-                          camera=self.show_video, match=self.match_scene,
-                          frame_start=context.scene.frame_start, video=self.video)
+        match = ("range" if self.source.timed else "video") if self.match_scene else "none"
+        return apply_take(take, self.cleanup, self.source.name, target=self.target, bone_map=self.bone_map,
+                          camera=self.show_video, match=match,
+                          frame_start=self.source.scene_frame(take.first_frame, context.scene),
+                          frame_step=self.source.step, video=self.video, clip=self.source.clip)
 
 
 def _summary(applied: Applied) -> str:

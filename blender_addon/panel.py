@@ -20,10 +20,21 @@ class VIEW3D_PT_posemoe_capture(Panel):
         layout.use_property_decorate = False
 
         column = layout.column(heading="Video")
-        column.prop(settings, "video", text="")
-        row = column.row(align=True)
-        row.prop(settings, "start")
-        row.prop(settings, "stop")
+        column.prop(settings, "source", text="")
+        if settings.source == "FILE":
+            column.prop(settings, "video", text="")
+            row = column.row(align=True)
+            row.prop(settings, "start")
+            row.prop(settings, "stop")
+        elif settings.source == "CLIP":
+            column.prop(settings, "clip", text="")
+        else:
+            editor = context.scene.sequence_editor
+            if editor is not None:
+                strips = "strips_all" if hasattr(editor, "strips_all") else "sequences_all"  # 4.4 renamed it
+                column.prop_search(settings, "strip", editor, strips, text="", icon="SEQUENCE")
+            else:
+                column.label(text="The scene has no sequencer strips", icon="INFO")
 
         column = layout.column(heading="Lifting")
         column.prop(settings, "flip")

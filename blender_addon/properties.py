@@ -22,7 +22,15 @@ def _is_armature(_self, obj) -> bool:
 
 
 class PoseMoESettings(PropertyGroup):
+    source: EnumProperty(
+        name="Source", default="FILE",
+        items=[("FILE", "Video File", "A video file, from Start to End; keys from the scene's start frame"),
+               ("CLIP", "Movie Clip", "A Movie Clip of this file; keys on the scene frames where it shows each frame"),
+               ("STRIP", "Sequencer Strip", "A movie strip of the Video Sequencer; keys on the scene frames where it "
+                                            "shows each frame")])
     video: StringProperty(name="Video", subtype="FILE_PATH", description="The video of one person moving")
+    clip: PointerProperty(name="Clip", type=bpy.types.MovieClip, description="The Movie Clip to capture")
+    strip: StringProperty(name="Strip", description="The movie strip to capture (empty: the active strip)")
     start: IntProperty(name="Start", min=0, default=0, description="First video frame to capture (0: the first)")
     stop: IntProperty(name="End", min=0, default=0,
                       description="Video frame to stop before (0: to the end of the video)")
@@ -67,8 +75,8 @@ class PoseMoESettings(PropertyGroup):
     show_video: BoolProperty(name="Video in Camera", default=True,
                              description="Add the capture camera with the video as its background, to compare")
     match_scene: BoolProperty(name="Match Scene to Video", default=True,
-                              description="Set the frame rate and render size to the video's; grow the frame range "
-                                          "to hold the take")
+                              description="Set the frame rate and render size to the video's (a file only: a clip or "
+                                          "strip keeps the scene's); grow the frame range to hold the take")
 
 
 CLASSES = (PoseMoESettings,)

@@ -505,7 +505,8 @@ def _read_back(obj, names: list[str], frames: np.ndarray) -> dict[str, np.ndarra
     flat = np.empty(len(obj.pose.bones) * 16, dtype=np.float32)
     out = np.empty((len(frames), len(names), 4, 4))
     for i, frame in enumerate(frames):
-        scene.frame_set(int(frame))
+        whole = int(np.floor(frame))
+        scene.frame_set(whole, subframe=float(frame - whole))
         evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
         evaluated.pose.bones.foreach_get("matrix", flat)
         out[i] = flat.reshape(-1, 4, 4)[index].transpose(0, 2, 1)  # Blender's matrices come column by column
@@ -513,12 +514,12 @@ def _read_back(obj, names: list[str], frames: np.ndarray) -> dict[str, np.ndarra
 
 
 def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping | str | Path | None = None,
-             action_name: str = "PoseMoE take", frame_start: int = 1):
+             action_name: str = "PoseMoE take", frame_start: float = 1, frame_step: float = 1.0):
     """Key ``motion`` onto ``armature_obj`` through a bone map, as a new action; make it the armature's.
 
     ``bone_map``: None (:func:`detect_map`), a shipped map's name, a JSON file's path, its parsed JSON,
     or a :class:`BoneMap`; a map not yet matched to the armature gets the prefix that fits. One key
-    per take frame at ``frame_start + i`` (see the module docstring for the maths). The action is named
+    per take frame at ``frame_start + i * frame_step`` (see the module docstring for the maths). The action is named
     ``action_name`` (Blender adds ``.001`` when the name is taken: no existing action is changed); the
     action the armature had keeps a fake user. Mapped pose bones are set to QUATERNION rotation.
     Returns (the action, a :class:`RetargetReport`). Raises PoseMoEError, changing nothing, when the
@@ -581,7 +582,7 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
                            tuple(pose_bones[b].rotation_euler), tuple(pose_bones[b].rotation_axis_angle))
                        for b in plan.order}
     action = bpy.data.actions.new(action_name)
-    frames = frame_start + np.arange(n)
+    frames = frame_start + np.arange(n) * frame_step
     try:
         new_fcurve, slot = fcurve_factory(action, armature_obj)
         co = np.empty(2 * n, dtype=np.float32)

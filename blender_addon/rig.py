@@ -391,10 +391,12 @@ def channelbag_fcurves(action, obj=None) -> list:
     return []
 
 
-def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_start: int = 1):
+def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_start: float = 1,
+                 frame_step: float = 1.0):
     """Key ``motion`` onto a PoseMoE armature as a new action, and make it the armature's action.
 
-    One key per take frame, at frames ``frame_start + i``: ``rotation_quaternion`` (w, x, y, z) of every
+    One key per take frame, at frames ``frame_start + i * frame_step`` (a step other than 1: a video
+    that plays at another rate than the scene, see ``sources.py``): ``rotation_quaternion`` (w, x, y, z) of every
     pose bone and ``location`` (metres) of the root bone, LINEAR. The action is named ``action_name``, or
     ``action_name.001`` and so on when that name is taken: no existing action is changed. The action
     the armature had before keeps a fake user, so Blender does not drop it on save. Other bones'
@@ -410,7 +412,7 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
     rotations, location = pose_keys(armature_obj, motion)
 
     co = np.empty(2 * n, dtype=np.float32)
-    co[0::2] = frame_start + np.arange(n)
+    co[0::2] = frame_start + np.arange(n) * frame_step
     linear = np.full(n, interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
     previous = armature_obj.animation_data.action if armature_obj.animation_data is not None else None
     action = bpy.data.actions.new(action_name)

@@ -96,7 +96,7 @@ def main() -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    applied = apply_take(take, CleanupSettings(), "walk", camera=True, match=True, video=SAMPLE)
+    applied = apply_take(take, CleanupSettings(), "walk", camera=True, match="video", video=SAMPLE)
     body_mesh(applied.armature)
     index = len(take) * 2 // 3
     scene.frame_set(scene.frame_start + index)

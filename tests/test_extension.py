@@ -312,3 +312,156 @@ def test_the_addon_works_in_a_blender_python_without_capture_packages(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(ROOT), str(SAMPLE)], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")})
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout[-2000:] + done.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Capturing a video already in the .blend: a Movie Clip or a sequencer strip, keyed where it plays.
+
+def _render(scene, frame: int, path) -> np.ndarray:
+    """The scene's sequencer output at ``frame``, small: (H, W, 3) float."""
+    import cv2
+
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = 1768, 994, 10
+    render.use_sequencer, render.use_compositing = True, False
+    render.image_settings.file_format = "PNG"
+    scene.view_settings.view_transform = "Standard"
+    scene.frame_set(frame)
+    render.filepath = str(path)
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+    return cv2.imread(str(path)).astype(np.float32)
+
+
+def _shown_video_frame(scene, frame: int, candidates: range, folder) -> int:
+    """Which of the sample's video frames ``candidates`` Blender's sequencer shows at scene ``frame``.
+
+    The render is compared with Blender's own renders of each candidate (the sample as a plain strip
+    from frame 0, which shows video frame v at frame v), so colour handling and scaling are the same.
+    (The sample's camera pans and its colours come out of Blender a little changed: against frames
+    decoded by OpenCV the right frame does not stand out.)"""
+    shown = _render(scene, frame, folder / f"shown_{frame}.png")
+    reference = bpy.data.scenes.new("reference")
+    try:
+        reference.sequence_editor_create().strips.new_movie("plain", str(SAMPLE), channel=1, frame_start=0)
+        errors = {v: float(np.mean((_render(reference, v, folder / f"video_{v}.png") - shown) ** 2))
+                  for v in candidates}
+    finally:
+        bpy.data.scenes.remove(reference)
+    best = min(errors, key=errors.get)
+    assert errors[best] < 1.0, errors  # the same picture, not merely the closest
+    return best
+
+
+def _capture_session(addon):
+    session = addon.capture.CaptureSession(bpy.context)
+    take = session.job.wait(timeout=600)
+    return take, session.apply(bpy.context)
+
+
+def _key_frames(action) -> np.ndarray:
+    fcurve = next(iter(action.layers[0].strips[0].channelbag(action.slots[0]).fcurves)) if hasattr(action, "layers") \
+        and action.layers else action.fcurves[0]
+    return np.array([k.co[0] for k in fcurve.keyframe_points])
+
+
+def test_capture_from_a_trimmed_offset_strip_keys_where_it_plays(addon, tmp_path):
+    _empty_scene()
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0  # the edit's own rate: kept
+    editor = scene.sequence_editor_create()
+    strip = editor.strips.new_movie("walk", str(SAMPLE), channel=1, frame_start=101)
+    strip.frame_offset_start = 79  # shows video frame 79 at scene frame 180 ...
+    strip.frame_offset_end = 90  # ... to video frame 139 at scene frame 240
+    editor.active_strip = strip
+    _settings(source="STRIP", strip="")
+    take, applied = _capture_session(addon)
+    assert take.first_frame == 79 and take.first_frame + len(take) == 140
+    keys = _key_frames(applied.action)
+    np.testing.assert_allclose(keys, 101 + take.first_frame + np.arange(len(take)))
+    assert scene.render.fps == 24 and scene.frame_end >= 239 and strip.frame_final_start == 180
+    # Blender's own answer: the sequencer shows, at a key's frame, the video frame that key came from.
+    frame = int(keys[30])
+    assert _shown_video_frame(scene, frame, range(take.first_frame + 27, take.first_frame + 34), tmp_path) == \
+        take.first_frame + 30
+
+
+def test_capture_from_a_strip_playing_at_another_rate(addon, tmp_path):
+    """A 30 frames/s video in a 24 frames/s edit, added with Adjust Playback Rate: keys 0.8 frames apart."""
+    _empty_scene()
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    editor = scene.sequence_editor_create()
+    window = bpy.context.window_manager.windows[0]
+    area = window.screen.areas[0]
+    area.type = "SEQUENCE_EDITOR"
+    with bpy.context.temp_override(window=window, area=area, region=area.regions[-1]):
+        assert bpy.ops.sequencer.movie_strip_add(filepath=str(SAMPLE), frame_start=1, channel=1, sound=False,
+                                                 adjust_playback_rate=True, use_framerate=False,
+                                                 fit_method="ORIGINAL") == {"FINISHED"}
+    (strip,) = list(editor.strips_all)
+    assert strip.frame_duration == 184 and scene.render.fps == 24
+    strip.frame_offset_start, strip.frame_offset_end = 64, 71  # video frames 80 to 140
+    editor.active_strip = strip
+    _settings(source="STRIP", strip=strip.name)
+    take, applied = _capture_session(addon)
+    assert take.first_frame == 80
+    keys = _key_frames(applied.action)
+    np.testing.assert_allclose(keys, 1 + (take.first_frame + np.arange(len(take))) * 24 / 30, atol=1e-4)
+    assert any("no video background" in w for w in applied.warnings)
+    assert not applied.camera.data.background_images
+    frame = int(keys[20])  # 1 + 100 * 0.8 = 81, a whole frame
+    assert frame == keys[20]
+    shown = _shown_video_frame(scene, frame, range(97, 104), tmp_path)
+    assert shown == take.first_frame + 20, (strip.frame_start, strip.frame_final_start, strip.animation_offset_start)
+
+
+def test_capture_from_a_movie_clip_with_a_relative_path(addon, tmp_path):
+    import shutil
+
+    _empty_scene()
+    (tmp_path / "media").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "media" / "walk.mp4")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    clip = bpy.data.movieclips.load("//media/walk.mp4")
+    assert clip.filepath.startswith("//")
+    clip.frame_start, clip.frame_offset = 11, 60  # file frame F - 11 + 60 at scene frame F
+    _settings(source="CLIP", clip=clip)
+    assert bpy.ops.posemoe.capture() == {"FINISHED"}
+    (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    keys = _key_frames(armature.animation_data.action)
+    # The capture starts at the clip's first shown file frame (60), at scene frame 11 if the walker is
+    # already in view there (he is, from about frame 56); keys one per scene frame.
+    assert keys[0] == 11 and np.all(np.diff(keys) == 1)
+    camera = bpy.context.scene.camera
+    assert camera.data.background_images[0].clip == clip and len(bpy.data.movieclips) == 1
+    assert (clip.frame_start, clip.frame_offset) == (11, 60)
+
+
+def test_bad_sources_are_reported_before_any_work(addon, tmp_path):
+    _empty_scene()
+    before = _state()
+    _settings(source="STRIP")
+    with pytest.raises(RuntimeError, match="no Video Sequencer strips"):
+        bpy.ops.posemoe.capture()
+    clip = bpy.data.movieclips.load(str(SAMPLE))
+    clip.filepath = str(tmp_path / "gone.mp4")
+    _settings(source="CLIP", clip=clip)
+    with pytest.raises(RuntimeError, match="does not exist; relink it"):
+        bpy.ops.posemoe.capture()
+    clip.filepath = "//walk.mp4"  # this .blend was never saved
+    with pytest.raises(RuntimeError, match="has not been saved"):
+        bpy.ops.posemoe.capture()
+    bpy.data.movieclips.remove(clip)
+    editor = bpy.context.scene.sequence_editor_create()
+    strip = editor.strips.new_movie("walk", str(SAMPLE), channel=1, frame_start=1)
+    strip.use_reverse_frames = True
+    _settings(source="STRIP", strip="walk")
+    with pytest.raises(RuntimeError, match="plays backwards"):
+        bpy.ops.posemoe.capture()
+    _settings(source="STRIP", strip="other")
+    with pytest.raises(RuntimeError, match="no strip named 'other'"):
+        bpy.ops.posemoe.capture()
+    editor.strips.remove(strip)
+    bpy.context.scene.sequence_editor_clear()
+    assert _state() == before
