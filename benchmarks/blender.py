@@ -32,10 +32,11 @@ from posemoe.machine import describe_machine  # noqa: E402
 SAMPLE = ROOT / "samples" / "walk.mp4"
 
 _CHILD = r'''
-import json, sys, time
+import json, os, sys, time
 blender_python, zip_path, video, worker, repeat = sys.argv[1:6]
 sys.path.append(blender_python)
 import bpy
+import numpy as np
 
 bpy.ops.wm.read_factory_settings(use_empty=True)
 assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
@@ -50,32 +51,60 @@ for _ in range(int(repeat)):
     assert bpy.ops.posemoe.capture() == {"FINISHED"}
     times.append(time.perf_counter() - clock)
 frames = max(round(a.frame_range[1] - a.frame_range[0]) + 1 for a in bpy.data.actions)
-print(json.dumps({"times": times, "take_frames": frames}))
+(armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+heads = []
+for frame in map(round, armature.animation_data.action.frame_range):  # the walker must travel
+    bpy.context.scene.frame_set(frame)
+    evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    heads.append(np.array(armature.matrix_world @ evaluated.pose.bones["pelvis"].head))
+print(json.dumps({"times": times, "take_frames": frames, "travelled": float(np.linalg.norm(heads[1][:2] - heads[0][:2])),
+                  "blender": bpy.app.version_string, "numpy": np.__version__}), flush=True)
+os._exit(0)  # bpy modules can crash in their exit handlers (4.2) or hang (4.5): the answer is out
 '''
 
 
-def bare_blender_python(folder: Path) -> Path:
-    """A folder holding only what a Blender install's Python has beyond the standard library (bpy and
-    NumPy, linked from this Python's site-packages); put it on the path of ``python -I -S``."""
-    import numpy
-
-    site = Path(numpy.__file__).parent.parent  # (not bpy.__file__: once imported it is Blender's inner bpy)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("bpy", "numpy", "numpy.libs"):
-        if (site / name).exists() and not (folder / name).exists():
-            (folder / name).symlink_to(site / name)
-    return folder
+CACHE = ROOT / "benchmarks" / ".cache" / "blender"
 
 
-def run_mode(zip_path: Path, worker: str, repeat: int, folder: Path) -> dict:
-    """Capture the sample ``repeat`` times in a fresh bare Blender; returns {"times", "take_frames"}."""
+def blender_python(folder: Path, blender: str | None = None, numpy: str | None = None) -> Path:
+    """A folder holding only what a Blender install's Python has beyond the standard library: bpy and
+    NumPy. Put it on the path of ``python -I -S``.
+
+    Default: this Python's bpy and NumPy, linked. ``blender`` (a bpy version on PyPI, e.g. "5.0.1")
+    and ``numpy`` (the version that Blender release bundles) are installed once, with pip, into
+    ``benchmarks/.cache/blender`` (about 800 MB each); raises RuntimeError when pip cannot get them.
+    """
+    import numpy as this_numpy
+
+    if blender is None and numpy is None:
+        site = Path(this_numpy.__file__).parent.parent  # (not bpy.__file__: once imported it is Blender's inner bpy)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("bpy", "numpy", "numpy.libs"):
+            if (site / name).exists() and not (folder / name).exists():
+                (folder / name).symlink_to(site / name)
+        return folder
+    blender = blender or __import__("bpy").app.version_string.split()[0]
+    numpy = numpy or this_numpy.__version__
+    target = CACHE / f"bpy-{blender}-numpy-{numpy}"
+    if not (target / "bpy").is_dir():
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:",
+                               "--target", str(target), f"bpy=={blender}", f"numpy=={numpy}"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip could not install bpy {blender} with NumPy {numpy}: {done.stderr[-500:]}")
+    return target
+
+
+def run_mode(zip_path: Path, worker: str, repeat: int, folder: Path, python: Path) -> dict:
+    """Capture the sample ``repeat`` times in a fresh Blender (``python``: its :func:`blender_python`);
+    returns {"times", "take_frames", "travelled", "blender"}."""
     import os
 
     script = folder / "child.py"
     script.write_text(_CHILD)
     user = Path(tempfile.mkdtemp(prefix="blender-user-", dir=folder))
-    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(bare_blender_python(folder / "python")),
-                           str(zip_path), str(SAMPLE), worker, str(repeat)],
+    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(python), str(zip_path), str(SAMPLE), worker,
+                           str(repeat)],
                           capture_output=True, text=True, env={**os.environ, "BLENDER_USER_RESOURCES": str(user)})
     if done.returncode != 0:
         raise SystemExit(f"error: the capture in Blender failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
@@ -86,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zip", type=Path, help="the extension zip (default: built from this checkout)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--blender", help="a bpy version from PyPI to run as Blender (default: this Python's)")
+    parser.add_argument("--numpy", help="the NumPy that Blender release bundles (default: this Python's)")
+    parser.add_argument("--inside-only", action="store_true", help="only the capture inside Blender (a version check)")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -96,26 +128,35 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, str(ROOT / "blender_addon" / "build.py"), "--out", str(folder / "dist")],
                            check=True, capture_output=True)
             (zip_path,) = (folder / "dist").glob("*.zip")
-        modes = {"inside Blender (zip alone, ONNX Runtime)": run_mode(zip_path, "", args.repeat, folder),
-                 "worker Python (this checkout's, PyTorch)": run_mode(zip_path, sys.executable, args.repeat, folder)}
+        python = blender_python(folder / "python", args.blender, args.numpy)
+        modes = {"inside Blender (zip alone, ONNX Runtime)": run_mode(zip_path, "", args.repeat, folder, python)}
+        if not args.inside_only:
+            modes["worker Python (this checkout's, PyTorch)"] = run_mode(zip_path, sys.executable, args.repeat, folder,
+                                                                         python)
     rows = []
     for mode, result in modes.items():
+        if result["travelled"] < 0.5:
+            raise SystemExit(f"error: {mode}: the walker travelled {result['travelled']:.2f} m; the capture is wrong")
         times = result["times"]
         rows.append({"mode": mode, "take_frames": result["take_frames"], "first_s": times[0],
-                     "median_s": statistics.median(times[1:] or times), "times_s": times})
-    inside, worker = rows[0]["median_s"], rows[1]["median_s"]
+                     "median_s": statistics.median(times[1:] or times), "times_s": times,
+                     "travelled_m": result["travelled"], "blender": result["blender"], "numpy": result["numpy"]})
     video_frames = 230
+    command = " ".join(["python benchmarks/blender.py", *(argv if argv is not None else sys.argv[1:])])
     lines = ["# Capture inside Blender against the worker", "",
-             f"`python benchmarks/blender.py --repeat {args.repeat}`, on {describe_machine()}. The sample "
-             f"({video_frames} video frames, 1768x994), captured from Blender's Capture operator with its defaults, "
-             "onto a new armature; Blender is the `bpy` module in a Python with only the standard library, bpy and "
-             "NumPy, with the extension zip installed. The worker is started for every capture.", "",
-             "| where the capture runs | first capture (s) | later captures, median (s) | video frames/s |",
-             "|---|---:|---:|---:|"]
+             f"`{command}`, on {describe_machine()}. Blender {rows[0]['blender']} (the `bpy` module in a Python "
+             f"with only the standard library, bpy and NumPy {rows[0]['numpy']}) with the extension zip installed; "
+             f"the sample ({video_frames} video frames, 1768x994) captured from the Capture operator with its "
+             "defaults onto a new armature, whose pelvis must travel. The worker is started for every capture.", "",
+             "| where the capture runs | first capture (s) | later captures, median (s) | video frames/s | walker travels (m) |",
+             "|---|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| {row['mode']} | {row['first_s']:.1f} | {row['median_s']:.1f} | "
-                     f"{video_frames / row['median_s']:.1f} |")
-    lines += ["", f"Inside Blender takes **{inside / worker:.2f}x** the worker's time (later captures)."]
+                     f"{video_frames / row['median_s']:.1f} | {row['travelled_m']:.2f} |")
+    figures = {"machine": describe_machine(), "rows": rows}
+    if len(rows) == 2:
+        figures["inside_over_worker"] = rows[0]["median_s"] / rows[1]["median_s"]
+        lines += ["", f"Inside Blender takes **{figures['inside_over_worker']:.2f}x** the worker's time (later captures)."]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if args.markdown:
@@ -123,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(path).write_text(markdown)
     if args.json:
         with atomic_output(args.json) as path:
-            Path(path).write_text(json.dumps({"machine": describe_machine(), "rows": rows,
-                                              "inside_over_worker": inside / worker}, indent=2))
+            Path(path).write_text(json.dumps(figures, indent=2))
     return 0
 
 

@@ -14,7 +14,8 @@ runs inside Blender with nothing else installed:
   headless build of the version the tests pin: Blender installs wheels without resolving
   dependencies, and the GUI build would bring Qt into Blender's process.
 
-All of them import against the NumPy 1.26 that Blender 4.2 to 5.0 bundle (README, Blender extension).
+All of them import against the NumPy that Blender 4.2 to 5.0 bundle (1.24.3 in 4.2 and 4.3, 1.26 from
+4.4); ``benchmarks/blender.py --blender VERSION --numpy VERSION`` captures with the zip in such a Blender.
 Blender's own extension tool (``blender_ext.py``, shipped in the ``bpy`` wheel) builds one zip per
 platform and validates each. Wheels come from the package registry (pip's cache first), at build time
 only; the add-on never downloads anything. A GPU is the one thing the zip does not bring: for CUDA
@@ -54,9 +55,11 @@ UNSERVED = {
     "macos-x64": "ONNX Runtime 1.32 has no Intel macOS wheel",
 }
 #: The wheels a capture needs inside Blender: pinned in pyproject.toml, as the tests run them ...
-FROM_PYPROJECT = ["scipy", "onnxruntime", "mediapipe", "protobuf"]
-#: ... and pinned here: the tests' OpenCV is MediaPipe's declared opencv-contrib-python, with a GUI.
-PINNED_HERE = ["opencv-python-headless==4.11.0.86", "attrs==26.1.0", "flatbuffers==25.12.19"]
+FROM_PYPROJECT = ["onnxruntime", "mediapipe", "protobuf"]
+#: ... and pinned here. The tests' OpenCV is MediaPipe's declared opencv-contrib-python, with a GUI.
+#: Their SciPy (1.17) needs NumPy >= 1.26.4, which Blender 4.2 and 4.3 lack (they bundle 1.24.3; 4.4
+#: to 5.0 bundle 1.26): 1.13.1 is the newest that imports against both and has what we use.
+PINNED_HERE = ["scipy==1.13.1", "opencv-python-headless==4.11.0.86", "attrs==26.1.0", "flatbuffers==25.12.19"]
 
 
 def current_platform() -> str:
