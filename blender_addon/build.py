@@ -120,6 +120,12 @@ def stage(folder: Path, platforms: list[str]) -> Path:
         _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
               "--python-version", "3.11", *tags, "-d", str(wheels), *requirements],
              f"downloading the wheels for {name}")
+    for wheel in wheels.glob("*-cp3*-abi3-*.whl"):
+        # Stable-ABI wheels say the oldest Python they run on (cp37); Blender 4.3.0 takes that for the
+        # only one and skips them (later releases do not). Every Blender from 4.2 to 5.0 has Python
+        # 3.11, so name them for it.
+        name, version, _, rest = wheel.name.split("-", 3)
+        wheel.rename(wheel.with_name(f"{name}-{version}-cp311-{rest}"))
     listed = [f"./wheels/{p.name}" for p in sorted(wheels.glob("*.whl"))]
     generated = f"# Added by blender_addon/build.py.\nplatforms = {json.dumps(platforms)}\nwheels = {json.dumps(listed)}\n\n"
     text = MANIFEST.read_text()

@@ -20,6 +20,7 @@ import importlib.util
 import io
 import os
 import sys
+import threading
 import types
 import zipfile
 from collections import deque
@@ -63,24 +64,29 @@ def import_mediapipe() -> types.ModuleType:
     MediaPipe's package ``__init__`` imports its drawing helpers, which import ``matplotlib.pyplot`` at
     the top to plot landmarks, which we never do. Without matplotlib a stand-in is put in place for
     that one import and taken away again, so anyone importing matplotlib later gets the real one or a
-    plain ImportError; the drawing helpers' ``plt`` then says why if ever called."""
-    if "mediapipe" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
-        import mediapipe
+    plain ImportError; the drawing helpers' ``plt`` then says why if ever called. Thread-safe:
+    detection threads start at once."""
+    with _IMPORTING:
+        if "mediapipe" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
+            import mediapipe
 
+            return mediapipe
+
+        def missing(name: str):
+            raise ImportError(f"matplotlib is not installed, so MediaPipe's plotting (plt.{name}) is unavailable")
+
+        stand_in = types.ModuleType("matplotlib")
+        stand_in.pyplot = types.ModuleType("matplotlib.pyplot")
+        stand_in.pyplot.__getattr__ = missing
+        sys.modules.update({"matplotlib": stand_in, "matplotlib.pyplot": stand_in.pyplot})
+        try:
+            import mediapipe
+        finally:
+            del sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"]
         return mediapipe
 
-    def missing(name: str):
-        raise ImportError(f"matplotlib is not installed, so MediaPipe's plotting (plt.{name}) is unavailable")
 
-    stand_in = types.ModuleType("matplotlib")
-    stand_in.pyplot = types.ModuleType("matplotlib.pyplot")
-    stand_in.pyplot.__getattr__ = missing
-    sys.modules.update({"matplotlib": stand_in, "matplotlib.pyplot": stand_in.pyplot})
-    try:
-        import mediapipe
-    finally:
-        del sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"]
-    return mediapipe
+_IMPORTING = threading.Lock()
 
 
 def _with_input_metadata(model: bytes, outputs: int, mean: float, std: float) -> bytes:
