@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                      "median_s": statistics.median(times[1:] or times), "times_s": times,
                      "travelled_m": result["travelled"], "blender": result["blender"], "numpy": result["numpy"]})
     video_frames = 230
-    command = " ".join(["python benchmarks/blender.py", *(argv if argv is not None else sys.argv[1:])])
+    shown = [a for a in (argv if argv is not None else sys.argv[1:])]
+    for option in ("--markdown", "--json"):  # where the table goes is not how it was measured
+        if option in shown:
+            del shown[shown.index(option):shown.index(option) + 2]
+    command = " ".join(["python benchmarks/blender.py", *shown])
     lines = ["# Capture inside Blender against the worker", "",
              f"`{command}`, on {describe_machine()}. Blender {rows[0]['blender']} (the `bpy` module in a Python "
              f"with only the standard library, bpy and NumPy {rows[0]['numpy']}) with the extension zip installed; "
