@@ -9,7 +9,6 @@ Executed (scripts, ``blender --background``, tests) it runs the same steps synch
 
 from __future__ import annotations
 
-
 import bpy
 from bpy.types import Operator
 

@@ -97,6 +97,9 @@ def plan(prefs, report: dict) -> str:
     torch = report["torch"] and backend in ("AUTO", "TORCH")
     engine = (f"PyTorch {report['torch']} on " + (report["gpu"] if report["gpu"] and device != "CPU" else "the CPU")
               if torch else f"ONNX Runtime {report['onnxruntime']} on the CPU")
+    if not report["can_capture"]:
+        return (f"Captures would run in the Worker Python {python} (set above)" if python else
+                "No Worker Python is set, so captures would run inside Blender") + ", which cannot capture (below)."
     if python:
         where = f"Captures run in the Worker Python {python} (set above), lifting with {engine}."
     else:
