@@ -222,7 +222,7 @@ print(prefs.check_result)
 assert "inside Blender" in prefs.check_result and "ONNX Runtime" in prefs.check_result, prefs.check_result
 
 settings = bpy.context.scene.posemoe
-settings.video, settings.start, settings.stop = video, 60, 150
+settings.video = video  # the whole sample
 assert bpy.ops.posemoe.capture() == {"FINISHED"}
 from posemoe.detect.blazepose import import_mediapipe
 
