@@ -16,6 +16,7 @@ sees from the second capture on. The machine is printed with the table.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import statistics
 import subprocess
@@ -28,21 +29,35 @@ sys.path.insert(0, str(ROOT))
 
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
+from posemoe.video import probe  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "walk.mp4"
 
 _CHILD = r'''
 import json, os, sys, time
+
+# Run as `python -I -S`: the standard library, plus what a Blender install's Python has (bpy and
+# NumPy) from a folder that holds nothing else.
 blender_python, zip_path, video, worker, repeat = sys.argv[1:6]
 sys.path.append(blender_python)
 import bpy
 import numpy as np
 
+PACKAGES = ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe")
+found_before = []
+for name in (*PACKAGES, "torch"):
+    try:
+        __import__(name)
+        found_before.append(name)
+    except ImportError:
+        pass
 bpy.ops.wm.read_factory_settings(use_empty=True)
 assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                                 enable_on_install=True) == {"FINISHED"}
+site = bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages")
 prefs = sys.modules["bl_ext.user_default.posemoe_mocap"].preferences.preferences()
 prefs.python = worker
+assert bpy.ops.posemoe.check_setup() == {"FINISHED"}
 times = []
 for _ in range(int(repeat)):
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -57,8 +72,12 @@ for frame in map(round, armature.animation_data.action.frame_range):  # the walk
     bpy.context.scene.frame_set(frame)
     evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
     heads.append(np.array(armature.matrix_world @ evaluated.pose.bones["pelvis"].head))
-print(json.dumps({"times": times, "take_frames": frames, "travelled": float(np.linalg.norm(heads[1][:2] - heads[0][:2])),
-                  "blender": bpy.app.version_string, "numpy": np.__version__}), flush=True)
+print(json.dumps({
+    "times": times, "take_frames": frames, "travelled": float(np.linalg.norm(heads[1][:2] - heads[0][:2])),
+    "blender": bpy.app.version_string, "numpy": np.__version__, "found_before_install": found_before,
+    "check": prefs.check_result,
+    "loaded": {name: sys.modules[name].__file__.startswith(site) for name in PACKAGES if name in sys.modules},
+    "torch_or_matplotlib_imported": any(name in sys.modules for name in ("torch", "matplotlib"))}), flush=True)
 os._exit(0)  # bpy modules can crash in their exit handlers (4.2) or hang (4.5): the answer is out
 '''
 
@@ -83,7 +102,7 @@ def blender_python(folder: Path, blender: str | None = None, numpy: str | None =
             if (site / name).exists() and not (folder / name).exists():
                 (folder / name).symlink_to(site / name)
         return folder
-    blender = blender or __import__("bpy").app.version_string.split()[0]
+    blender = blender or importlib.metadata.version("bpy")
     numpy = numpy or this_numpy.__version__
     target = CACHE / f"bpy-{blender}-numpy-{numpy}"
     if not (target / "bpy").is_dir():
@@ -96,8 +115,14 @@ def blender_python(folder: Path, blender: str | None = None, numpy: str | None =
 
 
 def run_mode(zip_path: Path, worker: str, repeat: int, folder: Path, python: Path) -> dict:
-    """Capture the sample ``repeat`` times in a fresh Blender (``python``: its :func:`blender_python`);
-    returns {"times", "take_frames", "travelled", "blender"}."""
+    """Install ``zip_path`` into a fresh Blender (``python``: its :func:`blender_python`), set the Worker
+    Python to ``worker`` ("" for none) and capture the sample ``repeat`` times from the operator.
+
+    Returns {"times" (s per capture), "take_frames", "travelled" (m, the pelvis from first to last key),
+    "blender", "numpy", "found_before_install" (capture packages importable before the zip: should be
+    none), "check" (Check Set-up's text), "loaded" ({package: loaded from the extension's folder} for
+    those Blender's process imported), "torch_or_matplotlib_imported"}. Raises RuntimeError with the
+    child's output when it fails."""
     import os
 
     script = folder / "child.py"
@@ -107,7 +132,7 @@ def run_mode(zip_path: Path, worker: str, repeat: int, folder: Path, python: Pat
                            str(repeat)],
                           capture_output=True, text=True, env={**os.environ, "BLENDER_USER_RESOURCES": str(user)})
     if done.returncode != 0:
-        raise SystemExit(f"error: the capture in Blender failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the capture in Blender failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -135,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                                                                          python)
     rows = []
     for mode, result in modes.items():
+        if result["found_before_install"]:
+            raise SystemExit(f"error: this Blender is not bare: {result['found_before_install']} import without the zip")
         if result["travelled"] < 0.5:
             raise SystemExit(f"error: {mode}: the walker travelled {result['travelled']:.2f} m; the capture is wrong")
         times = result["times"]
         rows.append({"mode": mode, "take_frames": result["take_frames"], "first_s": times[0],
                      "median_s": statistics.median(times[1:] or times), "times_s": times,
                      "travelled_m": result["travelled"], "blender": result["blender"], "numpy": result["numpy"]})
-    video_frames = 230
+    info = probe(SAMPLE)
+    video_frames = info.frame_count
     shown = [a for a in (argv if argv is not None else sys.argv[1:])]
     for option in ("--markdown", "--json"):  # where the table goes is not how it was measured
         if option in shown:
@@ -150,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Capture inside Blender against the worker", "",
              f"`{command}`, on {describe_machine()}. Blender {rows[0]['blender']} (the `bpy` module in a Python "
              f"with only the standard library, bpy and NumPy {rows[0]['numpy']}) with the extension zip installed; "
-             f"the sample ({video_frames} video frames, 1768x994) captured from the Capture operator with its "
+             f"the sample ({video_frames} video frames, {info.width}x{info.height}) captured from the Capture operator with its "
              "defaults onto a new armature, whose pelvis must travel. The worker is started for every capture.", "",
              "| where the capture runs | first capture (s) | later captures, median (s) | video frames/s | walker travels (m) |",
              "|---|---:|---:|---:|---:|"]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +53,16 @@ def _state() -> tuple:
             bpy.context.scene.render.fps, bpy.context.scene.frame_end, bpy.context.scene.camera)
 
 
+def _travelled(armature, bone: str) -> float:
+    """Metres ``bone`` moves over the ground (world XY) from the action's first key to its last."""
+    heads = []
+    for frame in map(round, armature.animation_data.action.frame_range):
+        bpy.context.scene.frame_set(frame)
+        evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        heads.append(np.array(armature.matrix_world @ evaluated.pose.bones[bone].head))
+    return float(np.linalg.norm(heads[1][:2] - heads[0][:2]))
+
+
 def _settings(**values):
     settings = bpy.context.scene.posemoe
     defaults = dict(video=str(SAMPLE), start=70, stop=110, target="NEW", show_video=True, match_scene=True)
@@ -94,12 +103,7 @@ def test_capture_operator_animates_a_new_armature_with_the_video_camera(addon):
     assert scene.render.fps == 30 and (scene.render.resolution_x, scene.render.resolution_y) == (1768, 994)
     first, last = map(round, armature.animation_data.action.frame_range)
     assert first == 1 and 30 <= last <= 40 and scene.frame_end >= last  # the range only ever grows
-    heads = []
-    for frame in (first, last):
-        scene.frame_set(frame)
-        evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        heads.append(np.array(evaluated.pose.bones["pelvis"].head))
-    assert np.linalg.norm(heads[1][:2] - heads[0][:2]) > 0.3, "the walker must travel"
+    assert _travelled(armature, "pelvis") > 0.3, "the walker must travel"
     camera = scene.camera
     assert camera is not None and camera.data.show_background_images
     clip = camera.data.background_images[0].clip
@@ -170,13 +174,7 @@ def test_capture_in_the_worker_python_onto_a_mixamo_rig(addon):
         prefs.python = ""
     assert rig.animation_data.action.name == "walk"
     assert {o.name for o in bpy.data.objects} - before == {"walk camera"}, "no new armature for a retarget"
-    scene = bpy.context.scene
-    hips = []
-    for frame in map(round, rig.animation_data.action.frame_range):
-        scene.frame_set(frame)
-        evaluated = rig.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        hips.append(np.array(rig.matrix_world @ evaluated.pose.bones["mixamorig:Hips"].head))
-    assert np.linalg.norm(hips[1][:2] - hips[0][:2]) > 0.2
+    assert _travelled(rig, "mixamorig:Hips") > 0.2
 
 
 def test_a_failure_while_applying_takes_back_everything(addon, monkeypatch):
@@ -194,80 +192,26 @@ def test_a_failure_while_applying_takes_back_everything(addon, monkeypatch):
     assert not bpy.data.armatures and not bpy.data.cameras
 
 
-_BARE_BLENDER = r'''
-import sys
-
-# Run as `python -I -S`: the standard library only, plus what a Blender install's Python has (bpy and
-# NumPy), from a folder that holds nothing else.
-blender_python, zip_path, video = sys.argv[1:4]
-sys.path.append(blender_python)
-import bpy
-import numpy as np
-
-for name in ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe", "torch"):
-    try:
-        __import__(name)
-        raise SystemExit(f"{name} is importable before the extension is installed")
-    except ImportError:
-        pass
-bpy.ops.wm.read_factory_settings(use_empty=True)
-assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
-                                                enable_on_install=True) == {"FINISHED"}
-site = bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages")
-addon = sys.modules["bl_ext.user_default.posemoe_mocap"]
-prefs = addon.preferences.preferences()
-assert prefs.python == ""
-assert bpy.ops.posemoe.check_setup() == {"FINISHED"}
-print(prefs.check_result)
-assert "inside Blender" in prefs.check_result and "ONNX Runtime" in prefs.check_result, prefs.check_result
-
-settings = bpy.context.scene.posemoe
-settings.video = video  # the whole sample
-assert bpy.ops.posemoe.capture() == {"FINISHED"}
-from posemoe.detect.blazepose import import_mediapipe
-
-import_mediapipe()
-for name in ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe"):
-    assert sys.modules[name].__file__.startswith(site), (name, sys.modules[name].__file__)
-assert "torch" not in sys.modules and "matplotlib" not in sys.modules
-(armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-scene = bpy.context.scene
-heads = []
-for frame in map(round, armature.animation_data.action.frame_range):
-    scene.frame_set(frame)
-    evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    heads.append(np.array(armature.matrix_world @ evaluated.pose.bones["pelvis"].head))
-print("travelled", np.linalg.norm(heads[1][:2] - heads[0][:2]))
-assert np.linalg.norm(heads[1][:2] - heads[0][:2]) > 0.5, "the walker must travel"
-print("ok", bpy.app.version_string, np.__version__, flush=True)
-import os
-
-os._exit(0)  # bpy modules can crash in their exit handlers (4.2) or hang (4.5): the answer is out
-'''
-
-
 @pytest.mark.parametrize("blender", [None, "5.0.1"], ids=["this-bpy", "bpy-5.0.1"])
 def test_the_zip_alone_captures_in_a_bare_blender_python(extension_zip, tmp_path, blender):
     """The common case: Blender's Python has none of MediaPipe, OpenCV, ONNX Runtime or torch; the zip
-    is installed the way Blender's Install from Disk does, and the capture runs inside Blender. Also
-    in Blender 5.0 (pip's bpy 5.0.1, installed once into benchmarks/.cache; skipped without PyPI)."""
-    import os
-
-    from benchmarks.blender import blender_python
+    is installed the way Blender's Install from Disk does, and the capture runs inside Blender, from
+    the operator's synchronous path with no Worker Python. Also in Blender 5.0 (pip's bpy 5.0.1,
+    installed once into benchmarks/.cache; skipped without PyPI)."""
+    from benchmarks.blender import blender_python, run_mode
 
     try:
         python = blender_python(tmp_path / "blender_python", blender)
     except RuntimeError as error:
         pytest.skip(str(error))
-    script = tmp_path / "bare_blender.py"
-    script.write_text(_BARE_BLENDER)
-    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(python), str(extension_zip), str(SAMPLE)],
-                          capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")})
-    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    assert done.returncode == 0 and last.startswith("ok"), done.stdout[-3000:] + done.stderr[-3000:]
+    result = run_mode(extension_zip, "", 1, tmp_path, python)
+    assert result["found_before_install"] == []
+    assert "inside Blender" in result["check"] and "ONNX Runtime" in result["check"], result["check"]
+    assert result["loaded"] == dict.fromkeys(["cv2", "mediapipe", "onnxruntime", "scipy", "posemoe"], True)
+    assert not result["torch_or_matplotlib_imported"]
+    assert result["take_frames"] > 100 and result["travelled"] > 0.5, "the walker must travel"
     if blender:
-        assert last.split()[1] == blender
+        assert result["blender"].split()[0] == blender
 
 
 _WITHOUT_CAPTURE_PACKAGES = r'''
@@ -367,9 +311,8 @@ def _capture_session(addon):
     return take, session.apply(bpy.context)
 
 
-def _key_frames(action) -> np.ndarray:
-    fcurve = next(iter(action.layers[0].strips[0].channelbag(action.slots[0]).fcurves)) if hasattr(action, "layers") \
-        and action.layers else action.fcurves[0]
+def _key_frames(addon, action) -> np.ndarray:
+    fcurve = addon.rig.channelbag_fcurves(action)[0]
     return np.array([k.co[0] for k in fcurve.keyframe_points])
 
 
@@ -385,7 +328,7 @@ def test_capture_from_a_trimmed_offset_strip_keys_where_it_plays(addon, tmp_path
     _settings(source="STRIP", strip="")
     take, applied = _capture_session(addon)
     assert take.first_frame == 79 and take.first_frame + len(take) == 140
-    keys = _key_frames(applied.action)
+    keys = _key_frames(addon, applied.action)
     np.testing.assert_allclose(keys, 101 + take.first_frame + np.arange(len(take)))
     assert scene.render.fps == 24 and scene.frame_end >= 239 and strip.frame_final_start == 180
     # Blender's own answer: the sequencer shows, at a key's frame, the video frame that key came from.
@@ -414,7 +357,7 @@ def test_capture_from_a_strip_playing_at_another_rate(addon, tmp_path):
     _settings(source="STRIP", strip=strip.name)
     take, applied = _capture_session(addon)
     assert take.first_frame == 80
-    keys = _key_frames(applied.action)
+    keys = _key_frames(addon, applied.action)
     np.testing.assert_allclose(keys, 1 + (take.first_frame + np.arange(len(take))) * 24 / 30, atol=1e-4)
     assert any("no video background" in w for w in applied.warnings)
     assert not applied.camera.data.background_images
@@ -437,7 +380,7 @@ def test_capture_from_a_movie_clip_with_a_relative_path(addon, tmp_path):
     _settings(source="CLIP", clip=clip)
     assert bpy.ops.posemoe.capture() == {"FINISHED"}
     (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    keys = _key_frames(armature.animation_data.action)
+    keys = _key_frames(addon, armature.animation_data.action)
     # The capture starts at the clip's first shown file frame (60), at scene frame 11 if the walker is
     # already in view there (he is, from about frame 56); keys one per scene frame.
     assert keys[0] == 11 and np.all(np.diff(keys) == 1)
