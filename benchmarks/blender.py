@@ -43,7 +43,7 @@ sys.path.append(blender_python)
 import bpy
 import numpy as np
 
-PACKAGES = ("cv2", "mediapipe", "onnxruntime", "scipy", "posemoe")
+PACKAGES = ("cv2", "onnxruntime", "scipy", "posemoe")
 found_before = []
 for name in (*PACKAGES, "torch"):
     try:
@@ -77,7 +77,7 @@ print(json.dumps({
     "blender": bpy.app.version_string, "numpy": np.__version__, "found_before_install": found_before,
     "check": prefs.check_result,
     "loaded": {name: sys.modules[name].__file__.startswith(site) for name in PACKAGES if name in sys.modules},
-    "torch_or_matplotlib_imported": any(name in sys.modules for name in ("torch", "matplotlib"))}), flush=True)
+    "torch_or_mediapipe_imported": any(name in sys.modules for name in ("torch", "mediapipe"))}), flush=True)
 os._exit(0)  # bpy modules can crash in their exit handlers (4.2) or hang (4.5): the answer is out
 '''
 
@@ -121,7 +121,7 @@ def run_mode(zip_path: Path, worker: str, repeat: int, folder: Path, python: Pat
     Returns {"times" (s per capture), "take_frames", "travelled" (m, the pelvis from first to last key),
     "blender", "numpy", "found_before_install" (capture packages importable before the zip: should be
     none), "check" (Check Set-up's text), "loaded" ({package: loaded from the extension's folder} for
-    those Blender's process imported), "torch_or_matplotlib_imported"}. Raises RuntimeError with the
+    those Blender's process imported), "torch_or_mediapipe_imported"}. Raises RuntimeError with the
     child's output when it fails."""
     import os
 

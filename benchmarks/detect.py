@@ -4,10 +4,11 @@
 
 The shipped detector (:class:`posemoe.detect.blazepose.BlazePoseDetector`) follows everyone it has
 found with BlazePose's landmark model and looks for people not yet followed every K frames with
-MediaPipe's multi-person PoseLandmarker, following anyone new back through the frames since the last
-look. Each row runs it with one K, in one thread, over the whole video (default: the bundled sample,
-where a walker crosses in front of a man on a box); the reference row is MediaPipe's PoseLandmarker
-alone on every frame, the detector this product used before. For each: decode and detect time per
+BlazePose's person detector, following anyone new back through the frames since the last look. Each
+row runs it with one K (and one with MediaPipe's default bar for the person detector's score), in one
+thread, over the whole video (default: the bundled sample, where a walker crosses in front of a man on
+a box); the reference row is MediaPipe's own PoseLandmarker on every frame, the detector this product
+used first. For each: decode and detect time per
 frame, looks, people found per frame, and the person the capture chooses (the tracker's own choice):
 frames where they were found, how far their keypoints lie from the reference's (median over joints
 and frames, pixels), and their raw 2D jitter (median |acceleration|, pixels per frame^2; the
@@ -27,13 +28,40 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from posemoe.detect import blazepose, detect_frames  # noqa: E402
+from posemoe.detect import blazepose, detect_frames, people  # noqa: E402
 from posemoe.detect.layout import blazepose_to_h36m  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.pipeline import _detector_output  # noqa: E402
 from posemoe.track import build_tracks, select_person  # noqa: E402
 from posemoe.video import probe  # noqa: E402
+
+
+def task_bundle() -> bytes:
+    """MediaPipe's PoseLandmarker ``.task`` bundle (a zip of BlazePose's two models) built from the
+    mediapipe wheel's bare ``.tflite`` files: the Tasks API wants models that carry input-normalisation
+    metadata, which MediaPipe's own metadata writer adds (the detector takes pixels scaled to [-1, 1],
+    the landmark model pixels scaled to [0, 1], as the wheel's graphs do)."""
+    import io
+    import zipfile
+
+    import mediapipe
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+
+    def with_metadata(model: Path, outputs: int, mean: float, std: float) -> bytes:
+        writer = metadata_writer.MetadataWriter.create(bytearray(model.read_bytes()))
+        writer.add_general_info("blazepose").add_image_input(norm_mean=[mean], norm_std=[std])
+        for i in range(outputs):
+            writer.add_feature_output(name=f"output_{i}")
+        return bytes(writer.populate()[0])
+
+    modules = Path(mediapipe.__file__).parent / "modules"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("pose_detector.tflite", with_metadata(modules / "pose_detection" / "pose_detection.tflite", 2, 127.5, 127.5))
+        bundle.writestr("pose_landmarks_detector.tflite",
+                        with_metadata(modules / "pose_landmark" / "pose_landmark_full.tflite", 5, 0.0, 255.0))
+    return buffer.getvalue()
 
 
 class MediaPipeEveryFrame:
@@ -44,7 +72,7 @@ class MediaPipeEveryFrame:
     def __init__(self, max_people: int = 3):
         from mediapipe.tasks.python import BaseOptions, vision
 
-        options = vision.PoseLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=blazepose.task_bundle()),
+        options = vision.PoseLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=task_bundle()),
                                                running_mode=vision.RunningMode.VIDEO, num_poses=max_people)
         self._landmarker = vision.PoseLandmarker.create_from_options(options)
 
@@ -116,6 +144,21 @@ def landmark_call_ms(video: Path, calls: int = 50) -> float:
     return 1000 * float(np.median(times))
 
 
+def person_detector_ms(video: Path, calls: int = 50) -> float:
+    """Median milliseconds of one look for people (:func:`posemoe.detect.people.find_people`) on the
+    video's middle frame."""
+    from posemoe.video import read_frames
+
+    image = next(read_frames(video, probe(video).frame_count // 2)).image
+    people.find_people(image)  # the model loads on the first call
+    times = []
+    for _ in range(calls):
+        clock = time.perf_counter()
+        people.find_people(image)
+        times.append(time.perf_counter() - clock)
+    return 1000 * float(np.median(times))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", nargs="?", default=str(ROOT / "samples" / "walk.mp4"))
@@ -130,6 +173,8 @@ def main() -> int:
     for every in args.every:
         rows.append((f"follow, look every {every} frames" + (" (shipped)" if every == blazepose.DISCOVER_EVERY else ""),
                      run(video, blazepose.BlazePoseDetector(discover_every=every))))
+    rows.append((f"follow, look every {blazepose.DISCOVER_EVERY} frames, person detector's bar 0.5 (MediaPipe's; "
+                 f"shipped: {blazepose.MIN_DETECTION:g})", run(video, blazepose.BlazePoseDetector(min_detection=0.5))))
     lines = [f"Detection on {video.name} ({info.width}x{info.height}, {info.frame_count} frames at {info.fps:g} frames/s), "
              f"one thread, whole video. Machine: {describe_machine()}.", "",
              "| detector | ms per frame (of it decoding) | looks for people | people per frame | chosen person: frames "
@@ -144,9 +189,10 @@ def main() -> int:
                      f"{row['chosen_frames']} ({row['chosen_first']}-{row['chosen_last']}) | {distance:.1f} | {shake:.1f} |")
         figures.append({"detector": name, **{k: v for k, v in row.items() if k != "chosen"}, "vs_reference_px": distance,
                         "jitter": shake})
-    call = landmark_call_ms(video)
+    call, look = landmark_call_ms(video), person_detector_ms(video)
     lines += ["", f"One call of the landmark model as shipped (crop, ONNX Runtime on one thread, heatmap refinement): "
-                  f"{call:.1f} ms, median of 50."]
+                  f"{call:.1f} ms; one look for people with the person detector (letterbox, ONNX Runtime on one "
+                  f"thread, decoding, suppression): {look:.1f} ms; medians of 50."]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
@@ -155,7 +201,7 @@ def main() -> int:
     if args.json:
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps({"machine": describe_machine(), "video": video.name, "rows": figures,
-                                       "landmark_call_ms": call}, indent=1) + "\n")
+                                       "landmark_call_ms": call, "person_detector_ms": look}, indent=1) + "\n")
     return 0
 
 

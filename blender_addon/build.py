@@ -6,13 +6,10 @@ runs inside Blender with nothing else installed:
 
 - ``posemoe`` itself, built from this checkout (pure Python, with the shipped weights, their ONNX
   export and BlazePose's landmark model: a few MB);
-- ONNX Runtime (the lifting and the landmark model, on the CPU), MediaPipe (finding people), OpenCV
-  (decoding the video), SciPy (clean-up and retargeting), and what MediaPipe really imports on the way
-  to its pose landmarker: protobuf, attrs, flatbuffers. Not MediaPipe's other declared dependencies
-  (jax, jaxlib, matplotlib, sounddevice, sentencepiece: hundreds of MB it needs for other tasks;
-  :func:`posemoe.detect.blazepose.import_mediapipe` covers the one import of matplotlib). OpenCV is the
-  headless build of the version the tests pin: Blender installs wheels without resolving
-  dependencies, and the GUI build would bring Qt into Blender's process.
+- ONNX Runtime (BlazePose's two models and the lifting, on the CPU), OpenCV (decoding the video) and
+  SciPy (clean-up and retargeting). OpenCV is the headless build of the version the tests pin: Blender
+  installs wheels without resolving dependencies, and the GUI build would bring Qt into Blender's
+  process.
 
 All of them import against the NumPy that Blender 4.2 to 5.0 bundle (1.24.3 in 4.2 and 4.3, 1.26 from
 4.4); ``benchmarks/blender.py --blender VERSION --numpy VERSION`` captures with the zip in such a Blender.
@@ -44,22 +41,23 @@ LEFT_OUT = {"build.py", "__pycache__", "README.md"}
 #: to older macOS versions by itself, not a manylinux one.)
 PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "linux-arm64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
     "windows-x64": ["win_amd64"],
     "macos-arm64": ["macosx_14_0_arm64"],
 }
 #: Platforms Blender runs on that the zip cannot serve, and why (PyPI, checked 2026-11-30): there the
 #: capture needs a worker Python.
 UNSERVED = {
-    "linux-arm64": "MediaPipe 0.10.21 has no Linux arm64 wheel",
-    "windows-arm64": "MediaPipe 0.10.21 and OpenCV 4.11 have no Windows arm64 wheels",
+    "windows-arm64": "OpenCV 4.11 and SciPy 1.13 have no Windows arm64 wheels",
     "macos-x64": "ONNX Runtime 1.32 has no Intel macOS wheel",
 }
 #: The wheels a capture needs inside Blender: pinned in pyproject.toml, as the tests run them ...
-FROM_PYPROJECT = ["onnxruntime", "mediapipe", "protobuf"]
-#: ... and pinned here. The tests' OpenCV is MediaPipe's declared opencv-contrib-python, with a GUI.
+FROM_PYPROJECT = ["onnxruntime"]
+#: ... and pinned here. The tests' OpenCV is opencv-contrib-python, with a GUI (MediaPipe, the tests'
+#: reference, requires that build).
 #: Their SciPy (1.17) needs NumPy >= 1.26.4, which Blender 4.2 and 4.3 lack (they bundle 1.24.3; 4.4
 #: to 5.0 bundle 1.26): 1.13.1 is the newest that imports against both and has what we use.
-PINNED_HERE = ["scipy==1.13.1", "opencv-python-headless==4.11.0.86", "attrs==26.1.0", "flatbuffers==25.12.19"]
+PINNED_HERE = ["scipy==1.13.1", "opencv-python-headless==4.11.0.86"]
 
 
 def current_platform() -> str:

@@ -1,6 +1,6 @@
 """Add-on preferences: where and how the capture runs, and a button that checks the set-up.
 
-The extension zip carries what a capture needs (ONNX Runtime, MediaPipe, OpenCV, SciPy; see
+The extension zip carries what a capture needs (ONNX Runtime, OpenCV, SciPy; see
 ``build.py``), so with Worker Python left empty the capture runs inside Blender, on the CPU. For GPU
 lifting the user names a worker here: a Python with ``posemoe`` and a CUDA build of PyTorch (for
 example the ``.venv/bin/python`` the README's first command makes, with CUDA torch installed there);
@@ -113,7 +113,7 @@ def plan(prefs, report: dict) -> str:
 
 
 class POSEMOE_OT_check_setup(Operator):
-    """Check what the capture can use: PyTorch, CUDA and the GPU, ONNX Runtime, MediaPipe"""
+    """Check what the capture can use: PyTorch, CUDA and the GPU, ONNX Runtime, OpenCV"""
 
     bl_idname = "posemoe.check_setup"
     bl_label = "Check Set-up"

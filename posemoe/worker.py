@@ -55,10 +55,6 @@ STAGE_TEXT = {"start": "Starting", "detect": "Detecting the person", "lift": "Li
 
 def _version(module: str) -> str | None:
     try:
-        if module == "mediapipe":  # it may be installed without matplotlib, as in the Blender extension
-            from .detect.blazepose import import_mediapipe
-
-            return import_mediapipe().__version__
         return __import__(module).__version__
     except Exception:  # noqa: BLE001 - any failure to import means "not usable here"
         return None
@@ -67,21 +63,20 @@ def _version(module: str) -> str | None:
 def check_setup() -> dict:
     """What this Python can do, in data and in plain sentences.
 
-    Returns {"python", "posemoe", "torch", "cuda", "gpu", "onnxruntime", "mediapipe", "opencv",
+    Returns {"python", "posemoe", "torch", "cuda", "gpu", "onnxruntime", "opencv",
     "can_capture", "can_lift_on_gpu", "summary"}: versions are strings or None, ``summary`` a list of
     sentences for a person. Importing torch takes a few seconds the first time.
     """
     report = {"python": sys.executable, "posemoe": __version__, "torch": _version("torch"), "cuda": None,
-              "gpu": None, "onnxruntime": _version("onnxruntime"), "mediapipe": _version("mediapipe"),
-              "opencv": _version("cv2")}
+              "gpu": None, "onnxruntime": _version("onnxruntime"), "opencv": _version("cv2")}
     if report["torch"]:
         import torch
 
         report["cuda"] = torch.version.cuda
         if torch.cuda.is_available():
             report["gpu"] = torch.cuda.get_device_name(0)
-    lifts = bool(report["torch"] or report["onnxruntime"])
-    report["can_capture"] = lifts and bool(report["mediapipe"] and report["opencv"])
+    # Detection runs BlazePose on ONNX Runtime; lifting runs on PyTorch or ONNX Runtime.
+    report["can_capture"] = bool(report["onnxruntime"] and report["opencv"])
     report["can_lift_on_gpu"] = report["gpu"] is not None
     summary = [f"Python {sys.version.split()[0]} at {sys.executable} with posemoe {__version__}."]
     if report["torch"]:
@@ -95,8 +90,7 @@ def check_setup() -> dict:
     if report["can_capture"]:
         summary.append("Ready to capture" + (" with GPU lifting." if report["gpu"] else " on the CPU."))
     else:
-        lacking = [name for name, ok in (("PyTorch or ONNX Runtime", lifts), ("MediaPipe", report["mediapipe"]),
-                                         ("OpenCV", report["opencv"])) if not ok]
+        lacking = [name for name, ok in (("ONNX Runtime", report["onnxruntime"]), ("OpenCV", report["opencv"])) if not ok]
         summary.append(f"Cannot capture here: {', '.join(lacking)} missing. In Blender, install the PoseMoE "
                        "extension zip made for this platform, which carries them; elsewhere install posemoe into "
                        "this Python (pip install -e <the posemoe folder>) or choose another interpreter.")
@@ -114,7 +108,7 @@ def can_capture_here() -> bool:
         except (ImportError, ValueError):  # a broken or blocked install counts as absent
             return False
 
-    return (found("torch") or found("onnxruntime")) and found("mediapipe") and found("cv2")
+    return found("onnxruntime") and found("cv2")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,123 +1,29 @@
 """BlazePose (Full) as a multi-person detector that follows people: the default, offline.
 
-Two of BlazePose's parts do the work. Everyone found is followed from frame to frame by the landmark
-model, which we run ourselves on ONNX Runtime (:mod:`posemoe.detect.landmarks`): one call per person
-per frame. New people are looked for now and then by MediaPipe's multi-person PoseLandmarker (Tasks
-API), whose person detector finds them; whoever it finds is followed from then on and back through the
-frames since the last look. On the sample this is 1.7 times faster than MediaPipe on every frame and
-keeps the walker in more frames (``benchmarks/detect.py``).
+BlazePose has two models, and we run both ourselves on ONNX Runtime. Everyone found is followed from
+frame to frame by the landmark model (:mod:`posemoe.detect.landmarks`): one call per person per frame.
+New people are looked for now and then by the person detector (:mod:`posemoe.detect.people`); whoever
+it finds is followed from then on and back through the frames since the last look. On the sample this
+is several times faster than MediaPipe's PoseLandmarker on every frame and keeps the walker in more
+frames (``benchmarks/detect.py``).
 
-MediaPipe's models ship inside the ``mediapipe==0.10.21`` wheel (Apache-2.0) as bare ``.tflite`` files
-for the legacy single-person ``solutions.pose``. The Tasks API wants a ``.task`` bundle whose models
-carry input-normalisation metadata; we build it in memory from the wheel's files with MediaPipe's own
-metadata writer: the detector takes pixels scaled to [-1, 1] and the landmark model pixels scaled to
-[0, 1], as the legacy graphs do. Nothing is downloaded.
+Both models come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by
+``tools/blazepose_onnx.py``; MediaPipe itself is not needed to capture (the tests and
+``benchmarks/detect.py`` use it as the reference). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
-import os
-import sys
-import threading
-import types
-import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 
-from .. import PoseMoEError
-from .landmarks import Pose, Region, landmarks, region_from_landmarks
+from .landmarks import Pose, Region, landmarks
+from .people import find_people
 from .layout import blazepose_to_h36m
 from ..video import Frame
-
-
-
-@contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence MediaPipe's C++ start-up chatter (EGL probing, delegate and graph notices), which it
-    writes straight to file descriptor 2 before its logging is configured. Python errors still raise."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr (some embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def import_mediapipe() -> types.ModuleType:
-    """``import mediapipe``, also where matplotlib is not installed (the Blender extension carries
-    MediaPipe without it: 35 MB and eight more packages).
-
-    MediaPipe's package ``__init__`` imports its drawing helpers, which import ``matplotlib.pyplot`` at
-    the top to plot landmarks, which we never do. Without matplotlib a stand-in is put in place for
-    that one import and taken away again, so anyone importing matplotlib later gets the real one or a
-    plain ImportError; the drawing helpers' ``plt`` then says why if ever called. Thread-safe:
-    detection threads start at once."""
-    with _IMPORTING:
-        if "mediapipe" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
-            import mediapipe
-
-            return mediapipe
-
-        def missing(name: str):
-            raise ImportError(f"matplotlib is not installed, so MediaPipe's plotting (plt.{name}) is unavailable")
-
-        stand_in = types.ModuleType("matplotlib")
-        stand_in.pyplot = types.ModuleType("matplotlib.pyplot")
-        stand_in.pyplot.__getattr__ = missing
-        sys.modules.update({"matplotlib": stand_in, "matplotlib.pyplot": stand_in.pyplot})
-        try:
-            import mediapipe
-        finally:
-            del sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"]
-        return mediapipe
-
-
-_IMPORTING = threading.Lock()
-
-
-def _with_input_metadata(model: bytes, outputs: int, mean: float, std: float) -> bytes:
-    import_mediapipe()
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
-
-    writer = metadata_writer.MetadataWriter.create(bytearray(model))
-    writer.add_general_info("blazepose").add_image_input(norm_mean=[mean], norm_std=[std])
-    for i in range(outputs):
-        writer.add_feature_output(name=f"output_{i}")
-    return bytes(writer.populate()[0])
-
-
-@cache
-def task_bundle() -> bytes:
-    """The PoseLandmarker ``.task`` bundle (a zip of two models) built from the mediapipe wheel."""
-    try:
-        mediapipe = import_mediapipe()
-    except ImportError as error:
-        raise PoseMoEError("MediaPipe is not installed: run `pip install mediapipe==0.10.21` (the README's set-up does).") from error
-    modules = Path(mediapipe.__file__).parent / "modules"
-    detector = modules / "pose_detection" / "pose_detection.tflite"
-    landmarks = modules / "pose_landmark" / "pose_landmark_full.tflite"
-    if not detector.is_file() or not landmarks.is_file():
-        raise PoseMoEError(f"The BlazePose models are missing from {modules}: reinstall `mediapipe==0.10.21`.")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.writestr("pose_detector.tflite", _with_input_metadata(detector.read_bytes(), 2, 127.5, 127.5))
-        bundle.writestr("pose_landmarks_detector.tflite", _with_input_metadata(landmarks.read_bytes(), 5, 0.0, 255.0))
-    return buffer.getvalue()
-
 
 #: Most frames between looks for people not yet followed: someone found is followed back through the
 #: frames since the last look, which are kept for that. benchmarks/detect.py measures the choice: on
@@ -127,6 +33,12 @@ DISCOVER_EVERY = 20
 #: The frames kept for following back may hold at most this many bytes (4K frames: 6 of them), so
 #: memory does not grow with the picture size; fewer frames kept means more frequent looks.
 LOOK_BACK_BYTES = 160 * 2**20
+#: The person detector's score a new person needs. Lower than MediaPipe's default (0.5): everyone the
+#: detector offers is checked by the landmark model (its presence score, :data:`min_tracking`) before
+#: being followed, so a low bar costs a model call per false find, and it finds people MediaPipe's bar
+#: misses (on the sample, with 0.2 the walker is kept from frame 38, as she comes into view, against 65
+#: with 0.5, and the man on the box is not lost: ``benchmarks/detect.py``).
+MIN_DETECTION = 0.2
 #: Frames between looks while nobody is followed.
 LOOK_WHILE_ALONE = 4
 #: Two bodies are one person seen twice when this much of the smaller one's landmark box lies inside
@@ -173,52 +85,47 @@ class BlazePoseDetector:
     """Up to ``max_people`` people per frame; frames must come in time order (it follows people).
 
     Everyone found is followed from frame to frame with BlazePose's landmark model
-    (:mod:`posemoe.detect.landmarks`): the cost is one model call per person per frame. MediaPipe's
-    multi-person PoseLandmarker looks for people not yet followed every ``discover_every`` frames
-    (None: :data:`DISCOVER_EVERY`, fewer for frames so large that they would not fit in
-    :data:`LOOK_BACK_BYTES`), and every :data:`LOOK_WHILE_ALONE` frames while nobody is followed; the
-    people it finds are followed from that frame on, and back through the frames since the last look
-    (see :meth:`follow`).
+    (:mod:`posemoe.detect.landmarks`): the cost is one model call per person per frame. BlazePose's
+    person detector (:mod:`posemoe.detect.people`) looks for people not yet followed every
+    ``discover_every`` frames (None: :data:`DISCOVER_EVERY`, fewer for frames so large that they would
+    not fit in :data:`LOOK_BACK_BYTES`), and every :data:`LOOK_WHILE_ALONE` frames while nobody is
+    followed; the people it finds are followed from that frame on, and back through the frames since
+    the last look (see :meth:`follow`).
 
-    min_detection: score a new person needs to be found; min_tracking: the landmark model's presence
-    score needed to keep following one.
+    min_detection: the person detector's score a new person needs to be found; min_tracking: the
+    landmark model's presence score needed to keep following one.
     """
 
     name = "blazepose-full"
 
-    def __init__(self, max_people: int = 3, min_detection: float = 0.5, min_tracking: float = 0.5,
+    def __init__(self, max_people: int = 3, min_detection: float = MIN_DETECTION, min_tracking: float = 0.5,
                  discover_every: int | None = None):
-        import_mediapipe()
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_buffer=task_bundle()),
-            running_mode=vision.RunningMode.VIDEO,
-            num_poses=max_people,
-            min_pose_detection_confidence=min_detection,
-            min_pose_presence_confidence=min_detection,
-            min_tracking_confidence=min_tracking,
-        )
-        with _quiet_native_stderr():
-            self._finder = vision.PoseLandmarker.create_from_options(options)
-        self._last_ms = -1
-        self.max_people, self.min_tracking, self.discover_every = max_people, min_tracking, discover_every
+        self.max_people, self.min_detection, self.min_tracking = max_people, min_detection, min_tracking
+        self.discover_every = discover_every
         self._followed: list[_Person] = []
         self._since_discovery = 10**9  # look in the first frame
 
-    def _discover(self, image: np.ndarray, time: float) -> list[np.ndarray]:
-        """Everyone MediaPipe finds in the frame: a list of (33, 2) landmarks px."""
-        import cv2
+    def _discover(self, image: np.ndarray, followed: list[_Person], near: list[np.ndarray] | None = None) -> list[Region]:
+        """Where the person detector finds someone not among ``followed``: regions for the landmark
+        model, best first. near: boxes (4,) x0, y0, x1, y1 px; if given, only detections whose hip
+        centre lies in one of them (grown by :data:`WIDER`) count.
 
-        mediapipe = import_mediapipe()
-        height, width = image.shape[:2]
-        # MediaPipe needs strictly increasing integer milliseconds.
-        ms = max(int(round(time * 1000.0)), self._last_ms + 1)
-        self._last_ms = ms
-        frame = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        with _quiet_native_stderr():  # the first frames with a person log notices about their crop
-            result = self._finder.detect_for_video(frame, ms)
-        return [np.array([(p.x * width, p.y * height) for p in person]) for person in result.pose_landmarks]
+        A detection whose hip centre lies in a followed body's box is that body (the detector often
+        finds the people already followed; looking at them again with the landmark model would cost a
+        model call each, for nothing)."""
+
+        def inside(point: np.ndarray, box: np.ndarray, grow: float = 1.0) -> bool:
+            centre, half = (box[:2] + box[2:]) / 2, grow * (box[2:] - box[:2]) / 2
+            return bool(np.all(np.abs(point - centre) <= half))
+
+        regions = []
+        for person in find_people(image, self.min_detection):
+            hips = person.region.centre
+            if any(inside(hips, p.pose.box()) for p in followed):
+                continue
+            if near is None or any(inside(hips, box, WIDER) for box in near):
+                regions.append(person.region)
+        return regions
 
     def _add(self, people: list[_Person], person: _Person) -> bool:
         """Add ``person`` unless they are someone already in ``people``: two followed regions can end up
@@ -244,25 +151,31 @@ class BlazePoseDetector:
         found = _Person(pose, person.pose)
         return found if pose.presence >= self.min_tracking and found.plausible() else None
 
-    def _step(self, image: np.ndarray, time: float) -> tuple[list[_Person], list[_Person]]:
+    def _step(self, image: np.ndarray) -> tuple[list[_Person], list[_Person]]:
         """Everyone in this frame: (everyone, those found in it for the first time)."""
         people: list[_Person] = []
+        lost: list[_Person] = []
         for person in self._followed:
             found = self._follow(image, person)
-            if found is not None:
-                self._add(people, found)
+            if found is None or not self._add(people, found):
+                lost.append(person)
         new: list[_Person] = []
         self._since_discovery += 1
         # While nobody is followed, look more often: someone who appears is then found soon (in a short
         # clip, at all), and followed back to where they came into view.
-        if self._since_discovery >= (self.discover_every if people else LOOK_WHILE_ALONE):
+        due = self._since_discovery >= (self.discover_every if people else LOOK_WHILE_ALONE)
+        # Someone just lost (the landmark model drifted off them, or two regions merged where people
+        # crossed) is looked for at once, only where they were: the detector often finds them again in
+        # the same frame, and checking its finds elsewhere would cost a model call each.
+        if due:
             self._since_discovery = 0
-            for points in self._discover(image, time):
-                box = np.concatenate([points.min(0), points.max(0)])
-                if len(people) >= self.max_people or any(_overlap(box, p.pose.box()) > SAME_PERSON_OVERLAP for p in people):
-                    continue
-                first = landmarks(image, region_from_landmarks(points))
-                if first.presence < self.min_tracking:
+        if due or lost:
+            for region in self._discover(image, people, None if due else [p.pose.box() for p in lost]):
+                if len(people) >= self.max_people:
+                    break
+                first = landmarks(image, region)
+                if first.presence < self.min_tracking or any(
+                        _overlap(first.box(), p.pose.box()) > SAME_PERSON_OVERLAP for p in people):
                     continue
                 found = self._follow(image, _Person(first))  # once more, framed as the model frames its own
                 if found is not None:
@@ -290,7 +203,7 @@ class BlazePoseDetector:
         for frame in frames:
             if self.discover_every is None:
                 self.discover_every = max(2, min(DISCOVER_EVERY, LOOK_BACK_BYTES // frame.image.nbytes))
-            people, new = self._step(frame.image, frame.time)
+            people, new = self._step(frame.image)
             for person in new:
                 self._trace_back(person, pending)
             pending.append((frame.index, frame.image, people))
@@ -310,4 +223,4 @@ class BlazePoseDetector:
         return (index, *blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0)))
 
     def close(self) -> None:
-        self._finder.close()
+        """Nothing to release (the models' sessions are shared); kept for the Detector protocol."""

@@ -104,7 +104,8 @@ def crop(image: np.ndarray, region: Region) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    # In float64: a float32 logit below -88 overflows exp (a harmless inf, but NumPy warns on the console).
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:

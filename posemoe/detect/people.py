@@ -1,0 +1,142 @@
+"""BlazePose's person detector on ONNX Runtime: where people are in a whole frame.
+
+This is the half of BlazePose that looks for people; :mod:`posemoe.detect.landmarks` then follows each
+one from frame to frame. The detector finds a person by their face and upper body and gives, besides a
+box, two alignment points: the hip centre and a point on the body axis a body's radius away, from which
+the landmark model's first region is made. We run it ourselves for the reason we run the landmark model
+ourselves: MediaPipe's PoseLandmarker, which we used before, also runs the landmark model (with its
+segmentation head) on everyone it finds, work we then did again with our own; the detector alone is a
+few milliseconds (``benchmarks/detect.py``). The model file is made from the mediapipe wheel's by
+``tools/blazepose_onnx.py``.
+
+Pre- and post-processing follow MediaPipe's pose detection graphs (``pose_detection_cpu``,
+``pose_detection_to_roi``; the Tasks API's ``pose_detector_graph`` uses the same settings): the frame
+letterboxed into 224 x 224 RGB in [-1, 1] (black borders), 2,254 SSD anchors on 28 x 28, 14 x 14 and
+7 x 7 grids, sigmoid scores, weighted non-maximum suppression at 0.3 intersection over union, and a
+region centred on the hip centre, 2 x 1.25 x the alignment points' distance wide, turned so the body
+axis points up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import PoseMoEError
+from .landmarks import Region, _sigmoid, region_from_axis
+
+MODEL = Path(__file__).resolve().parent / "models" / "pose_detection.onnx"
+SIZE = 224  # the model's input side, pixels
+#: SSD anchor grids: (cells per side, anchors per cell). Layers of equal stride share a grid; each layer
+#: has two anchors per cell, all of one fixed size, so only the centres matter.
+GRIDS = ((28, 2), (14, 2), (7, 6))
+SUPPRESSION_OVERLAP = 0.3  # intersection over union above which two detections are one person
+REGION_SCALE = 1.25  # region side / (2 x alignment points' distance), as MediaPipe starts following
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person found: score in [0, 1], their face box (4,) x0, y0, x1, y1 px, and the region
+    (:class:`Region`) where the landmark model should look for their body."""
+
+    score: float
+    box: np.ndarray
+    region: Region
+
+
+@cache
+def _anchors() -> np.ndarray:
+    """(2254, 2) anchor centres in [0, 1] of the model's input, in the order of its outputs."""
+    centres = []
+    for cells, per_cell in GRIDS:
+        grid = (np.arange(cells) + 0.5) / cells
+        x, y = np.meshgrid(grid, grid)  # row by row, as MediaPipe's SsdAnchorsCalculator lays them out
+        centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=-1), per_cell, axis=0))
+    return np.concatenate(centres)
+
+
+@cache
+def _session(path: Path = MODEL):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise PoseMoEError(f"The BlazePose person detector is missing from {path}: reinstall posemoe.")
+    options = ort.SessionOptions()
+    # One thread per call: detection already runs one thread per core (posemoe.detect.parallel).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """image (H, W, 3) uint8 BGR -> ((1, 224, 224, 3) float32 RGB in [-1, 1], scale, offset (2,) px): the
+    whole frame shrunk by ``scale`` to fit, centred, black around it. A point p of the model's input
+    (continuous px) is image point (p - offset) / scale."""
+    height, width = image.shape[:2]
+    scale = SIZE / max(height, width)
+    offset = 0.5 * (SIZE - scale * np.array([width, height], dtype=np.float64))
+    # Sampled exactly as MediaPipe's ImageToTensorCalculator samples (bilinear, its matrix taking input
+    # index j / scale to output index j, with no half-pixel shift): the detector is sensitive to the
+    # phase of sampling a frame shrunk 8 times. On the sample, sampling at pixel centres instead let a
+    # sun flare outscore the walker in some frames (0.84 against MediaPipe's 0.57 for the walker);
+    # this way the scores are MediaPipe's to the third decimal.
+    matrix = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
+    small = cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    tensor = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+    return tensor[None], scale, offset
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """box (4,) and boxes (N, 4), x0, y0, x1, y1 -> (N,) intersection over union."""
+    inter = np.prod(np.clip(np.minimum(box[2:], boxes[:, 2:]) - np.maximum(box[:2], boxes[:, :2]), 0, None), axis=-1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSION_OVERLAP) -> list[tuple[float, np.ndarray]]:
+    """Weighted non-maximum suppression, as MediaPipe's (``algorithm: WEIGHTED``).
+
+    scores (N,), values (N, 4 + K) whose first four columns are a box x0, y0, x1, y1 -> [(score,
+    values (4 + K,))], best first: the best remaining detection and every other whose box overlaps it by
+    more than ``overlap`` (intersection over union) become one, their values averaged by score, with
+    the best one's score.
+    """
+    order = np.argsort(-scores, kind="stable")
+    scores, values = scores[order], values[order]
+    merged = []
+    while len(scores):
+        group = _iou(values[0, :4], values[:, :4]) > overlap
+        group[0] = True
+        weights = scores[group] / scores[group].sum()
+        merged.append((float(scores[0]), weights @ values[group]))
+        scores, values = scores[~group], values[~group]
+    return merged
+
+
+def find_people(image: np.ndarray, min_score: float = 0.5, most: int | None = None) -> list[Person]:
+    """image (H, W, 3) uint8 BGR -> the people in it scoring at least ``min_score``, best first (at most
+    ``most``)."""
+    tensor, scale, offset = letterbox(image)
+    session = _session()
+    raw, logits = session.run(None, {session.get_inputs()[0].name: tensor})
+    scores = _sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))  # clipped as MediaPipe clips
+    keep = scores >= min_score
+    if not keep.any():
+        return []
+    raw, scores, anchors = raw.reshape(-1, 12)[keep].astype(np.float64), scores[keep], _anchors()[keep]
+    # Offsets are in model pixels from the anchor's centre; 4 keypoints follow the box.
+    centre = raw[:, :2] + anchors * SIZE
+    half = 0.5 * raw[:, 2:4]
+    keypoints = raw[:, 4:].reshape(-1, 4, 2) + anchors[:, None] * SIZE
+    values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 8)], axis=-1)
+    people = []
+    for score, merged in suppress(scores, values)[:most]:
+        points = (merged.reshape(-1, 2) - offset) / scale  # model px -> image px
+        box = points[:2].reshape(4)
+        people.append(Person(score, box, region_from_axis(points[2], points[3], REGION_SCALE)))
+    return people
