@@ -5,7 +5,7 @@
 The shipped detector (:class:`posemoe.detect.blazepose.BlazePoseDetector`) follows everyone it has
 found with BlazePose's landmark model and looks for people not yet followed every K frames with
 BlazePose's person detector, following anyone new back through the frames since the last look. Each
-row runs it with one K (and one with MediaPipe's default bar for the person detector's score), in one
+row runs it with one K (and two rows with other bars for the person detector's score), in one
 thread, over the whole video (default: the bundled sample, where a walker crosses in front of a man on
 a box); the reference row is MediaPipe's own PoseLandmarker on every frame, the detector this product
 used first. For each: decode and detect time per
@@ -173,8 +173,9 @@ def main() -> int:
     for every in args.every:
         rows.append((f"follow, look every {every} frames" + (" (shipped)" if every == blazepose.DISCOVER_EVERY else ""),
                      run(video, blazepose.BlazePoseDetector(discover_every=every))))
-    rows.append((f"follow, look every {blazepose.DISCOVER_EVERY} frames, person detector's bar 0.5 (MediaPipe's; "
-                 f"shipped: {blazepose.MIN_DETECTION:g})", run(video, blazepose.BlazePoseDetector(min_detection=0.5))))
+    for bar in (0.2, 0.5):
+        rows.append((f"follow, look every {blazepose.DISCOVER_EVERY} frames, person detector's bar {bar:g} "
+                     f"(shipped: {blazepose.MIN_DETECTION:g})", run(video, blazepose.BlazePoseDetector(min_detection=bar))))
     lines = [f"Detection on {video.name} ({info.width}x{info.height}, {info.frame_count} frames at {info.fps:g} frames/s), "
              f"one thread, whole video. Machine: {describe_machine()}.", "",
              "| detector | ms per frame (of it decoding) | looks for people | people per frame | chosen person: frames "

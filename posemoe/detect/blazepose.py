@@ -34,11 +34,12 @@ DISCOVER_EVERY = 20
 #: memory does not grow with the picture size; fewer frames kept means more frequent looks.
 LOOK_BACK_BYTES = 160 * 2**20
 #: The person detector's score a new person needs. Lower than MediaPipe's default (0.5): everyone the
-#: detector offers is checked by the landmark model (its presence score, :data:`min_tracking`) before
-#: being followed, so a low bar costs a model call per false find, and it finds people MediaPipe's bar
-#: misses (on the sample, with 0.2 the walker is kept from frame 38, as she comes into view, against 65
-#: with 0.5, and the man on the box is not lost: ``benchmarks/detect.py``).
-MIN_DETECTION = 0.2
+#: detector offers is checked by the landmark model (its presence score, ``min_tracking``) before being
+#: followed, so a lower bar costs a model call per false find and finds people MediaPipe's bar misses.
+#: ``benchmarks/detect.py`` measures it on the sample: at 0.5 the man on the box is lost for long
+#: stretches and the chosen track jumps from him to the walker; at 0.2 the walker is kept from the
+#: first frames she is partly in view, for a quarter more model calls than at 0.4.
+MIN_DETECTION = 0.4
 #: Frames between looks while nobody is followed.
 LOOK_WHILE_ALONE = 4
 #: Two bodies are one person seen twice when this much of the smaller one's landmark box lies inside
