@@ -1,7 +1,7 @@
 """Capture settings: what :func:`posemoe.pipeline.capture` is asked to do, stored in every take.
 
 Apart from the pipeline so that code which only describes a capture (the Blender add-on, which hands
-it to a worker Python) imports neither OpenCV nor MediaPipe nor torch.
+it to a worker Python) imports neither OpenCV nor ONNX Runtime nor torch.
 """
 
 from __future__ import annotations

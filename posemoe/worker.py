@@ -1,6 +1,6 @@
 """Captures that run beside the caller: in a thread of this process or in a worker subprocess.
 
-Blender's own Python usually lacks torch, ONNX Runtime and MediaPipe. The add-on then starts a worker
+Blender's own Python usually lacks torch, ONNX Runtime and OpenCV. The add-on then starts a worker
 with a Python the user chose (a virtual environment with ``posemoe`` and, for GPU lifting, a CUDA
 torch) and talks to it through a small line protocol, so Blender stays responsive and the worker can
 be stopped at any moment. When this process can capture by itself, the same job runs in a thread.
@@ -250,7 +250,7 @@ class CaptureJob:
 
 
 class ThreadJob(CaptureJob):
-    """The capture in a thread of this process (torch and MediaPipe release the GIL while they work)."""
+    """The capture in a thread of this process (ONNX Runtime, OpenCV and torch release the GIL while they work)."""
 
     def __init__(self, video, settings, weights=None, backend="auto", device="auto"):
         super().__init__(video, settings, weights, backend, device)
@@ -353,13 +353,13 @@ def start_capture(video: str | Path, settings, *, python: str | Path | None = No
                   weights: str | Path | None = None, backend: str = "auto", device: str = "auto") -> CaptureJob:
     """Start capturing ``video`` with ``settings`` (a :class:`posemoe.pipeline.Settings`).
 
-    python: a worker interpreter; None runs the capture in a thread here, which needs torch or ONNX
-    Runtime and MediaPipe importable (:func:`can_capture_here`). Raises PoseMoEError when neither works.
+    python: a worker interpreter; None runs the capture in a thread here, which needs ONNX Runtime and
+    OpenCV importable (:func:`can_capture_here`). Raises PoseMoEError when neither works.
     """
     if python:
         return WorkerJob(python, video, settings, weights, backend, device)
     if not can_capture_here():
-        raise PoseMoEError("This Python cannot capture (it lacks ONNX Runtime or PyTorch, MediaPipe or OpenCV). "
+        raise PoseMoEError("This Python cannot capture (it lacks ONNX Runtime or OpenCV). "
                            "Install the PoseMoE extension zip made for this platform, which carries them, or set "
                            "the add-on's worker interpreter to a Python with posemoe installed, for example the "
                            ".venv/bin/python that the README's first command makes.")

@@ -85,7 +85,7 @@ def _clear_typing_caches() -> None:
     """bpy 4.5 deadlocks at process exit when the bpy module outlives interpreter teardown (a static
     destructor destroys a condition variable its ``delayed_close_thread_run`` thread still waits on).
     Rigify's typing generics, cached in ``typing._tp_cache``, keep bpy alive that long once other
-    libraries (MediaPipe and OpenCV, in test_rig.py's captured take) have run in the process: the suite
+    libraries (ONNX Runtime and OpenCV, in test_rig.py's captured take) have run in the process: the suite
     would never end. Clearing the caches before teardown lets bpy shut its thread down."""
     import typing
 

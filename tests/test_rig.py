@@ -1,6 +1,6 @@
 """The Blender layer (blender_addon/rig.py) against real Blender: the armature, the keys, the exports.
 
-Runs in the pytest process next to torch and MediaPipe (bpy from PyPI coexists with both; the suite is
+Runs in the pytest process next to torch and ONNX Runtime (bpy from PyPI coexists with both; the suite is
 also run with this file first and last). Blender's user resources point to a throw-away folder so the
 tests neither read nor write the user's Blender configuration.
 """

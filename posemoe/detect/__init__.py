@@ -36,7 +36,7 @@ class Detector(Protocol):
 
 
 def default_detector(max_people: int = 3) -> Detector:
-    """The shipped detector: BlazePose Full from the mediapipe wheel, offline."""
+    """The shipped detector: BlazePose Full (both models on ONNX Runtime), offline."""
     from .blazepose import BlazePoseDetector
 
     return BlazePoseDetector(max_people=max_people)

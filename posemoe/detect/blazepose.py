@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .landmarks import Pose, Region, landmarks
-from .people import find_people
 from .layout import blazepose_to_h36m
+from .people import find_people
 from ..video import Frame
 
 #: Most frames between looks for people not yet followed: someone found is followed back through the
 #: frames since the last look, which are kept for that. benchmarks/detect.py measures the choice: on
-#: the sample, looking every 10 to 30 frames keeps the walker in about as many frames (145-150) at about
-#: the same cost (28-30 ms per frame in one thread); every 5 costs a third more.
+#: the sample, looking every 20 or 30 frames keeps the walker in as many frames (140) at the same cost
+#: (20 ms per frame in one thread); every 5 keeps two more for a tenth more time, every 10 nine fewer.
 DISCOVER_EVERY = 20
 #: The frames kept for following back may hold at most this many bytes (4K frames: 6 of them), so
 #: memory does not grow with the picture size; fewer frames kept means more frequent looks.
@@ -89,9 +89,9 @@ class BlazePoseDetector:
     (:mod:`posemoe.detect.landmarks`): the cost is one model call per person per frame. BlazePose's
     person detector (:mod:`posemoe.detect.people`) looks for people not yet followed every
     ``discover_every`` frames (None: :data:`DISCOVER_EVERY`, fewer for frames so large that they would
-    not fit in :data:`LOOK_BACK_BYTES`), and every :data:`LOOK_WHILE_ALONE` frames while nobody is
-    followed; the people it finds are followed from that frame on, and back through the frames since
-    the last look (see :meth:`follow`).
+    not fit in :data:`LOOK_BACK_BYTES`), every :data:`LOOK_WHILE_ALONE` frames while nobody is
+    followed, and at once, where they were, when someone followed is lost; the people it finds are
+    followed from that frame on, and back through the frames since the last look (see :meth:`follow`).
 
     min_detection: the person detector's score a new person needs to be found; min_tracking: the
     landmark model's presence score needed to keep following one.

@@ -1,11 +1,10 @@
 """The default detector over a video in several threads, each on its own stretch of frames.
 
 Detection is by far the slowest stage of a capture. A stretch's work (decoding with OpenCV, BlazePose's
-landmark model on ONNX Runtime, MediaPipe's person finder) runs in native code that lets go of
-Python's lock, so one thread per core, each on one contiguous stretch, uses the cores nearly as well as
-processes would, without their start-up (a process imports MediaPipe and loads the models: seconds,
-more than the whole detection of a short clip), pickled messages, or the trouble of starting Python
-processes from inside Blender. At a seam the stretch's detector looks for people afresh, as at the
+two models on ONNX Runtime) runs in native code that lets go of Python's lock, so one thread per core,
+each on one contiguous stretch, uses the cores nearly as well as processes would, without their
+start-up (a process imports the libraries and loads the models: seconds, more than the whole detection
+of a short clip), pickled messages, or the trouble of starting Python processes from inside Blender. At a seam the stretch's detector looks for people afresh, as at the
 start of any video; the tracker links people across it by their keypoints alone.
 """
 
@@ -21,8 +20,8 @@ import numpy as np
 
 from .. import PoseMoEError
 
-#: Below this many frames per thread, a second detector (its models and MediaPipe graph: a few tenths
-#: of a second to set up) costs more than it saves.
+#: Below this many frames per thread, a second stretch (a seek, which decodes from the key frame before
+#: it, and a fresh look for people) costs more than it saves.
 MIN_FRAMES_PER_WORKER = 60
 MAX_WORKERS = 8
 

@@ -5,9 +5,9 @@ one from frame to frame. The detector finds a person by their face and upper bod
 box, two alignment points: the hip centre and a point on the body axis a body's radius away, from which
 the landmark model's first region is made. We run it ourselves for the reason we run the landmark model
 ourselves: MediaPipe's PoseLandmarker, which we used before, also runs the landmark model (with its
-segmentation head) on everyone it finds, work we then did again with our own; the detector alone is a
-few milliseconds (``benchmarks/detect.py``). The model file is made from the mediapipe wheel's by
-``tools/blazepose_onnx.py``.
+segmentation head) on everyone it finds, work we then did again with our own. A look for people is
+now about 12 ms on one core (``benchmarks/detect.py`` prints it), and MediaPipe is not needed to
+capture. The model file is made from the mediapipe wheel's by ``tools/blazepose_onnx.py``.
 
 Pre- and post-processing follow MediaPipe's pose detection graphs (``pose_detection_cpu``,
 ``pose_detection_to_roi``; the Tasks API's ``pose_detector_graph`` uses the same settings): the frame
@@ -118,9 +118,8 @@ def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSIO
     return merged
 
 
-def find_people(image: np.ndarray, min_score: float = 0.5, most: int | None = None) -> list[Person]:
-    """image (H, W, 3) uint8 BGR -> the people in it scoring at least ``min_score``, best first (at most
-    ``most``)."""
+def find_people(image: np.ndarray, min_score: float = 0.5) -> list[Person]:
+    """image (H, W, 3) uint8 BGR -> the people in it scoring at least ``min_score``, best first."""
     tensor, scale, offset = letterbox(image)
     session = _session()
     raw, logits = session.run(None, {session.get_inputs()[0].name: tensor})
@@ -135,7 +134,7 @@ def find_people(image: np.ndarray, min_score: float = 0.5, most: int | None = No
     keypoints = raw[:, 4:].reshape(-1, 4, 2) + anchors[:, None] * SIZE
     values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 8)], axis=-1)
     people = []
-    for score, merged in suppress(scores, values)[:most]:
+    for score, merged in suppress(scores, values):
         points = (merged.reshape(-1, 2) - offset) / scale  # model px -> image px
         box = points[:2].reshape(4)
         people.append(Person(score, box, region_from_axis(points[2], points[3], REGION_SCALE)))
