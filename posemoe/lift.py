@@ -89,8 +89,6 @@ def lift_windows(
     stride = stride or frames
     padded = inputs if n >= frames else np.concatenate([inputs, np.repeat(inputs[-1:], frames - n, axis=0)])
     starts = window_starts(len(padded), frames, stride)
-    windows = padded[starts[:, None] + np.arange(frames)].astype(np.float32)  # (W, T, 17, 3)
-    outputs = []
 
     def predict_normalized(screen_windows: np.ndarray) -> np.ndarray:
         if not normalize:
@@ -98,24 +96,25 @@ def lift_windows(
         normalized, rotation = normalize_windows(screen_windows, focal)
         return restore_poses(predict(normalized), rotation)
 
+    # Windows are cut and blended a batch at a time: memory stays that of one batch however long the
+    # video (an hour at the default step is 20,000 windows, 110 MB each way if cut all at once).
+    weights = blend_weights(frames)
+    total = np.zeros((len(padded), inputs.shape[1], 3), dtype=np.float64)
+    weight_sum = np.zeros(len(padded), dtype=np.float64)
     per_call = max(1, batch_size // 2) if flip else batch_size
-    for i in range(0, len(windows), per_call):
-        chunk = windows[i : i + per_call]
+    for i in range(0, len(starts), per_call):
+        chunk_starts = starts[i : i + per_call]
+        chunk = padded[chunk_starts[:, None] + np.arange(frames)].astype(np.float32)  # (W, T, 17, 3)
         if flip:
             both = predict_normalized(np.concatenate([chunk, flip_horizontal(chunk)]))
             out = (both[: len(chunk)] + flip_horizontal(both[len(chunk) :])) / 2
         else:
             out = predict_normalized(chunk)
-        outputs.append(out)
+        for start, pred in zip(chunk_starts, out):
+            total[start : start + frames] += weights[:, None, None] * pred
+            weight_sum[start : start + frames] += weights
         if progress is not None:
-            progress(min(i + per_call, len(windows)), len(windows))
-    predictions = np.concatenate(outputs)
-    weights = blend_weights(frames)
-    total = np.zeros((len(padded), *predictions.shape[2:]), dtype=np.float64)
-    weight_sum = np.zeros(len(padded), dtype=np.float64)
-    for start, pred in zip(starts, predictions):
-        total[start : start + frames] += weights[:, None, None] * pred
-        weight_sum[start : start + frames] += weights
+            progress(min(i + per_call, len(starts)), len(starts))
     return (total / weight_sum[:, None, None])[:n].astype(np.float32)
 
 
