@@ -138,7 +138,6 @@ def test_the_person_detector_finds_what_mediapipes_finds(monkeypatch):
             graph.wait_until_idle()
             theirs = found[0] if found else []
             ours = people.find_people(image, min_score=0.5)
-            assert len(ours) >= len(theirs) > 0 or not theirs, index
             for detection in theirs:
                 hips = detection.location_data.relative_keypoints[0]
                 hips = np.array([hips.x * image.shape[1], hips.y * image.shape[0]])
