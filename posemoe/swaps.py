@@ -11,7 +11,7 @@ So each pair of limbs (the legs: hip, knee, foot; the arms: shoulder, elbow, wri
 state per frame, "as detected" or "swapped", and the most likely sequence of states is found with
 the Viterbi algorithm. A frame costs :data:`SWAP_COST` swapped and nothing as detected (the detector
 is usually right); a frame also costs how far its joints lie from the straight line through the same
-joints in the :data:`HISTORY` frames before it, under the labels the states give them (squared, in
+joints in the frames of the last :data:`HISTORY_S` before it, under the labels the states give them (squared, in
 units of a joint's typical step, capped, weighted by the detector's confidence). Distance travelled
 alone is not enough: where two legs pass each other in a side view, a crossing and a bounce travel
 equally far, and only the legs' motion over several frames tells them apart. A whole-body swap is
@@ -19,7 +19,7 @@ both pairs swapped at once. Frames without a detection are skipped; across a gap
 :data:`MAX_GAP_S` the chain starts afresh. ``python benchmarks/swaps.py`` measures it on the sample's
 real detections and, held out, on the Human3.6M Stacked Hourglass detections.
 
-Written here, not taken from a library: a Viterbi over 2^HISTORY states with a cost specific to our
+Written here, not taken from a library: a Viterbi over 2^(history frames) states with a cost specific to our
 skeleton is a few lines of NumPy.
 """
 
@@ -48,9 +48,17 @@ SWAP_COST = 0.05
 MAX_SWAP_S = 1.5
 #: Seconds without a detection after which continuity says nothing.
 MAX_GAP_S = 0.5
-#: Frames whose straight-line motion predicts the next one: fewer tell a crossing from a bounce less
-#: well (on the sample's injected swaps, 3 left many of them where 5 leaves a few).
-HISTORY = 5
+#: Seconds of straight-line motion that predict the next frame: shorter tell a crossing from a bounce
+#: less well (on the sample's injected swaps at 30 frames/s, 3 frames left many where 5 leave a few;
+#: on the current detector's output, 6 frames repair 98-100 % where 5 repair 92-97 %), longer start to
+#: relabel the wrong frames in the held-out Human3.6M detections (at 25 frames/s, 6 frames relabel a
+#: third more pair-frames, with fewer of them right, than 5). In frames: this times the frame rate,
+#: within :data:`HISTORY_FRAMES` (the Viterbi has 2^frames states).
+HISTORY_S = 0.2
+HISTORY_FRAMES = (3, 6)
+#: Most repair passes: relabelling a stretch changes the history later frames are judged by, so one
+#: pass is not always its own fixed point; passes repeat until one changes nothing.
+MAX_PASSES = 4
 BLOCK = 4096  # frames whose costs are computed at once
 
 
@@ -61,32 +69,34 @@ def body_height(keypoints: np.ndarray) -> float:
     return float(np.median(heights)) if len(heights) else 1.0
 
 
-def _costs(labelled: np.ndarray, weight: np.ndarray, times: np.ndarray, start: np.ndarray, unit: float) -> np.ndarray:
+def _costs(labelled: np.ndarray, weight: np.ndarray, times: np.ndarray, start: np.ndarray, unit: float,
+           history: int) -> np.ndarray:
     """cost[k, h, r]: how far frame k, labelled r (0: as frame k - 1, 1: exchanged), lies from the
     straight line through the frames before it, the history frames before k - 1 labelled as the bits of
     h say (bit i: frame k - 2 - i exchanged relative to k - 1). labelled (2, m, J, 2) px as detected and
-    exchanged; weight (m, J); times (m,) frames; start (m,) first frame of each frame's chain."""
+    exchanged; weight (m, J); times (m,) frames; start (m,) first frame of each frame's chain; history:
+    frames the line is fitted to."""
     m = labelled.shape[1]
-    cost = np.zeros((m, 2 ** (HISTORY - 1), 2))
+    cost = np.zeros((m, 2 ** (history - 1), 2))
     for first in range(1, m, BLOCK):  # in blocks of frames, so an hour of video needs little memory
         k = np.arange(first, min(first + BLOCK, m))
-        cost[k] = _block_costs(labelled, weight, times, start, unit, k)
+        cost[k] = _block_costs(labelled, weight, times, start, unit, history, k)
     return cost
 
 
 def _block_costs(labelled: np.ndarray, weight: np.ndarray, times: np.ndarray, start: np.ndarray, unit: float,
-                 k: np.ndarray) -> np.ndarray:
+                 history: int, k: np.ndarray) -> np.ndarray:
     """:func:`_costs` for the frames ``k`` (all >= 1)."""
-    used = np.minimum(HISTORY, k - start[k])  # history frames in frame k's chain (0 at a chain's start)
-    cost = np.zeros((len(k), 2 ** (HISTORY - 1), 2))
+    used = np.minimum(history, k - start[k])  # history frames in frame k's chain (0 at a chain's start)
+    cost = np.zeros((len(k), 2 ** (history - 1), 2))
     w = np.minimum(weight[k], weight[k - 1])
-    for h in range(2 ** (HISTORY - 1)):
-        # Past frames k - 1 - i, i < HISTORY, each in frame k - 1's labels; those outside the chain weigh 0.
-        index = np.clip(k[:, None] - 1 - np.arange(HISTORY)[None], 0, None)  # (len(k), HISTORY)
-        bit = np.array([0] + [(h >> i) & 1 for i in range(HISTORY - 1)])
-        past = labelled[bit[None, :], index]  # (len(k), HISTORY, J, 2)
+    for h in range(2 ** (history - 1)):
+        # Past frames k - 1 - i, i < history, each in frame k - 1's labels; those outside the chain weigh 0.
+        index = np.clip(k[:, None] - 1 - np.arange(history)[None], 0, None)  # (len(k), history)
+        bit = np.array([0] + [(h >> i) & 1 for i in range(history - 1)])
+        past = labelled[bit[None, :], index]  # (len(k), history, J, 2)
         t = times[index]
-        valid = (np.arange(HISTORY)[None] < used[:, None]).astype(float)
+        valid = (np.arange(history)[None] < used[:, None]).astype(float)
         # Least-squares line through the valid past frames (a point when there is one), carried to time k.
         count = np.maximum(valid.sum(1), 1.0)
         t_mean = (valid * t).sum(1) / count
@@ -106,7 +116,7 @@ def _block_costs(labelled: np.ndarray, weight: np.ndarray, times: np.ndarray, st
 
 
 def _pair_states(keypoints: np.ndarray, confidence: np.ndarray, right: tuple[int, ...], left: tuple[int, ...],
-                 seen: np.ndarray, max_gap: int, max_run: int, unit: float) -> np.ndarray:
+                 seen: np.ndarray, max_gap: int, max_run: int, unit: float, history: int) -> np.ndarray:
     """The most likely swapped/as-detected state (N,) bool of one limb pair (see the module docstring)."""
     joints = np.array(list(right) + list(left))
     mirrored = np.array(list(left) + list(right))
@@ -118,16 +128,16 @@ def _pair_states(keypoints: np.ndarray, confidence: np.ndarray, right: tuple[int
     labelled = np.stack([keypoints[frames][:, joints], keypoints[frames][:, mirrored]])  # (2, m, J, 2)
     linked = np.diff(frames) <= max_gap
     start = np.maximum.accumulate(np.where(np.concatenate([[True], ~linked]), np.arange(m), 0))
-    cost = _costs(labelled, confidence[frames][:, joints], frames.astype(float), start, unit)
-    # Viterbi over the labels of the last HISTORY frames: state bit 0 is frame k's label (0 as
+    cost = _costs(labelled, confidence[frames][:, joints], frames.astype(float), start, unit, history)
+    # Viterbi over the labels of the last history frames: state bit 0 is frame k's label (0 as
     # detected, 1 swapped), bit i frame k - i's.
-    count = 2 ** HISTORY
+    count = 2 ** history
     state = np.arange(count)
     # The two states of frame k - 1 that lead to each state of frame k, and the cost index of each move.
-    before = np.stack([(state >> 1) | (a << (HISTORY - 1)) for a in (0, 1)])  # (2, count)
+    before = np.stack([(state >> 1) | (a << (history - 1)) for a in (0, 1)])  # (2, count)
     label, last = state & 1, (state >> 1) & 1
     relative = np.zeros((2, count), dtype=int)  # history bits of frames k - 2 .. relative to k - 1
-    for i in range(HISTORY - 1):
+    for i in range(history - 1):
         relative |= (((before >> (i + 1)) & 1) ^ last[None]) << i
     step = (label ^ last)[None].repeat(2, 0)
     prior = np.where(label, SWAP_COST, 0.0)
@@ -174,7 +184,8 @@ def repair_swaps(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> t
     keypoints (N, 17, 2) px with NaN rows where the person was not detected; confidence (N, 17); fps of
     the frames. Returns (keypoints, confidence, repaired): the first two with the swapped limbs'
     labels exchanged back, repaired (N, len(PAIRS)) bool, True where a pair was relabelled (columns in
-    the order of :data:`PAIRS`: legs, arms).
+    the order of :data:`PAIRS`: legs, arms). Passes repeat until one relabels nothing (at most
+    :data:`MAX_PASSES`), so the result, repaired again, stays as it is.
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
     confidence = np.asarray(confidence, dtype=np.float64)
@@ -182,8 +193,14 @@ def repair_swaps(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> t
     unit = STEP * body_height(keypoints)
     max_gap = max(1, round(MAX_GAP_S * fps))
     max_run = max(1, round(MAX_SWAP_S * fps))
-    repaired = np.stack([_pair_states(keypoints, confidence, right, left, seen, max_gap, max_run, unit)
-                         for right, left in PAIRS.values()], axis=1)
-    for column, name in enumerate(PAIRS):
-        keypoints, confidence = exchange(keypoints, confidence, repaired[:, column], (name,))
+    history = int(np.clip(round(HISTORY_S * fps), *HISTORY_FRAMES))
+    repaired = np.zeros((len(keypoints), len(PAIRS)), dtype=bool)
+    for _ in range(MAX_PASSES):
+        flips = np.stack([_pair_states(keypoints, confidence, right, left, seen, max_gap, max_run, unit, history)
+                          for right, left in PAIRS.values()], axis=1)
+        if not flips.any():
+            break
+        for column, name in enumerate(PAIRS):
+            keypoints, confidence = exchange(keypoints, confidence, flips[:, column], (name,))
+        repaired ^= flips  # a pair relabelled twice is back as detected
     return keypoints, confidence, repaired
