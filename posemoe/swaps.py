@@ -11,16 +11,16 @@ So each pair of limbs (the legs: hip, knee, foot; the arms: shoulder, elbow, wri
 state per frame, "as detected" or "swapped", and the most likely sequence of states is found with
 the Viterbi algorithm. A frame costs :data:`SWAP_COST` swapped and nothing as detected (the detector
 is usually right); a frame also costs how far its joints lie from the straight line through the same
-joints in the frames of the last :data:`HISTORY_S` before it, under the labels the states give them (squared, in
-units of a joint's typical step, capped, weighted by the detector's confidence). Distance travelled
+joints in the last :data:`HISTORY_S` seconds of frames before it, under the labels the states give
+them (squared, in units of a joint's typical step, capped, weighted by the detector's confidence). Distance travelled
 alone is not enough: where two legs pass each other in a side view, a crossing and a bounce travel
 equally far, and only the legs' motion over several frames tells them apart. A whole-body swap is
 both pairs swapped at once. Frames without a detection are skipped; across a gap longer than
 :data:`MAX_GAP_S` the chain starts afresh. ``python benchmarks/swaps.py`` measures it on the sample's
 real detections and, held out, on the Human3.6M Stacked Hourglass detections.
 
-Written here, not taken from a library: a Viterbi over 2^(history frames) states with a cost specific to our
-skeleton is a few lines of NumPy.
+Written here, not taken from a library: a Viterbi over 2^(frames of history) states with a cost
+specific to our skeleton is a few lines of NumPy.
 """
 
 from __future__ import annotations
