@@ -126,37 +126,27 @@ def jitter(points: np.ndarray) -> float:
     return float(np.nanmedian(accel))
 
 
-def landmark_call_ms(video: Path, calls: int = 50) -> float:
-    """Median milliseconds of one landmark-model call (crop, model, refinement) on the video's middle
-    frame, a region half the picture's height at its centre."""
+def call_times_ms(video: Path, calls: int = 50) -> tuple[float, float]:
+    """Median milliseconds of one landmark-model call (crop, model, refinement; a region half the
+    picture's height at its centre) and of one look for people (:func:`posemoe.detect.people.find_people`),
+    each on the video's middle frame."""
     from posemoe.detect.landmarks import Region, landmarks
     from posemoe.video import read_frames
 
     info = probe(video)
     image = next(read_frames(video, info.frame_count // 2)).image
     region = Region(np.array([info.width / 2, info.height / 2]), info.height / 2, 0.0)
-    landmarks(image, region)  # the model loads on the first call
-    times = []
-    for _ in range(calls):
-        clock = time.perf_counter()
-        landmarks(image, region)
-        times.append(time.perf_counter() - clock)
-    return 1000 * float(np.median(times))
 
+    def median_ms(call) -> float:
+        call()  # the model loads on the first call
+        times = []
+        for _ in range(calls):
+            clock = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - clock)
+        return 1000 * float(np.median(times))
 
-def person_detector_ms(video: Path, calls: int = 50) -> float:
-    """Median milliseconds of one look for people (:func:`posemoe.detect.people.find_people`) on the
-    video's middle frame."""
-    from posemoe.video import read_frames
-
-    image = next(read_frames(video, probe(video).frame_count // 2)).image
-    people.find_people(image)  # the model loads on the first call
-    times = []
-    for _ in range(calls):
-        clock = time.perf_counter()
-        people.find_people(image)
-        times.append(time.perf_counter() - clock)
-    return 1000 * float(np.median(times))
+    return median_ms(lambda: landmarks(image, region)), median_ms(lambda: people.find_people(image))
 
 
 def main() -> int:
@@ -190,7 +180,7 @@ def main() -> int:
                      f"{row['chosen_frames']} ({row['chosen_first']}-{row['chosen_last']}) | {distance:.1f} | {shake:.1f} |")
         figures.append({"detector": name, **{k: v for k, v in row.items() if k != "chosen"}, "vs_reference_px": distance,
                         "jitter": shake})
-    call, look = landmark_call_ms(video), person_detector_ms(video)
+    call, look = call_times_ms(video)
     lines += ["", f"One call of the landmark model as shipped (crop, ONNX Runtime on one thread, heatmap refinement): "
                   f"{call:.1f} ms; one look for people with the person detector (letterbox, ONNX Runtime on one "
                   f"thread, decoding, suppression): {look:.1f} ms; medians of 50."]

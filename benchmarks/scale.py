@@ -5,11 +5,11 @@
 Each long video is the bundled clip played over and over: re-encoded once with OpenCV's MPEG-4 Part 2
 encoder at the clip's size and frame rate, then repeated by ffmpeg's stream copy (the binary of the
 ``imageio-ffmpeg`` wheel, a test dependency; no re-encoding, so the 60-minute file, 5.6 GB, takes
-seconds rather than half an hour), kept in ``benchmarks/.cache/``. Each capture runs in its own process, measured from the
-outside: wall time; peak resident memory of the capture and any processes it starts, sampled
-from ``/proc`` five times a second (Linux; elsewhere, and as a check, the largest single process's peak
-from ``wait4``). The claim to check: memory stays flat (each reader holds one frame; per-frame keypoints
-are a few hundred bytes) and time grows linearly.
+seconds rather than half an hour), kept in ``benchmarks/.cache/``. Each capture runs in its own process,
+measured from the outside: wall time; peak resident memory of the capture and any processes it starts,
+sampled from ``/proc`` five times a second (Linux; elsewhere, and as a check, the largest single
+process's peak from ``wait4``). The claim to check: memory stays flat (each reader holds one frame;
+per-frame keypoints are a few hundred bytes) and time grows linearly.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@
 
 The detections are the chosen person's 2D keypoints on the bundled sample, as the capture finds them
 (one thread, the tracker's choice), read from ``tests/data/walk_detections.npz`` (``--fresh``: detected
-now; refresh the copy with ``--save`` whenever the detector changes). Each trial swaps the left and right labels of the whole body, of the legs
-or of the arms for 3-30 consecutive frames (seeded), runs :func:`posemoe.swaps.repair_swaps` and counts
-the swapped frames whose labels come back exactly ("repaired"), those that come back within 2 % of the
-body's height of the truth (the two sides overlap there, so a swap changes next to nothing: "right or
-indistinguishable"), and any frame outside the swap that changed. The clean detections alone must come
-through untouched.
+now; refresh the copy with ``--save`` whenever the detector changes). Each trial swaps the left and
+right labels of the whole body, of the legs or of the arms for 3-30 consecutive frames (seeded), runs
+:func:`posemoe.swaps.repair_swaps` and counts the swapped frames whose labels come back exactly
+("repaired"), those that come back within 2 % of the body's height of the truth (the two sides overlap
+there, so a swap changes next to nothing: "right or indistinguishable"), and any frame outside the swap
+that changed. The clean detections alone must come through untouched.
 """
 
 from __future__ import annotations

@@ -7,15 +7,15 @@ legs' labels for a frame or a few as they pass each other). Within such a stretc
 consistent as any other; what gives it away is its two ends, where a limb's labels jump across the
 body from one frame to the next while the body itself moves smoothly.
 
-So each pair of limbs (the legs: hip, knee, foot; the arms: shoulder, elbow, wrist) gets a hidden
-state per frame, "as detected" or "swapped", and the most likely sequence of states is found with
-the Viterbi algorithm. A frame costs :data:`SWAP_COST` swapped and nothing as detected (the detector
-is usually right); a frame also costs how far its joints lie from the straight line through the same
-joints in the last :data:`HISTORY_S` seconds of frames before it, under the labels the states give
-them (squared, in units of a joint's typical step, capped, weighted by the detector's confidence). Distance travelled
+So each pair of limbs (the legs: hip, knee, foot; the arms: shoulder, elbow, wrist) gets a hidden state
+per frame, "as detected" or "swapped", and the most likely sequence of states is found with the Viterbi
+algorithm. A frame costs :data:`SWAP_COST` swapped and nothing as detected (the detector is usually
+right); a frame also costs how far its joints lie from the straight line through the same joints in the
+last :data:`HISTORY_S` seconds of frames before it, under the labels the states give them (squared, in
+units of a joint's typical step, capped, weighted by the detector's confidence). Distance travelled
 alone is not enough: where two legs pass each other in a side view, a crossing and a bounce travel
-equally far, and only the legs' motion over several frames tells them apart. A whole-body swap is
-both pairs swapped at once. Frames without a detection are skipped; across a gap longer than
+equally far, and only the legs' motion over several frames tells them apart. A whole-body swap is both
+pairs swapped at once. Frames without a detection are skipped; across a gap longer than
 :data:`MAX_GAP_S` the chain starts afresh. ``python benchmarks/swaps.py`` measures it on the sample's
 real detections and, held out, on the Human3.6M Stacked Hourglass detections.
 

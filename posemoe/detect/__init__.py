@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from .. import PoseMoEError
 
 
 class Detector(Protocol):
@@ -33,6 +36,27 @@ class Detector(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@cache
+def model_session(path: Path, what: str):
+    """An ONNX Runtime session (CPU) for the model file at ``path``, loaded once per process and shared
+    by the detection threads; ``what`` names the model in the error when the file is missing."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise PoseMoEError(f"{what} is missing from {path}: reinstall posemoe.")
+    options = ort.SessionOptions()
+    # One thread per call: detection already runs one thread per core (posemoe.detect.parallel).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """x (...) logits -> (...) float64 probabilities. In float64: a float32 logit below -88 overflows
+    exp (a harmless inf, but NumPy warns on the console)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def default_detector(max_people: int = 3) -> Detector:

@@ -4,7 +4,7 @@ BlazePose has two models, and we run both ourselves on ONNX Runtime. Everyone fo
 frame to frame by the landmark model (:mod:`posemoe.detect.landmarks`): one call per person per frame.
 New people are looked for now and then by the person detector (:mod:`posemoe.detect.people`); whoever
 it finds is followed from then on and back through the frames since the last look. On the sample this
-is several times faster than MediaPipe's PoseLandmarker on every frame and keeps the walker in more
+is faster than MediaPipe's PoseLandmarker on every frame and keeps the walker in more
 frames (``benchmarks/detect.py``).
 
 Both models come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by

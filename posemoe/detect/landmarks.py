@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .. import PoseMoEError
+from . import model_session, sigmoid
 
 MODEL = Path(__file__).resolve().parent / "models" / "pose_landmark_full.onnx"
 SIZE = 256  # the model's input side, pixels
@@ -66,30 +65,6 @@ def region_from_axis(hip_centre: np.ndarray, scale_point: np.ndarray, scale: flo
     return Region(np.asarray(hip_centre, dtype=np.float64), 2.0 * radius * scale, angle)
 
 
-def region_from_landmarks(points: np.ndarray) -> Region:
-    """A first region for a person known only by the 33 landmarks (33, 2) px another detector gave:
-    centred on the hips, turned along hips -> shoulders, wide enough for every landmark."""
-    hips = 0.5 * (points[23] + points[24])
-    shoulders = 0.5 * (points[11] + points[12])
-    up = shoulders - hips
-    up = up / max(float(np.hypot(*up)), 1e-6)
-    radius = float(np.max(np.hypot(*(points - hips).T)))
-    return region_from_axis(hips, hips + radius * up)
-
-
-@cache
-def _session(path: Path = MODEL):
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise PoseMoEError(f"The BlazePose landmark model is missing from {path}: reinstall posemoe.")
-    options = ort.SessionOptions()
-    # One thread per call: detection already runs one thread per core (posemoe.detect.parallel).
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def crop(image: np.ndarray, region: Region) -> np.ndarray:
     """image (H, W, 3) uint8 BGR -> (1, 256, 256, 3) float32 RGB in [0, 1], the region upright."""
     x_axis, y_axis = (axis / SIZE for axis in region.axes())
@@ -101,11 +76,6 @@ def crop(image: np.ndarray, region: Region) -> np.ndarray:
                            borderMode=cv2.BORDER_REPLICATE)
     patch = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)
     return (patch.astype(np.float32) * np.float32(1.0 / 255.0))[None]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # In float64: a float32 logit below -88 overflows exp (a harmless inf, but NumPy warns on the console).
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -123,7 +93,7 @@ def refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     cols = col[:, None, None] + offsets[None, None, :]  # (39, 1, 7)
     valid = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width) & inside[:, None, None]
     logits = heatmap[rows.clip(0, height - 1), cols.clip(0, width - 1), np.arange(count)[:, None, None]]
-    weight = np.where(valid, _sigmoid(logits), 0.0)  # (39, 7, 7)
+    weight = np.where(valid, sigmoid(logits), 0.0)  # (39, 7, 7)
     total = weight.sum((1, 2))
     refined = np.stack([(weight * cols).sum((1, 2)) / np.maximum(total, 1e-12) / width,
                         (weight * rows).sum((1, 2)) / np.maximum(total, 1e-12) / height], axis=-1)
@@ -156,8 +126,8 @@ class Pose:
 
 def landmarks(image: np.ndarray, region: Region) -> Pose:
     """image (H, W, 3) uint8 BGR, region where a person is -> their :class:`Pose`."""
-    session = _session()
+    session = model_session(MODEL, "The BlazePose landmark model")
     raw, flag, heatmap, _ = session.run(None, {session.get_inputs()[0].name: crop(image, region)})
     raw = raw.reshape(LANDMARKS, 5)
     points = refine(raw[:, :2] / SIZE, heatmap[0])
-    return Pose(region.to_image(points), _sigmoid(raw[:, 3]), float(flag.reshape(-1)[0]))
+    return Pose(region.to_image(points), sigmoid(raw[:, 3]), float(flag.reshape(-1)[0]))

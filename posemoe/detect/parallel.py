@@ -2,10 +2,11 @@
 
 Detection is by far the slowest stage of a capture. A stretch's work (decoding with OpenCV, BlazePose's
 two models on ONNX Runtime) runs in native code that lets go of Python's lock, so one thread per core,
-each on one contiguous stretch, uses the cores nearly as well as processes would, without their
-start-up (a process imports the libraries and loads the models: seconds, more than the whole detection
-of a short clip), pickled messages, or the trouble of starting Python processes from inside Blender. At a seam the stretch's detector looks for people afresh, as at the
-start of any video; the tracker links people across it by their keypoints alone.
+each on one contiguous stretch, uses the cores nearly as well as processes would, without their start-up
+(a process imports the libraries and loads the models: seconds, more than the whole detection of a short
+clip), pickled messages, or the trouble of starting Python processes from inside Blender. At a seam the
+stretch's detector looks for people afresh, as at the start of any video; the tracker links people
+across it by their keypoints alone.
 """
 
 from __future__ import annotations

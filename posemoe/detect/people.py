@@ -2,12 +2,13 @@
 
 This is the half of BlazePose that looks for people; :mod:`posemoe.detect.landmarks` then follows each
 one from frame to frame. The detector finds a person by their face and upper body and gives, besides a
-box, two alignment points: the hip centre and a point on the body axis a body's radius away, from which
-the landmark model's first region is made. We run it ourselves for the reason we run the landmark model
-ourselves: MediaPipe's PoseLandmarker, which we used before, also runs the landmark model (with its
-segmentation head) on everyone it finds, work we then did again with our own. A look for people is
-now about 12 ms on one core (``benchmarks/detect.py`` prints it), and MediaPipe is not needed to
-capture. The model file is made from the mediapipe wheel's by ``tools/blazepose_onnx.py``.
+face box (used only to merge overlapping finds), two alignment points: the hip centre and a point on the
+body axis a body's radius away, from which the landmark model's first region is made. We run it
+ourselves for the reason we run the landmark model ourselves: MediaPipe's PoseLandmarker, which we used
+before, also runs the landmark model (with its segmentation head) on everyone it finds, work we then did
+again with our own. A look for people is now about 12 ms on one core (``benchmarks/detect.py`` prints
+it), and MediaPipe is not needed to capture. The model file is made from the mediapipe wheel's by
+``tools/blazepose_onnx.py``.
 
 Pre- and post-processing follow MediaPipe's pose detection graphs (``pose_detection_cpu``,
 ``pose_detection_to_roi``; the Tasks API's ``pose_detector_graph`` uses the same settings): the frame
@@ -26,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import PoseMoEError
-from .landmarks import Region, _sigmoid, region_from_axis
+from . import model_session, sigmoid
+from .landmarks import Region, region_from_axis
 
 MODEL = Path(__file__).resolve().parent / "models" / "pose_detection.onnx"
 SIZE = 224  # the model's input side, pixels
@@ -40,11 +41,10 @@ REGION_SCALE = 1.25  # region side / (2 x alignment points' distance), as MediaP
 
 @dataclass(frozen=True)
 class Person:
-    """One person found: score in [0, 1], their face box (4,) x0, y0, x1, y1 px, and the region
-    (:class:`Region`) where the landmark model should look for their body."""
+    """One person found: score in [0, 1] and the region (:class:`Region`) where the landmark model
+    should look for their body."""
 
     score: float
-    box: np.ndarray
     region: Region
 
 
@@ -57,19 +57,6 @@ def _anchors() -> np.ndarray:
         x, y = np.meshgrid(grid, grid)  # row by row, as MediaPipe's SsdAnchorsCalculator lays them out
         centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=-1), per_cell, axis=0))
     return np.concatenate(centres)
-
-
-@cache
-def _session(path: Path = MODEL):
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise PoseMoEError(f"The BlazePose person detector is missing from {path}: reinstall posemoe.")
-    options = ort.SessionOptions()
-    # One thread per call: detection already runs one thread per core (posemoe.detect.parallel).
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -121,9 +108,9 @@ def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSIO
 def find_people(image: np.ndarray, min_score: float = 0.5) -> list[Person]:
     """image (H, W, 3) uint8 BGR -> the people in it scoring at least ``min_score``, best first."""
     tensor, scale, offset = letterbox(image)
-    session = _session()
+    session = model_session(MODEL, "The BlazePose person detector")
     raw, logits = session.run(None, {session.get_inputs()[0].name: tensor})
-    scores = _sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))  # clipped as MediaPipe clips
+    scores = sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))  # clipped as MediaPipe clips
     keep = scores >= min_score
     if not keep.any():
         return []
@@ -135,7 +122,6 @@ def find_people(image: np.ndarray, min_score: float = 0.5) -> list[Person]:
     values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 8)], axis=-1)
     people = []
     for score, merged in suppress(scores, values):
-        points = (merged.reshape(-1, 2) - offset) / scale  # model px -> image px
-        box = points[:2].reshape(4)
-        people.append(Person(score, box, region_from_axis(points[2], points[3], REGION_SCALE)))
+        hips, scale_point = (merged[4:8].reshape(2, 2) - offset) / scale  # model px -> image px
+        people.append(Person(score, region_from_axis(hips, scale_point, REGION_SCALE)))
     return people
