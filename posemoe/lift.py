@@ -22,8 +22,7 @@ import numpy as np
 
 from . import PoseMoEError
 from .camera import normalize_screen
-from .motion.trajectory import focal_from_fov
-from .normalize import NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses
+from .normalize import NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses, screen_focal
 from .model.config import ONNX_FILE, load_config
 from .skeleton import NUM_JOINTS, flip_horizontal
 
@@ -259,7 +258,7 @@ class Lifter:
         n = len(inputs)
         if fps is not None and n > 1:
             inputs = resample_inputs(inputs, fps, NETWORK_FPS)
-        focal = 2.0 * (focal_px or focal_from_fov(width, height)) / width
+        focal = screen_focal(width, height, focal_px)
         stride = stride or max(1, self.frames // 3)
         out = lift_windows(self._predict, inputs.astype(np.float32), focal, self.frames, stride, flip, self.batch_size,
                            progress, self.config.input == "person")

@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 
+from .motion.trajectory import focal_from_fov
+
 #: Human3.6M training subjects on screen (S1, S5-S8, ground-truth projections through their own
 #: cameras, every 10th frame): median pelvis position and the cameras' focal length, normalised
 #: screen units (half the image width is 1).
@@ -45,6 +47,19 @@ SEGMENT_LENGTHS = np.array([0.2124, 0.1201, 0.1179, 0.1983, 0.1983, 0.1955, 0.19
 #: trained with this value, so a change here is a change of the network's input.
 SIZE_QUANTILE = 0.8
 H36M_SIZE = 0.999
+
+
+def screen_focal(width: int, height: int, focal_px: float | None = None) -> float:
+    """The focal length, in screen units (``2 * f_px / width``), that the normalisation of a
+    ``width`` x ``height`` picture works with: ``focal_px`` when the lens is known, else the product's
+    default lens (:data:`~posemoe.motion.trajectory.DEFAULT_FOV_DEGREES` across the longer side).
+
+    Most users do not know their lens, so training gives most windows this default instead of the
+    true focal length (``Augment.lens_known_prob``): the network learns to read the crop the default
+    lens makes of a person filmed through another (issue 17: Human3.6M's 47-degree cameras through
+    the default lens cost 4.8 mm with weights trained on the true lens only).
+    """
+    return 2.0 * (focal_px or focal_from_fov(width, height)) / width
 
 
 def person_size(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:

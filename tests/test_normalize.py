@@ -14,7 +14,7 @@ from posemoe.normalize import (NETWORK_FPS, normalize_windows, resample_inputs, 
                                turn_targets)
 from posemoe.skeleton import flip_horizontal
 from training import train
-from training.data import FAULTS, Augment, corrupt
+from training.data import FAULTS, Augment, WindowDataset, corrupt
 from training.views import EVAL_STREAM, TRAIN_STREAM, VirtualViews, film, sample_cameras
 
 
@@ -96,6 +96,36 @@ def test_the_lifter_and_training_give_the_network_the_same_input():
     trained, _ = train.network_batch(both, np.zeros((2, 9, 17, 3), np.float32), np.array([2.2, 2.2]), ModelConfig())
     np.testing.assert_array_equal(seen[0], trained)
     assert seen[0][0, 3, 5].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_dataset, monkeypatch):
+    """A window whose lens the 'user' did not give is normalised with the focal length the Lifter
+    uses without ``focal_px``, for Human3.6M's pictures and the virtual phones' alike."""
+    from training.data import load_clips
+
+    clips = load_clips(tiny_dataset[0], ("S1",))
+    data = WindowDataset(clips, frames=9, stride=9)
+    _, _, focal = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0, lens_known_prob=0.0))
+    assumed = normalize.screen_focal(clips[0].width, clips[0].height)
+    np.testing.assert_allclose(focal, assumed, rtol=1e-6)
+    assert abs(assumed - clips[0].focal) > 0.1  # the test camera's lens is not the default one
+    _, _, known = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0))
+    np.testing.assert_allclose(known, clips[0].focal, rtol=1e-6)
+
+    views = VirtualViews([synthetic_motion(200, seed=2).astype(np.float32) / 1000.0], frames=9)
+    seen = views.batch(np.random.default_rng(3), 32)
+    # A portrait picture's lens is over 1.93 screen units for every field of view drawn (55-85 degrees
+    # across the height), a landscape one's under it.
+    portrait = seen.focal > 1.93
+    assert 0 < portrait.sum() < len(portrait)
+    np.testing.assert_allclose(seen.default_focal, np.where(portrait, normalize.screen_focal(1080, 1920),
+                                                            normalize.screen_focal(1920, 1080)), rtol=1e-6)
+
+    given = []
+    monkeypatch.setattr(lift_module, "lift_windows", lambda predict, inputs, focal, *a, **k: given.append(focal) or np.zeros(inputs.shape))
+    for width, height in ((1080, 1920), (1920, 1080), (1000, 1002)):
+        lift_module.Lifter().lift(np.full((20, 17, 2), 400.0), width, height)
+        assert given[-1] == normalize.screen_focal(width, height)
 
 
 def test_checkpoints_trained_on_screen_coordinates_are_given_them():

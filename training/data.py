@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe.camera import Camera, normalize_screen
+from posemoe.normalize import screen_focal
 from posemoe.skeleton import FLIP_PERMUTATION, flip_horizontal
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -108,6 +109,10 @@ class Augment:
     run of 5 frames to a whole window where one occluded joint is only guessed (kept, as BlazePose's
     low-visibility joints are, but ``guess_std`` off; 0.03 is about 6 cm on a Human3.6M-sized person). out_of_frame_drop: chance that joints outside the picture are dropped rather
     than kept where a detector extrapolates them.
+
+    What the user tells the product: lens_known_prob is the chance that a window is normalised with
+    its camera's true focal length (a user who gives ``--fov``); the others get the default lens the
+    product assumes for the picture (:func:`posemoe.normalize.screen_focal`).
     """
 
     noise_max: float = 0.012
@@ -123,6 +128,7 @@ class Augment:
     guess_prob: float = 0.0
     guess_std: float = 0.03
     out_of_frame_drop: float = 0.5
+    lens_known_prob: float = 1.0
 
 
 NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -130,6 +136,15 @@ NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 FAULTS = dict(swap_prob=0.05, limb_swap_prob=0.05, drift_prob=0.05, guess_prob=0.1)
 #: Joints of each limb, right then left (a limb swap exchanges the two).
 LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
+
+
+def given_focal(true: np.ndarray, default: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """The focal length each window is normalised with: the true one (B,) for a share
+    ``augment.lens_known_prob`` of windows, else the product's default lens for the picture (B,).
+    Screen units. Draws nothing when every lens is known (runs from before this setting resume exactly)."""
+    if augment.lens_known_prob >= 1.0:
+        return true
+    return np.where(rng.random(len(true)) < augment.lens_known_prob, true, default).astype(np.float32)
 
 
 def _runs(rng: np.random.Generator, b: int, t: int, prob: float, shortest: int, longest: int) -> np.ndarray:
@@ -207,6 +222,7 @@ class WindowDataset:
         has_det = all(c.det2d is not None for c in clips)
         self.det2d = np.concatenate([c.det2d for c in clips]) if has_det else None
         self.focal = np.concatenate([np.full(len(c.pose3d), c.focal, dtype=np.float32) for c in clips])
+        self.default_focal = np.concatenate([np.full(len(c.pose3d), screen_focal(c.width, c.height), dtype=np.float32) for c in clips])
         offsets = np.cumsum([0] + [len(c.pose3d) for c in clips])
         self.starts = np.concatenate(
             [np.arange(o, o + len(c.pose3d) - frames + 1, stride) for o, c in zip(offsets, clips)]
@@ -217,8 +233,9 @@ class WindowDataset:
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT, independent: bool = False):
         """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as screen (x, y,
-        visibility), targets (B, T, 17, 3) float32 root-relative camera metres, and the cameras'
-        focal lengths (B,) in screen units: what :func:`posemoe.normalize.normalize_windows` takes.
+        visibility), targets (B, T, 17, 3) float32 root-relative camera metres, and the focal lengths
+        (B,) in screen units the windows are normalised with (:func:`given_focal`): what
+        :func:`posemoe.normalize.normalize_windows` takes.
 
         independent: fill each window with unrelated frames drawn from the whole set instead (the
         per-frame warm start: T times more distinct poses per step for the same compute).
@@ -234,4 +251,4 @@ class WindowDataset:
             use_det = rng.random(b) < augment.detection_prob
             xy = np.where(use_det[:, None, None, None], self.det2d[rows], xy)
         inputs, target = corrupt(xy, target, rng, augment)
-        return inputs, target, self.focal[rows[:, 0]]
+        return inputs, target, given_focal(self.focal[rows[:, 0]], self.default_focal[rows[:, 0]], rng, augment)

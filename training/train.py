@@ -39,7 +39,7 @@ from posemoe.model import build_model, count_parameters, get_config  # noqa: E40
 from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from posemoe.model.config import read_config  # noqa: E402
 from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
-from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, load_clips  # noqa: E402
+from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, given_focal, load_clips  # noqa: E402
 from training.views import TRAIN_STREAM, VirtualViews, load_world  # noqa: E402
 from training.losses import training_loss  # noqa: E402
 
@@ -82,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--views-prob", type=float, default=0.0,
                    help="share of each batch seen through virtual phone cameras at 20-60 frames/s (training/views.py)")
     p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints")
+    p.add_argument("--lens-known-prob", type=float, default=1.0,
+                   help="share of windows normalised with the true lens; the rest get the product's default lens, as users who give no --fov")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--eval-every", type=int, default=250, help="steps between validations")
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
 
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
     augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
-                      **(FAULTS if args.faults else {}))
+                      lens_known_prob=args.lens_known_prob, **(FAULTS if args.faults else {}))
     views = VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames) if args.views_prob > 0 else None
     val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
     if main_process:
@@ -229,7 +231,8 @@ def main(argv=None) -> int:
         if k:
             seen = views.batch(np.random.default_rng([args.seed, TRAIN_STREAM, step, rank]), k)
             vx, vy = corrupt(seen.screen[..., :2], seen.target, rng, augment, seen.in_frame)
-            x, y, focal = np.concatenate([x, vx]), np.concatenate([y, vy]), np.concatenate([focal, seen.focal])
+            lens = given_focal(seen.focal, seen.default_focal, rng, augment)
+            x, y, focal = np.concatenate([x, vx]), np.concatenate([y, vy]), np.concatenate([focal, lens])
         x, y = network_batch(x, y, focal, config)
         torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
         for group in optimizer.param_groups:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track
+from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track, screen_focal
 
 TRAIN_STREAM = 1
 EVAL_STREAM = 2
@@ -47,11 +47,14 @@ class ViewRanges:
 class ViewBatch:
     """Windows seen through virtual cameras. screen: (B, T, 17, 3) screen x, y (origin at the picture
     centre, half the width 1) and visibility at the network's rate; target: (B, T, 17, 3) root-relative
-    camera metres; focal: (B,) screen units; fps: (B,) the camera's rate; in_frame: (B, T, 17) bool."""
+    camera metres; focal: (B,) the lens, screen units; default_focal: (B,) the lens the product assumes
+    for the picture when not told (:func:`posemoe.normalize.screen_focal`); fps: (B,) the camera's rate;
+    in_frame: (B, T, 17) bool."""
 
     screen: np.ndarray
     target: np.ndarray
     focal: np.ndarray
+    default_focal: np.ndarray
     fps: np.ndarray
     in_frame: np.ndarray
 
@@ -155,7 +158,8 @@ class VirtualViews:
         bounds = np.stack([np.ones(count), cams["aspect"]], axis=1)[:, None, None, :]
         in_frame = (np.abs(screen[..., :2]) <= bounds).all(-1) & (truth_cam[..., 2] > 0.1)
         target = (truth_cam - truth_cam[:, :, :1]).astype(np.float32)
-        return ViewBatch(screen, target, focal.astype(np.float32), rate, in_frame)
+        default = np.where(cams["aspect"] > 1, screen_focal(1080, 1920), screen_focal(1920, 1080))
+        return ViewBatch(screen, target, focal.astype(np.float32), default.astype(np.float32), rate, in_frame)
 
 
 @dataclass
