@@ -105,3 +105,29 @@ def test_config_overrides_for_ablations():
         base.with_overrides(["colour=red"])
     model = build_model(changed)
     assert model.head.weight.abs().sum() > 0  # no zero start when it is switched off
+
+
+@pytest.mark.parametrize("name", ["posemoe-t27-specialists", "posemoe-t27-staged", "posemoe-t27-aggregate"])
+def test_each_reading_is_its_twins_size_and_its_experts_answer_for_themselves(name):
+    """The ablation compares ideas, not sizes: every reading within 2 % of the twin's parameters and
+    MACs (the issue allows 5 %). Each expert's own head answers its share of the pose, and its target trains it."""
+    from training.losses import expert_loss
+
+    reading, twin = describe(get_config(name)), describe(get_config("baseline-t27"))
+    for key in ("parameters", "macs_per_frame"):
+        assert abs(reading[key] / twin[key] - 1) < 0.02, key
+    # zero_init off: a zero final head passes no gradient back at the first step.
+    model = build_model(get_config(name).with_overrides(["frames=9", "zero_init=false"])).train()
+    x = torch.randn(2, 9, 17, 3)
+    target = torch.randn(2, 9, 17, 3) * 0.2
+    pose, experts = model(x, return_experts=True)
+    assert pose.shape == (2, 9, 17, 3) and experts["xy"].shape == (2, 9, 17, 2) and experts["z"].shape == (2, 9, 17, 1)
+    assert torch.equal(experts["xy"][:, :, 0], torch.zeros(2, 9, 2))  # root-relative, like the pose
+    expert_loss(experts, target).backward()
+    assert model.pose_head[1].weight.grad.abs().sum() > 0 and model.depth_head[1].weight.grad.abs().sum() > 0
+    if model.config.staged_depth:
+        # The estimate is embedded with the 2D, so the depth target reaches that embedding's weights.
+        model.zero_grad()
+        training_loss(model(x), target, 0.5)[0].backward()
+        assert model.restage_embed.weight.grad.abs().sum() > 0
+    assert torch.equal(model.eval()(x), model(x, return_experts=True)[0])

@@ -41,7 +41,7 @@ from posemoe.model.config import read_config  # noqa: E402
 from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
 from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, given_focal, load_clips  # noqa: E402
 from training.views import TRAIN_STREAM, VirtualViews, load_world  # noqa: E402
-from training.losses import training_loss  # noqa: E402
+from training.losses import expert_loss, training_loss  # noqa: E402
 
 #: Relative to the working directory (the repository root in every documented command), so that a
 #: run's recorded settings resume on any machine with ../shared beside the checkout.
@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
     p.add_argument("--velocity-weight", type=float, default=0.5, help="weight of the temporal (velocity) loss")
+    p.add_argument("--expert-weight", type=float, default=0.5,
+                   help="weight of the experts' own targets, for PoseMoE configs with expert heads (posemoe.py)")
     p.add_argument("--independent-frames", type=int, default=0, metavar="STEPS",
                    help="per-frame warm start: for the first STEPS steps, windows hold unrelated frames (no velocity loss)")
     p.add_argument("--stride", type=int, default=1, help="frames between training window starts")
@@ -211,6 +213,7 @@ def main(argv=None) -> int:
         tmp.replace(out / STATE_FILE)
 
     local_batch = args.batch // world
+    specialists = config.expert_heads or config.staged_depth
     use_amp = device.type == "cuda"
     cache: dict = {}
     started = time.time()
@@ -239,8 +242,10 @@ def main(argv=None) -> int:
             group["lr"] = learning_rate(step, args)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = net(x)
+            pred, experts = net(x, return_experts=True) if specialists else (net(x), None)
         loss, err = training_loss(pred.float(), y, 0.0 if warm_start else args.velocity_weight)
+        if specialists:
+            loss = loss + args.expert_weight * expert_loss(experts, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)

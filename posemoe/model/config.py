@@ -39,6 +39,11 @@ class ModelConfig:
     input: what the network was trained to read: "person", the product's normalisation
     (:func:`posemoe.normalize.normalize_windows`: each window's person perspective-cropped, scaled and
     placed), or "screen", raw screen coordinates (the checkpoints trained before it, kept to compare).
+    expert_heads: PoseMoE only; each expert gets its own supervised head (the 2D expert the pose's
+    (x, y), the depth expert its z) at the end of the encoder, the "specialists" reading.
+    staged_depth: PoseMoE only; the depth expert estimates depth after its first block and embeds that
+    estimate with the 2D before the rest (implies expert heads), the "staged" reading.
+    See ``posemoe/model/posemoe.py`` for what each reading follows.
     """
 
     arch: str = "posemoe"
@@ -55,6 +60,8 @@ class ModelConfig:
     depth_prior_std: float = 0.2
     zero_init: bool = True
     input: str = "person"
+    expert_heads: bool = False
+    staged_depth: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +101,21 @@ def _pair(frames: int, width: int, heads: int, encoder_depth: int, decoder_depth
     return {f"posemoe-t{frames}": moe, f"baseline-t{frames}": base}
 
 
+def _readings(frames: int, width: int, heads: int) -> dict[str, ModelConfig]:
+    """PoseMoE's other readings (posemoe.py's docstring) at the CPU-trainable size, for the ablation:
+    the same blocks as ``posemoe-t27`` (the heads add under 0.2 % of its weights)."""
+    moe = ModelConfig("posemoe", frames, width, heads, 2.0, 2, 1)
+    return {
+        f"posemoe-t{frames}-specialists": replace(moe, expert_heads=True),
+        f"posemoe-t{frames}-staged": replace(moe, expert_heads=True, staged_depth=True),
+        # A decoder layer weighs as much as one encoder block in each expert.
+        f"posemoe-t{frames}-aggregate": replace(moe, encoder_depth=1, decoder_depth=2, expert_heads=True),
+    }
+
+
 CONFIGS: dict[str, ModelConfig] = {
     **_pair(27, 64, 4, 2, 1),  # CPU-trainable
+    **_readings(27, 64, 4),
     **_pair(81, 128, 8, 4, 2),  # GPU
     **_pair(243, 192, 8, 4, 2),  # GPU, the paper's window
     # The temporal convolution reference: receptive field 27, about VideoPose3D's 27-frame size (valid

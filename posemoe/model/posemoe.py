@@ -17,6 +17,31 @@ this is our reading, each choice named in :class:`~posemoe.model.config.ModelCon
 4. **Pose router**: per joint and frame, a softmax gate over the two experts' final features weighs
    how much each contributes to the fused feature that the head turns into 3D.
 
+Readings of what the paper leaves open (issue 20), each a flag of :class:`ModelConfig` and a named
+config, measured against the entangled twin by ``training/ablation.py``:
+
+- **parallel** (``posemoe-t27``, the shipped one): the above; both experts serve one shared target.
+- **specialists** (``expert_heads``): each expert gets its own head and its own target at the end of
+  the encoder. The abstract splits the pose the same way: "the 2D component of the final 3D human pose
+  benefits from the detected 2D poses, whereas its depth counterpart must be estimated from scratch",
+  and has experts that "refine the well-detected 2D pose features and learn the depth features". So the
+  2D expert's head gives the (x, y) of the root-relative 3D pose (in the perspective crop, where the
+  person sits on the optical axis, the true projection up to the person's depth) and the depth
+  expert's head gives each joint's depth z relative to the pelvis; both are supervised
+  (``training/losses.py``, ``expert_loss``) besides the final head after aggregation.
+- **staged** (``staged_depth``, with expert heads): "when depth is initially refined to a more
+  dependable state via network-based estimation, encoding it together with 2D pose information is
+  beneficial". The depth expert's first block estimates depth (its supervised head moves there);
+  that estimate, not the prior's guess, is then embedded together with the 2D and added to its
+  features before its remaining blocks.
+- **deep aggregation** (``posemoe-t27-aggregate``): specialists with one encoder block per expert and
+  two cross-expert layers, the same weights spent on "bidirectional mapping between 2D pose and depth"
+  rather than on the experts.
+
+The paper's full text (layer counts, router inputs, losses) was not reachable from here; what it does
+say is quoted above. Its closest relative is MixSTE (spatial then temporal attention per block), the
+entangled twin (``baseline.py``).
+
 Input ``(B, T, J, 3)``; output ``(B, T, J, 3)`` root-relative camera-space metres for every frame.
 """
 
@@ -87,19 +112,38 @@ class PoseMoE(nn.Module):
         self.router = nn.Linear(2 * c.width, 2)
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
+        if c.expert_heads or c.staged_depth:
+            self.pose_head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, 2))
+            self.depth_head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, 1))
+        if c.staged_depth:
+            # The estimate re-embedded with the 2D it came from: (x, y, visibility, depth).
+            self.restage_embed = nn.Linear(c.in_channels + 1, c.width)
         if c.zero_init:
             zero_start(self, self.head)
 
-    def forward(self, x: torch.Tensor, return_gates: bool = False):
+    def forward(self, x: torch.Tensor, return_gates: bool = False, return_experts: bool = False):
+        """x: (B, T, J, in_channels). Returns the pose (B, T, J, 3); with ``return_gates`` also the
+        router's gates (B, T, J, 2); with ``return_experts`` also the experts' own answers
+        ``{"xy": (B, T, J, 2), "z": (B, T, J, 1)}``, root-relative metres (models with expert heads)."""
         b, t = x.shape[:2]
         pose = self.pose_embed(x)
         depth = self.depth_embed(torch.cat([x, self.depth_prior(b, t).to(x.dtype)], dim=-1))
-        for pose_block, depth_block in zip(self.pose_expert, self.depth_expert):
+        z = None
+        for i, (pose_block, depth_block) in enumerate(zip(self.pose_expert, self.depth_expert)):
             pose, depth = pose_block(pose), depth_block(depth)
+            if self.config.staged_depth and i == 0:
+                z = self.depth_head(depth)
+                depth = depth + self.restage_embed(torch.cat([x, z - z[:, :, :1]], dim=-1))
+        experts = {}
+        if self.config.expert_heads or self.config.staged_depth:
+            xy = self.pose_head(pose)
+            z = self.depth_head(depth) if z is None else z
+            experts = {"xy": xy - xy[:, :, :1], "z": z - z[:, :, :1]}
         for layer in self.decoder:
             pose, depth = layer(pose, depth)
         gates = torch.softmax(self.router(torch.cat([pose, depth], dim=-1)), dim=-1)  # (B, T, J, 2)
         fused = gates[..., :1] * pose + gates[..., 1:] * depth
         out = self.head(self.norm(fused))
         out = out - out[:, :, :1]
-        return (out, gates) if return_gates else out
+        extra = ((gates,) if return_gates else ()) + ((experts,) if return_experts else ())
+        return (out, *extra) if extra else out
