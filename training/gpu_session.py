@@ -4,6 +4,7 @@
     python3 training/gpu_session.py --packed .devdata --seconds 480 --out "$OUT"   # on the GPU machine
     python3 training/gpu_session.py --packed .devdata --out "$OUT" --extend runs/posemoe-t27 7500 \
         --extend runs/posemoe-t27 14000          # or: resume carried runs, one after another
+    python3 training/gpu_session.py --packed .devdata --out "$OUT" --ablation 1000   # or: issue 20's ablation
 
 A lent GPU machine comes for minutes, not hours, so the runs must end on time with their learning
 rate decayed. The cosine schedule is defined over ``--steps``, and a GPU's speed for a given model is
@@ -155,6 +156,9 @@ def main(argv=None) -> int:
     p.add_argument("--extend", nargs=2, action="append", metavar=("FOLDER", "STEPS"),
                    help="instead of RUNS: resume a copy of this run folder to STEPS (a larger total extends its "
                         "schedule); repeatable, run one after another, each within what is left of --seconds")
+    p.add_argument("--ablation", type=int, metavar="STEPS",
+                   help="instead of RUNS: training/ablation.py, every PoseMoE reading and the twin, two seeds, STEPS "
+                        "steps of 256 windows side by side (carry runs/ablation to finish or extend earlier runs)")
     args = p.parse_args(argv)
     began = time.time()
     print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip() if args.device == "cuda" else "CPU", flush=True)
@@ -164,7 +168,13 @@ def main(argv=None) -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    if args.extend:
+    if args.ablation:
+        table = args.out / "ablation.md"
+        done = subprocess.run([sys.executable, "training/ablation.py", "--steps", str(args.ablation), "--batch", "256",
+                               "--device", args.device, "--jobs", "10", "--eval-every", "250", "--out", str(args.runs / "ablation"),
+                               "--markdown", str(table)], cwd=ROOT).returncode == 0
+        finished = ["ablation"] if done else []
+    elif args.extend:
         finished = extend(args.extend, args.runs, args.device, began + args.seconds - 30)
     else:
         finished = train_side_by_side(args.only, args.runs, args.device, began, args.seconds)
@@ -172,6 +182,11 @@ def main(argv=None) -> int:
     summary = {}
     for name in finished:
         folder = args.runs / name
+        if name == "ablation":  # its table is in --out already; pack the runs for the next draw
+            tar = subprocess.run(["tar", "cf", "-", "-C", str(args.runs), name], capture_output=True, check=True).stdout
+            for i in range(0, len(tar), PIECE):
+                (args.out / f"{name}.tar.part-{i // PIECE:02d}").write_bytes(tar[i : i + PIECE])
+            continue
         rows = list(csv.DictReader(open(folder / "log.csv")))
         vals = [(int(r["step"]), float(r["val_mpjpe_mm"])) for r in rows if r["val_mpjpe_mm"]]
         summary[name] = {"step": int(rows[-1]["step"]), "train_hours": float(rows[-1]["train_hours"]), "validation": vals[-3:]}
