@@ -7,6 +7,8 @@ cannot spoil the others) and each stamped with the machine it ran on:
   equal-budget checkpoint on Human3.6M S9/S11, protocols 1 and 2, ground-truth and detected 2D, lifter
   throughput, learning curves and the recipe ablation (``training/benchmark.py``; skipped, with a
   message, when ``../shared/data`` is absent);
+- ablation: PoseMoE's readings against the entangled twin at an equal budget, two seeds each, with
+  learning curves (``training/ablation.py``; skipped like accuracy without ``../shared/data``);
 - product: the Lifter with its defaults, as users get it, on S9/S11 as recorded, through virtual phone
   cameras at 24, 30 and 60 frames/s, and on the real detections (``benchmarks/product.py``; skipped
   like accuracy without ``../shared/data``);
@@ -53,6 +55,8 @@ SECTIONS = {
     # Relative (the scripts run in the repository root), so the recorded command runs on any checkout.
     "accuracy": ["training/benchmark.py", *LIFTERS, "--detections", os.path.relpath(SHARED / "h36m_2d_sh_mpii16_px10.npz", ROOT),
                  "--jobs", "2", "--ablation", *ABLATION],
+    # Trains what runs/ablation lacks (about 2 h of one core of this machine), then scores every run.
+    "ablation": ["training/ablation.py", "--steps", "500", "--seeds", "0", "1", "--jobs", "1", "--eval-every", "100"],
     "product": ["benchmarks/product.py", "--every", "3"],
     "speed": ["benchmarks/capture.py"],
     "detect": ["benchmarks/detect.py"],
@@ -71,7 +75,7 @@ def _demoted(markdown: str) -> str:
 
 def run_section(name: str, folder: Path) -> tuple[str, object]:
     """Run one section's script; returns (its Markdown, its JSON figures)."""
-    if name in ("accuracy", "product") and not SHARED.is_dir():
+    if name in ("accuracy", "ablation", "product") and not SHARED.is_dir():
         message = f"Skipped: the {name} benchmark needs the Human3.6M files in {SHARED}."
         return f"# {name.capitalize()}\n\n{message}\n", {"skipped": message}
     markdown, figures = folder / f"{name}.md", folder / f"{name}.json"
