@@ -55,8 +55,9 @@ SECTIONS = {
     # Relative (the scripts run in the repository root), so the recorded command runs on any checkout.
     "accuracy": ["training/benchmark.py", *LIFTERS, "--detections", os.path.relpath(SHARED / "h36m_2d_sh_mpii16_px10.npz", ROOT),
                  "--jobs", "2", "--ablation", *ABLATION],
-    # Trains what runs/ablation lacks (about 2 h of one core of this machine), then scores every run.
-    "ablation": ["training/ablation.py", "--steps", "500", "--seeds", "0", "1", "--jobs", "1", "--eval-every", "100"],
+    # Trains what runs/ablation lacks (10 runs of about 9 min on one core of this machine; --jobs 2
+    # halves it when nothing else runs), then scores every run.
+    "ablation": ["training/ablation.py", "--steps", "300", "--seeds", "0", "1", "--jobs", "2", "--eval-every", "100"],
     "product": ["benchmarks/product.py", "--every", "3"],
     "speed": ["benchmarks/capture.py"],
     "detect": ["benchmarks/detect.py"],

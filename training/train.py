@@ -213,7 +213,6 @@ def main(argv=None) -> int:
         tmp.replace(out / STATE_FILE)
 
     local_batch = args.batch // world
-    specialists = config.expert_heads or config.staged_depth
     use_amp = device.type == "cuda"
     cache: dict = {}
     started = time.time()
@@ -242,9 +241,9 @@ def main(argv=None) -> int:
             group["lr"] = learning_rate(step, args)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred, experts = net(x, return_experts=True) if specialists else (net(x), None)
+            pred, experts = net(x, return_experts=True) if config.specialists else (net(x), None)
         loss, err = training_loss(pred.float(), y, 0.0 if warm_start else args.velocity_weight)
-        if specialists:
+        if config.specialists:
             loss = loss + args.expert_weight * expert_loss(experts, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

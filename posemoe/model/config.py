@@ -63,6 +63,11 @@ class ModelConfig:
     expert_heads: bool = False
     staged_depth: bool = False
 
+    @property
+    def specialists(self) -> bool:
+        """Whether each expert has its own supervised head (``expert_heads``, implied by ``staged_depth``)."""
+        return self.expert_heads or self.staged_depth
+
     def to_dict(self) -> dict:
         return asdict(self)
 

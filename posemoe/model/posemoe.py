@@ -112,7 +112,7 @@ class PoseMoE(nn.Module):
         self.router = nn.Linear(2 * c.width, 2)
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
-        if c.expert_heads or c.staged_depth:
+        if c.specialists:
             self.pose_head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, 2))
             self.depth_head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, 1))
         if c.staged_depth:
@@ -135,7 +135,7 @@ class PoseMoE(nn.Module):
                 z = self.depth_head(depth)
                 depth = depth + self.restage_embed(torch.cat([x, z - z[:, :, :1]], dim=-1))
         experts = {}
-        if self.config.expert_heads or self.config.staged_depth:
+        if self.config.specialists:
             xy = self.pose_head(pose)
             z = self.depth_head(depth) if z is None else z
             experts = {"xy": xy - xy[:, :, :1], "z": z - z[:, :, :1]}
