@@ -56,8 +56,7 @@ def screen_focal(width: int, height: int, focal_px: float | None = None) -> floa
 
     Most users do not know their lens, so training gives most windows this default instead of the
     true focal length (``Augment.lens_known_prob``): the network learns to read the crop the default
-    lens makes of a person filmed through another (issue 17: Human3.6M's 47-degree cameras through
-    the default lens cost 4.8 mm with weights trained on the true lens only).
+    lens makes of a person filmed through another (Human3.6M's cameras are about 47 degrees).
     """
     return 2.0 * (focal_px or focal_from_fov(width, height)) / width
 

@@ -126,7 +126,8 @@ def test_each_reading_is_its_twins_size_and_its_experts_answer_for_themselves(na
     expert_loss(experts, target).backward()
     assert model.pose_head[1].weight.grad.abs().sum() > 0 and model.depth_head[1].weight.grad.abs().sum() > 0
     if model.config.staged_depth:
-        # The estimate is embedded with the 2D, so the depth target reaches that embedding's weights.
+        # The estimate is embedded with the 2D before the depth expert's later blocks, so the pose's own
+        # loss reaches that embedding.
         model.zero_grad()
         training_loss(model(x), target, 0.5)[0].backward()
         assert model.restage_embed.weight.grad.abs().sum() > 0
