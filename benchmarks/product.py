@@ -1,6 +1,6 @@
 """Accuracy of the lifter users get: ``posemoe.lift.Lifter`` with its defaults, on Human3.6M S9/S11.
 
-    python benchmarks/product.py [--weights DIR] [--every N] [--markdown FILE] [--json FILE]
+    python benchmarks/product.py [--weights DIR] [--every N] [--true-lens] [--markdown FILE] [--json FILE]
 
 The lab benchmark (``training/benchmark.py``) lifts Human3.6M as recorded, through the training
 loop's own window function. This one goes through the product's door, ``Lifter().lift(pixels, width,
@@ -14,7 +14,8 @@ height, confidence, fps=...)``, with every lifting setting at its default (flip 
   are given with confidence 0, as a detector that cannot see them), at 24, 30 and 60 frames/s;
 - (c) the real Stacked Hourglass detections of (a).
 
-Scores against the truth at the video's own instants: protocol 1 (MPJPE), protocol 2 (P-MPJPE), MPJVE
+``--true-lens`` gives the Lifter every camera's own focal length (``focal_px``), as a user who knows
+the lens would; the default is the user who does not. Scores against the truth at the video's own instants: protocol 1 (MPJPE), protocol 2 (P-MPJPE), MPJVE
 and acceleration error in mm/s and mm/s^2 (so that frame rates compare). Every ``--every``-th
 sequence x camera (a, c) and sequence (b) is used; say which next to the figures.
 """
@@ -71,29 +72,33 @@ class Scores:
                 "actions": per_action}
 
 
-def recorded(lifter: Lifter, clips: list, detections: bool) -> dict:
-    """(a) or (c): the test clips as recorded, ground-truth 2D or the real detections."""
+def recorded(lifter: Lifter, clips: list, detections: bool, true_lens: bool = False) -> dict:
+    """(a) or (c): the test clips as recorded, ground-truth 2D or the real detections; ``true_lens``
+    gives the Lifter each camera's focal length."""
     scores = Scores()
     for clip in clips:
         xy = clip.det2d if detections else clip.pose2d
         if xy is None:
             continue
         pixels = denormalize_screen(xy.astype(np.float64), clip.width, clip.height)
-        pred = lifter.lift(pixels, clip.width, clip.height, fps=50.0)
+        focal_px = clip.focal * clip.width / 2.0 if true_lens else None
+        pred = lifter.lift(pixels, clip.width, clip.height, fps=50.0, focal_px=focal_px)
         scores.add(action_name(clip.action), pred, clip.pose3d, 50.0)
     return scores.summary()
 
 
-def filmed(lifter: Lifter, sequences: list[tuple[str, np.ndarray]], fps: float, seed: int = SEED) -> dict:
+def filmed(lifter: Lifter, sequences: list[tuple[str, np.ndarray]], fps: float, seed: int = SEED,
+           true_lens: bool = False) -> dict:
     """(b): test sequences ("subject/action", (N, 17, 3) world metres), each filmed by its own
-    virtual camera at ``fps``."""
+    virtual camera at ``fps``; ``true_lens`` gives the Lifter that camera's focal length."""
     scores = Scores()
     out_of_frame = []
     for index, (key, world) in enumerate(sequences):
         # The same camera for a sequence at every frame rate: only the rate changes between rows.
         view = film(world, fps, np.random.default_rng([seed, EVAL_STREAM, index]))
         confidence = view.in_frame.astype(np.float64)
-        pred = lifter.lift(view.pixels, view.width, view.height, confidence, fps=fps)
+        pred = lifter.lift(view.pixels, view.width, view.height, confidence, fps=fps,
+                           focal_px=view.focal_px if true_lens else None)
         scores.add(action_name(key.split("/", 1)[1]), pred, view.truth, fps)
         out_of_frame.append(1 - view.in_frame.mean())
     return {**scores.summary(), "out_of_frame": float(np.mean(out_of_frame))}
@@ -104,6 +109,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="weights folder (default: the shipped ones)")
     p.add_argument("--every", type=int, default=2, help="use every n-th sequence x camera (a, c) and sequence (b)")
     p.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="frame rates of (b)")
+    p.add_argument("--true-lens", action="store_true", help="give the Lifter each camera's focal length")
     p.add_argument("--markdown")
     p.add_argument("--json")
     args = p.parse_args(argv)
@@ -115,16 +121,18 @@ def main(argv=None) -> int:
     sequences = list(load_world(DATA, TEST_SUBJECTS).items())[:: args.every]
     rows = []
     clock = time.perf_counter()
-    rows.append(("(a) as recorded, ground-truth 2D", 50.0, recorded(lifter, clips, detections=False)))
+    lens = args.true_lens
+    rows.append(("(a) as recorded, ground-truth 2D", 50.0, recorded(lifter, clips, False, lens)))
     print(f"(a): {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
     for fps in args.rates:
-        rows.append((f"(b) virtual phone cameras, {fps:g} frames/s", fps, filmed(lifter, sequences, fps)))
+        rows.append((f"(b) virtual phone cameras, {fps:g} frames/s", fps, filmed(lifter, sequences, fps, true_lens=lens)))
         print(f"(b) {fps:g}: {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
-    rows.append(("(c) as recorded, Stacked Hourglass detections", 50.0, recorded(lifter, clips, detections=True)))
+    rows.append(("(c) as recorded, Stacked Hourglass detections", 50.0, recorded(lifter, clips, True, lens)))
     print(f"(c): {rows[-1][2]['p1']:.1f} mm ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
     weights = Path(args.weights)
     shown = weights.relative_to(ROOT) if weights.is_relative_to(ROOT) else weights
-    command = f"python benchmarks/product.py --every {args.every}" + ("" if weights == DEFAULT_WEIGHTS else f" --weights {shown}")
+    command = (f"python benchmarks/product.py --every {args.every}" + ("" if weights == DEFAULT_WEIGHTS else f" --weights {shown}")
+               + (" --true-lens" if lens else "") + ("" if args.rates == list(RATES) else " --rates " + " ".join(f"{r:g}" for r in args.rates)))
     lines = [
         "# Product-path accuracy: the Lifter as users get it",
         "",
@@ -132,7 +140,9 @@ def main(argv=None) -> int:
         f"Machine: {describe_machine()}.",
         "",
         "`Lifter().lift(pixels, width, height, confidence, fps=...)` with every lifting setting at its default "
-        "(flip averaging, windows every 9 frames, the 69.4-degree default lens; the true lens is not given), "
+        "(flip averaging, windows every 9 frames, "
+        + ("each camera's own focal length given as `focal_px`), " if lens else "the 69.4-degree default lens; the true lens is not given), ")
+        + 
         f"on Human3.6M S9 and S11, every {args.every}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(args.every, 'th')} sequence x camera (a, c) "
         "and sequence (b). Virtual cameras (b): `training/views.py`, evaluation stream, seed 0, one camera per "
         "sequence (the same at every rate): yaw all round, pitch -25 to +10 degrees, 0.5-2.2 m high, 2-10 m away, "

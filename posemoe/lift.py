@@ -70,6 +70,7 @@ def lift_windows(
     batch_size: int = 256,
     progress: Callable[[int, int], None] | None = None,
     normalize: bool = True,
+    lens_known: bool | None = None,
 ) -> np.ndarray:
     """Lift a screen-space sequence to root-relative 3D with a window function.
 
@@ -77,7 +78,9 @@ def lift_windows(
     (``2 * f_px / width``). stride: window step in frames (default: a whole window, no overlap). flip:
     also run the mirrored input and average with the un-mirrored result. normalize: give the network
     :func:`~posemoe.normalize.normalize_windows` of each window and turn its answer back (networks whose
-    ``ModelConfig.input`` is "person"); False gives raw screen windows ("screen").
+    ``ModelConfig.input`` is "person"); False gives raw screen windows ("screen"). lens_known: whether
+    ``focal`` is the camera's own, for networks with the lens channel (``ModelConfig.lens_input``);
+    None for the others.
     batch_size: windows per ``predict`` call, mirrored ones included. progress: called with (windows
     done, windows in all) after every call; it may raise to cancel. Returns (N, 17, 3) camera-space
     metres, root at 0.
@@ -92,7 +95,7 @@ def lift_windows(
     def predict_normalized(screen_windows: np.ndarray) -> np.ndarray:
         if not normalize:
             return predict(screen_windows)
-        normalized, rotation = normalize_windows(screen_windows, focal)
+        normalized, rotation = normalize_windows(screen_windows, focal, lens_known)
         return restore_poses(predict(normalized), rotation)
 
     # Windows are cut and blended a batch at a time: memory stays that of one batch however long the
@@ -261,7 +264,7 @@ class Lifter:
         focal = screen_focal(width, height, focal_px)
         stride = stride or max(1, self.frames // 3)
         out = lift_windows(self._predict, inputs.astype(np.float32), focal, self.frames, stride, flip, self.batch_size,
-                           progress, self.config.input == "person")
+                           progress, self.config.input == "person", (focal_px is not None) if self.config.lens_input else None)
         if fps is not None and n > 1:
             out = resample_track(out, NETWORK_FPS, fps, n)
         return out.astype(np.float32)

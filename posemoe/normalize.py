@@ -54,9 +54,10 @@ def screen_focal(width: int, height: int, focal_px: float | None = None) -> floa
     ``width`` x ``height`` picture works with: ``focal_px`` when the lens is known, else the product's
     default lens (:data:`~posemoe.motion.trajectory.DEFAULT_FOV_DEGREES` across the longer side).
 
-    Most users do not know their lens, so training gives most windows this default instead of the
+    Most users do not know their lens, so training gives many windows this default instead of the
     true focal length (``Augment.lens_known_prob``): the network learns to read the crop the default
-    lens makes of a person filmed through another (Human3.6M's cameras are about 47 degrees).
+    lens makes of a person filmed through another (Human3.6M's cameras are about 47 degrees), and a
+    network with the lens channel (``ModelConfig.lens_input``) is told which of the two it got.
     """
     return 2.0 * (focal_px or focal_from_fov(width, height)) / width
 
@@ -91,13 +92,17 @@ def look_at(direction: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
-def normalize_windows(windows: np.ndarray, focal: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalize_windows(windows: np.ndarray, focal: float | np.ndarray,
+                      lens_known: bool | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Perspective-crop, scale and place every window's person (see the module docstring).
 
     windows: (W, T, 17, 3) screen x, y (``posemoe.camera.normalize_screen``: origin at the image
     centre, half the width is 1) and visibility (0 or 1); invisible joints may hold anything.
-    focal: the focal length in the same units (``2 * f_px / width``), one or (W,).
-    Returns the network's input (W, T, 17, 3) float32, invisible joints at (0, 0), and the rotations
+    focal: the focal length in the same units (``2 * f_px / width``), one or (W,). lens_known: whether
+    ``focal`` is the camera's own rather than the default guess, one or (W,), given to networks with
+    the lens channel (``ModelConfig.lens_input``); None for the others.
+    Returns the network's input (W, T, 17, C) float32 (C: 3, or 4 with the lens channel last),
+    invisible joints at (0, 0), and the rotations
     (W, 3, 3) float32 of the turned cameras: a pose ``P`` (..., 3) the network gives in a turned camera
     is ``P @ R`` in the real one (:func:`restore_poses`).
     """
@@ -122,7 +127,11 @@ def normalize_windows(windows: np.ndarray, focal: float | np.ndarray) -> tuple[n
     scale[measured] = 1.0 / size[measured]
     xy = xy * scale[:, None, None, None] + np.asarray(H36M_PELVIS)
     xy = np.where(visible[..., None], xy, 0.0)
-    inputs = np.concatenate([xy, visible[..., None]], axis=-1).astype(np.float32)
+    channels = [xy, visible[..., None]]
+    if lens_known is not None:
+        known = np.broadcast_to(np.asarray(lens_known, dtype=np.float64), (count,))
+        channels.append(np.broadcast_to(known[:, None, None, None], visible.shape + (1,)))
+    inputs = np.concatenate(channels, axis=-1).astype(np.float32)
     return inputs, rotation.astype(np.float32)
 
 

@@ -142,3 +142,30 @@ def test_onnx_runtime_matches_pytorch(tmp_path, arch):
     onnx_error, torch_error = parity(tmp_path, path, batch=5)  # a batch size the export never saw
     print(f"{arch}, off float64: ONNX Runtime {onnx_error:.2e} m, PyTorch float32 {torch_error:.2e} m")
     assert onnx_error < 2 * torch_error + 1e-5
+
+
+@pytest.mark.parametrize("arch", ["posemoe", "baseline"])
+def test_weights_grow_into_a_network_with_the_lens_channel(tmp_path, arch):
+    """Fine-tuning starts where the weights were: the grown network answers exactly as before for
+    either lens until its lens embedding is trained, and then tells the two apart."""
+    torch.manual_seed(2)
+    net = build_model(ModelConfig(arch, frames=9, width=16, heads=2, encoder_depth=2, decoder_depth=1 if arch == "posemoe" else 0,
+                                  zero_init=False)).eval()
+    save_checkpoint(net, tmp_path)
+    grown = load_checkpoint(tmp_path, overrides=["lens_input=true"])
+    assert grown.config.input_channels == 4
+    x = torch.from_numpy(smooth_inputs(9)[None])
+    given, guessed = (torch.cat([x, torch.full(x.shape[:-1] + (1,), v)], dim=-1) for v in (1.0, 0.0))
+    torch.testing.assert_close(grown(given), net(x))
+    torch.testing.assert_close(grown(guessed), net(x))
+    grown.train()
+    torch.nn.functional.mse_loss(grown(given), torch.zeros(1, 9, 17, 3)).backward()
+    with torch.no_grad():
+        for p in grown.parameters():
+            p -= 0.5 * p.grad
+    grown.eval()
+    assert (grown(given) - grown(guessed)).abs().max() > 1e-4
+    # Growing may only add: a change that leaves saved weights without a place is refused.
+    save_checkpoint(grown, tmp_path / "grown")
+    with pytest.raises(PoseMoEError, match="does not match"):
+        load_checkpoint(tmp_path / "grown", overrides=["lens_input=false"])

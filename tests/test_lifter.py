@@ -162,3 +162,24 @@ def test_frame_rate_and_framing_change_the_shipped_lifters_pose_little(seed, fps
         poses.append(resample_track(out @ rotation, rate, 50.0, 148))  # 50 frames/s, both within the clip
     gap = np.linalg.norm(poses[0] - poses[1], axis=-1).mean()
     assert gap < TOLERANCE, f"{1000 * gap:.1f} mm"
+
+
+def test_a_lens_network_is_told_whether_the_lens_was_given(tmp_path):
+    """With ``focal_px`` equal to the default lens the crop is the same as without it: only the lens
+    channel differs, on both backends. A network without the channel gives the same pose for both."""
+    from posemoe.motion.trajectory import focal_from_fov
+
+    torch.manual_seed(3)
+    for lens in (True, False):
+        net = build_model(ModelConfig("posemoe", frames=9, width=16, heads=2, encoder_depth=1, decoder_depth=1, lens_input=lens))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+        folder = tmp_path / str(lens)
+        save_checkpoint(net.eval(), folder)
+        export_onnx(folder)
+        kp, focal = walking_keypoints(), focal_from_fov(1280, 720)
+        for backend in ("torch", "onnx"):
+            lifter = Lifter(folder, backend=backend, device="cpu")
+            guessed, given = lifter.lift(kp, 1280, 720), lifter.lift(kp, 1280, 720, focal_px=focal)
+            assert (np.abs(given - guessed).max() > 1e-3) == lens, backend

@@ -88,14 +88,27 @@ def test_the_lifter_and_training_give_the_network_the_same_input():
 
     def record(x):
         seen.append(x.copy())
-        return np.zeros_like(x)
+        return np.zeros(x.shape[:-1] + (3,), np.float32)
 
-    lift_windows(record, window, 2.2, frames=9, stride=9, flip=True)
     # Training mirrors a window before normalising it (training/data.py, corrupt); so must the Lifter.
     both = np.stack([window, flip_horizontal(window)])
-    trained, _ = train.network_batch(both, np.zeros((2, 9, 17, 3), np.float32), np.array([2.2, 2.2]), ModelConfig())
-    np.testing.assert_array_equal(seen[0], trained)
+    for config, lens_known in ((ModelConfig(), None), (ModelConfig(lens_input=True), False)):
+        lift_windows(record, window, 2.2, frames=9, stride=9, flip=True, lens_known=lens_known)
+        trained, _ = train.network_batch(both, np.zeros((2, 9, 17, 3), np.float32), np.array([2.2, 2.2]),
+                                         np.array([False, False]), config)
+        np.testing.assert_array_equal(seen[-1], trained)
     assert seen[0][0, 3, 5].tolist() == [0.0, 0.0, 0.0]
+    assert seen[1].shape[-1] == 4
+
+
+def test_the_lens_channel_says_whose_lens_and_changes_nothing_else():
+    screen = screen_of(person_windows(np.random.default_rng(4)), 2.0)
+    plain, rotation = normalize_windows(screen, 2.0)
+    told, told_rotation = normalize_windows(screen, 2.0, np.array([True, False, True]))
+    assert plain.shape[-1] == 3 and told.shape[-1] == 4
+    np.testing.assert_array_equal(told[..., :3], plain)
+    np.testing.assert_array_equal(told[..., 3], np.array([1.0, 0.0, 1.0])[:, None, None] * np.ones(plain.shape[1:3]))
+    np.testing.assert_array_equal(told_rotation, rotation)
 
 
 def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_dataset, monkeypatch):
@@ -105,12 +118,14 @@ def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_da
 
     clips = load_clips(tiny_dataset[0], ("S1",))
     data = WindowDataset(clips, frames=9, stride=9)
-    _, _, focal = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0, lens_known_prob=0.0))
+    _, _, focal, known = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0, lens_known_prob=0.0))
     assumed = normalize.screen_focal(clips[0].width, clips[0].height)
     np.testing.assert_allclose(focal, assumed, rtol=1e-6)
+    assert not known.any()
     assert abs(assumed - clips[0].focal) > 0.1  # the test camera's lens is not the default one
-    _, _, known = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0))
-    np.testing.assert_allclose(known, clips[0].focal, rtol=1e-6)
+    _, _, focal, known = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0))
+    np.testing.assert_allclose(focal, clips[0].focal, rtol=1e-6)
+    assert known.all()
 
     views = VirtualViews([synthetic_motion(200, seed=2).astype(np.float32) / 1000.0], frames=9)
     seen = views.batch(np.random.default_rng(3), 32)
@@ -130,7 +145,7 @@ def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_da
 
 def test_checkpoints_trained_on_screen_coordinates_are_given_them():
     window = screen_of(person_windows(np.random.default_rng(1), count=1)[0], 2.2).astype(np.float32)
-    x, y = train.network_batch(window[None], np.ones((1, 9, 17, 3)), np.array([2.2]), ModelConfig(input="screen"))
+    x, y = train.network_batch(window[None], np.ones((1, 9, 17, 3)), np.array([2.2]), np.array([True]), ModelConfig(input="screen"))
     np.testing.assert_array_equal(x[0], window)
 
 

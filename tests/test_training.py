@@ -33,8 +33,8 @@ def test_windows_are_indices_not_copies(tiny_dataset):
     total = sum(len(c.pose3d) for c in clips)
     assert data.pose3d.shape == (total, 17, 3)  # one copy of the frames, whatever the stride
     assert len(data) == sum(len(c.pose3d) - 8 for c in clips)
-    x, y, focal = data.batch(np.arange(5), np.random.default_rng(0))
-    assert x.shape == (5, 9, 17, 3) and y.shape == (5, 9, 17, 3) and focal.shape == (5,)
+    x, y, focal, known = data.batch(np.arange(5), np.random.default_rng(0))
+    assert x.shape == (5, 9, 17, 3) and y.shape == (5, 9, 17, 3) and focal.shape == (5,) and known.all()
     assert np.all((2.0 < focal) & (focal < 2.6))  # the tiny data's cameras: Human3.6M-like lenses
     np.testing.assert_allclose(x[..., 2], 1.0)
     np.testing.assert_allclose(y[:, :, 0], 0.0)
@@ -44,14 +44,14 @@ def test_augmentation_flips_drops_and_uses_detections(tiny_dataset):
     clips = load_clips(tiny_dataset[0], TRAIN_SUBJECTS, tiny_dataset[1])
     data = WindowDataset(clips, frames=9, stride=4)
     idx = np.arange(len(data))
-    clean_x, clean_y, _ = data.batch(idx, np.random.default_rng(0))
-    x, y, _ = data.batch(idx, np.random.default_rng(0), Augment(noise_max=0, outlier_prob=0, drop_max=0.5, flip_prob=1.0))
+    clean_x, clean_y, _, _ = data.batch(idx, np.random.default_rng(0))
+    x, y, _, _ = data.batch(idx, np.random.default_rng(0), Augment(noise_max=0, outlier_prob=0, drop_max=0.5, flip_prob=1.0))
     np.testing.assert_allclose(y[:, :, 4], clean_y[:, :, 1] * [-1, 1, 1], atol=1e-6)  # LHip <- mirrored RHip
     np.testing.assert_allclose(y[:, :, 0], 0.0)
     dropped = x[..., 2] == 0
     assert 0.05 < dropped.mean() < 0.5
     assert np.all(x[dropped][:, :2] == 0)
-    det_x, _, _ = data.batch(idx, np.random.default_rng(0), Augment(0, 0, 0, 0, 0, detection_prob=1.0))
+    det_x, _, _, _ = data.batch(idx, np.random.default_rng(0), Augment(0, 0, 0, 0, 0, detection_prob=1.0))
     assert 0 < np.abs(det_x - clean_x).mean() < 0.02  # the synthetic detections carry ~3 px of noise
 
 
@@ -124,9 +124,22 @@ def test_distributed_data_parallel_on_cpu(tmp_path, tiny_dataset):
 
 def test_per_frame_warm_start_draws_unrelated_frames(tiny_dataset, tmp_path, tiny_config):
     data = WindowDataset(load_clips(tiny_dataset[0], TRAIN_SUBJECTS), frames=9, stride=1)
-    _, consecutive, _ = data.batch(np.arange(8), np.random.default_rng(0))
-    _, unrelated, _ = data.batch(np.arange(8), np.random.default_rng(0), independent=True)
+    _, consecutive, _, _ = data.batch(np.arange(8), np.random.default_rng(0))
+    _, unrelated, _, _ = data.batch(np.arange(8), np.random.default_rng(0), independent=True)
     step = lambda y: np.linalg.norm(np.diff(y, axis=1), axis=-1).mean()  # noqa: E731
     assert step(unrelated) > 3 * step(consecutive)
     out = run_train(tmp_path, tiny_dataset, "warm", "--config", tiny_config, "--steps", "4", "--independent-frames", "2")
     assert json.loads((out / "config.json").read_text())["train"]["independent_frames"] == 2
+
+
+def test_a_fine_tune_grows_the_lens_channel_and_trains_it(tmp_path, tiny_dataset, tiny_config):
+    """``--init`` with ``--set lens_input=true``: the run starts from the weights it is given, with the
+    lens channel added, and windows with and without the true lens train it."""
+    base = run_train(tmp_path, tiny_dataset, "base", "--config", tiny_config, "--steps", "2")
+    grown = run_train(tmp_path, tiny_dataset, "grown", "--init", str(base), "--set", "lens_input=true", "--steps", "3",
+                      "--lr", "3e-3", "--warmup", "1", "--lens-known-prob", "0.5", "--views-prob", "0.5", "--out-of-frame-prob", "1")
+    config = json.loads((grown / "config.json").read_text())
+    assert config["model"]["lens_input"] and config["train"]["out_of_frame_prob"] == 1.0
+    before, after = load_file(str(base / "model.safetensors")), load_file(str(grown / "model.safetensors"))
+    assert set(after) - set(before) == {"pose_embed.lens", "depth_embed.lens"}
+    assert after["pose_embed.lens"].abs().sum() > 0

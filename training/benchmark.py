@@ -63,7 +63,7 @@ def evaluate(model, clips, source: str, flip: bool, stride: int | None) -> dict:
         if xy is None:
             continue
         pred = lift_windows(predict, as_inputs(xy), clip.focal, frames, stride=stride, flip=flip,
-                            normalize=model.config.input == "person")
+                            normalize=model.config.input == "person", lens_known=True if model.config.lens_input else None)
         gt = clip.pose3d
         err = np.linalg.norm(pred - gt, axis=-1).mean(-1)
         err_p = np.linalg.norm(metrics.procrustes_align(pred, gt) - gt, axis=-1).mean(-1)
@@ -103,7 +103,7 @@ def throughput(folder: Path, model, repeats: int = 5) -> dict[str, dict[str, flo
         for name, predict in backends.items():
             result[name] = {}
             for batch in THROUGHPUT_BATCHES:
-                x = np.random.default_rng(0).normal(size=(batch, c.frames, c.joints, c.in_channels)).astype(np.float32)
+                x = np.random.default_rng(0).normal(size=(batch, c.frames, c.joints, c.input_channels)).astype(np.float32)
                 predict(x)  # warm-up
                 seconds = []
                 for _ in range(repeats):

@@ -138,13 +138,16 @@ FAULTS = dict(swap_prob=0.05, limb_swap_prob=0.05, drift_prob=0.05, guess_prob=0
 LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
 
 
-def given_focal(true: np.ndarray, default: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+def given_focal(true: np.ndarray, default: np.ndarray, rng: np.random.Generator,
+                augment: Augment) -> tuple[np.ndarray, np.ndarray]:
     """The focal length each window is normalised with: the true one (B,) for a share
     ``augment.lens_known_prob`` of windows, else the product's default lens for the picture (B,).
-    Screen units. Draws nothing when every lens is known (runs from before this setting resume exactly)."""
+    Returns the focal lengths (B,) float32 in screen units and which are the true ones (B,) bool.
+    Draws nothing when every lens is known (runs from before this setting resume exactly)."""
     if augment.lens_known_prob >= 1.0:
-        return true
-    return np.where(rng.random(len(true)) < augment.lens_known_prob, true, default).astype(np.float32)
+        return true, np.ones(len(true), dtype=bool)
+    known = rng.random(len(true)) < augment.lens_known_prob
+    return np.where(known, true, default).astype(np.float32), known
 
 
 def _runs(rng: np.random.Generator, b: int, t: int, prob: float, shortest: int, longest: int) -> np.ndarray:
@@ -233,9 +236,9 @@ class WindowDataset:
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator, augment: Augment = NO_AUGMENT, independent: bool = False):
         """Gather windows ``indices``. Returns inputs (B, T, 17, 3) float32 as screen (x, y,
-        visibility), targets (B, T, 17, 3) float32 root-relative camera metres, and the focal lengths
-        (B,) in screen units the windows are normalised with (:func:`given_focal`): what
-        :func:`posemoe.normalize.normalize_windows` takes.
+        visibility), targets (B, T, 17, 3) float32 root-relative camera metres, the focal lengths
+        (B,) in screen units the windows are normalised with and whether each is the camera's own
+        (B,) bool (:func:`given_focal`): what :func:`posemoe.normalize.normalize_windows` takes.
 
         independent: fill each window with unrelated frames drawn from the whole set instead (the
         per-frame warm start: T times more distinct poses per step for the same compute).
@@ -251,4 +254,4 @@ class WindowDataset:
             use_det = rng.random(b) < augment.detection_prob
             xy = np.where(use_det[:, None, None, None], self.det2d[rows], xy)
         inputs, target = corrupt(xy, target, rng, augment)
-        return inputs, target, given_focal(self.focal[rows[:, 0]], self.default_focal[rows[:, 0]], rng, augment)
+        return (inputs, target, *given_focal(self.focal[rows[:, 0]], self.default_focal[rows[:, 0]], rng, augment))

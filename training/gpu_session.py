@@ -92,7 +92,7 @@ def gpu_throughput(folder: Path) -> dict[str, float]:
 
     model = load_checkpoint(folder, "cuda")
     c = model.config
-    x = np.random.default_rng(0).normal(size=(1024, c.frames, c.joints, c.in_channels)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(1024, c.frames, c.joints, c.input_channels)).astype(np.float32)
     result = {}
     for precision in ("fp32", "bf16"):
         predict = torch_window_function(model, precision)

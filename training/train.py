@@ -40,7 +40,7 @@ from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E
 from posemoe.model.config import read_config  # noqa: E402
 from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
 from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, given_focal, load_clips  # noqa: E402
-from training.views import TRAIN_STREAM, VirtualViews, load_world  # noqa: E402
+from training.views import TRAIN_STREAM, ViewRanges, VirtualViews, load_world  # noqa: E402
 from training.losses import expert_loss, training_loss  # noqa: E402
 
 #: Relative to the working directory (the repository root in every documented command), so that a
@@ -58,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="named model config (see `python -m posemoe info`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one field of the named model config (ablations), e.g. --set zero_init=false")
+                   help="change one field of the named model config (ablations), e.g. --set zero_init=false; "
+                        "with --init, grow the network it starts from, e.g. --set lens_input=true")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M 3D file (h36m_3d_17j_mm.npz)")
     p.add_argument("--detections", default=None, help="real 2D detections (h36m_2d_sh_mpii16_px10.npz) to mix in")
     p.add_argument("--detection-prob", type=float, default=0.3, help="share of windows that use the real detections")
@@ -83,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", default=None, help="start a new run from these weights (fine-tuning), with a fresh optimiser")
     p.add_argument("--views-prob", type=float, default=0.0,
                    help="share of each batch seen through virtual phone cameras at 20-60 frames/s (training/views.py)")
+    p.add_argument("--out-of-frame-prob", type=float, default=ViewRanges.out_of_frame_prob,
+                   help="share of virtual cameras aimed anywhere in the picture, so that part of the body may leave it "
+                        "(a whole take leaves the picture more often than one window aimed at the person does)")
     p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints")
     p.add_argument("--lens-known-prob", type=float, default=1.0,
                    help="share of windows normalised with the true lens; the rest get the product's default lens, as users who give no --fov")
@@ -130,14 +134,16 @@ def batch_indices(step: int, batch: int, n: int, seed: int, cache: dict) -> np.n
     return out
 
 
-def network_batch(inputs: np.ndarray, target: np.ndarray, focal: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+def network_batch(inputs: np.ndarray, target: np.ndarray, focal: np.ndarray, lens_known: np.ndarray,
+                  config) -> tuple[np.ndarray, np.ndarray]:
     """Screen windows and camera-space targets -> what the network is given and must answer: the
     product's one normalisation (:func:`posemoe.normalize.normalize_windows`), the targets turned
     with the windows' perspective crops (unchanged for a ``config.input`` of "screen").
-    inputs, target: (B, T, 17, 3); focal: (B,) screen units."""
+    inputs, target: (B, T, 17, 3); focal: (B,) screen units; lens_known: (B,) bool, whether ``focal``
+    is the camera's own (told to networks with the lens channel)."""
     if config.input == "screen":
         return inputs, target
-    x, rotation = normalize_windows(inputs, focal)
+    x, rotation = normalize_windows(inputs, focal, lens_known if config.lens_input else None)
     return x, turn_targets(target, rotation)
 
 
@@ -176,7 +182,8 @@ def main(argv=None) -> int:
 
     torch.manual_seed(args.seed)
     if args.resume or args.init:
-        model = load_checkpoint(out if args.resume else args.init).train()
+        # A run resumes as it was saved; a fine-tune may grow the network it starts from (--set).
+        model = load_checkpoint(out if args.resume else args.init, overrides=[] if args.resume else args.set).train()
         config = model.config
     else:
         config = get_config(args.config).with_overrides(args.set)
@@ -193,7 +200,8 @@ def main(argv=None) -> int:
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
     augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
                       lens_known_prob=args.lens_known_prob, **(FAULTS if args.faults else {}))
-    views = VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames) if args.views_prob > 0 else None
+    views = (VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames,
+                          ViewRanges(out_of_frame_prob=args.out_of_frame_prob)) if args.views_prob > 0 else None)
     val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -229,13 +237,14 @@ def main(argv=None) -> int:
         rng = np.random.default_rng([args.seed, step, rank])
         # The batch's last share comes through virtual phone cameras, the rest from Human3.6M's own.
         k = int(round(len(indices) * args.views_prob)) if views is not None else 0
-        x, y, focal = train.batch(indices[: len(indices) - k], rng, augment, independent=warm_start)
+        x, y, focal, known = train.batch(indices[: len(indices) - k], rng, augment, independent=warm_start)
         if k:
             seen = views.batch(np.random.default_rng([args.seed, TRAIN_STREAM, step, rank]), k)
             vx, vy = corrupt(seen.screen[..., :2], seen.target, rng, augment, seen.in_frame)
-            lens = given_focal(seen.focal, seen.default_focal, rng, augment)
-            x, y, focal = np.concatenate([x, vx]), np.concatenate([y, vy]), np.concatenate([focal, lens])
-        x, y = network_batch(x, y, focal, config)
+            lens, lens_known = given_focal(seen.focal, seen.default_focal, rng, augment)
+            x, y = np.concatenate([x, vx]), np.concatenate([y, vy])
+            focal, known = np.concatenate([focal, lens]), np.concatenate([known, lens_known])
+        x, y = network_batch(x, y, focal, known, config)
         torch.manual_seed(args.seed * 1_000_003 + step * world + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)

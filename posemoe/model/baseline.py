@@ -15,13 +15,14 @@ from .layers import PoseEmbedding, SpatioTemporalBlock, zero_start
 
 
 class EntangledTransformer(nn.Module):
-    """x: (B, T, J, in_channels) screen coordinates and visibility -> (B, T, J, 3) root-relative metres."""
+    """x: (B, T, J, input_channels) screen coordinates, visibility (and the lens channel) -> (B, T, J, 3)
+    root-relative metres."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = config
         self.config = config
-        self.embed = PoseEmbedding(c.in_channels, c.width, c.frames, c.joints, c.joint_std, c.frame_std)
+        self.embed = PoseEmbedding(c.in_channels, c.width, c.frames, c.joints, c.joint_std, c.frame_std, c.lens_input)
         self.blocks = nn.ModuleList(SpatioTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.encoder_depth))
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 3)
@@ -29,7 +30,8 @@ class EntangledTransformer(nn.Module):
             zero_start(self, self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x)
+        x, lens = (x[..., :-1], x[..., -1:]) if self.config.lens_input else (x, None)
+        h = self.embed(x, lens)
         for block in self.blocks:
             h = block(h)
         out = self.head(self.norm(h))

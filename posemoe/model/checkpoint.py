@@ -34,14 +34,22 @@ def save_checkpoint(model: nn.Module, folder: str | Path, extra: dict | None = N
     tmp.replace(folder / CONFIG_FILE)
 
 
-def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu", overrides: list[str] = ()) -> nn.Module:
     """Build the network described by ``folder/config.json`` and load ``folder/model.safetensors``.
 
+    overrides: ``["key=value", ...]`` changes to the saved config, for fine-tuning the weights into a
+    network with more parts (``lens_input=true``, ``expert_heads=true``): every saved weight must fit
+    the new network, and the parts it adds keep their fresh initialisation.
     Raises PoseMoEError with a sentence saying what to do when a file is missing, corrupted or does
     not match the config. The network is returned in eval mode.
     """
     folder = Path(folder)
-    model = build_model(load_config(folder))
+    config = load_config(folder)
+    try:
+        config = config.with_overrides(list(overrides))
+    except ValueError as exc:
+        raise PoseMoEError(f"Cannot change the config of {folder}: {exc}.") from None
+    model = build_model(config)
     path = folder / WEIGHTS_FILE
     if not path.is_file():
         raise PoseMoEError(f"No {WEIGHTS_FILE} in {folder}: copy the weights next to {CONFIG_FILE}.")
@@ -50,7 +58,9 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> n
     except (SafetensorError, OSError, ValueError) as exc:
         raise PoseMoEError(f"{path} is not a readable safetensors file ({exc}); download or copy it again.") from None
     try:
-        model.load_state_dict(state, strict=True)
+        missing, unexpected = model.load_state_dict(state, strict=not overrides)
+        if unexpected:
+            raise RuntimeError(f"weights the changed config has no place for: {', '.join(unexpected)}")
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise PoseMoEError(f"{path} does not match {CONFIG_FILE} ({first}); use the config saved with these weights.") from None

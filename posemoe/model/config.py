@@ -32,7 +32,11 @@ class ModelConfig:
     frames: window length T. width: channels C. heads: attention heads. mlp_ratio: MLP hidden / C.
     encoder_depth: spatio-temporal blocks per expert (PoseMoE) or in total (baseline).
     decoder_depth: cross-expert aggregation layers (PoseMoE only).
-    in_channels: per-joint input (x, y, visibility). joint_std / frame_std: init scale of the
+    in_channels: per-joint keypoint input (x, y, visibility).
+    lens_input: the input carries one more channel, 1 where the window was normalised with the
+    camera's own lens and 0 where with the product's default guess (:func:`posemoe.normalize.screen_focal`):
+    the two crops of one person differ, and a network not told which it got learns a compromise
+    between them. Not for "tcn". joint_std / frame_std: init scale of the
     position embeddings (a large joint embedding lets spatial attention tell joints apart from step 1).
     depth_prior_std: initial standard deviation, metres, of the learned Gaussian depth prior.
     zero_init: start every residual branch and the output head at zero (see ``layers.zero_start``).
@@ -62,6 +66,12 @@ class ModelConfig:
     input: str = "person"
     expert_heads: bool = False
     staged_depth: bool = False
+    lens_input: bool = False
+
+    @property
+    def input_channels(self) -> int:
+        """Channels per joint of the network's input: the keypoint's, plus the lens channel."""
+        return self.in_channels + self.lens_input
 
     @property
     def specialists(self) -> bool:
@@ -155,6 +165,8 @@ def load_config(folder: str | Path) -> ModelConfig:
             raise ValueError(f"unknown architecture {config.arch!r}")
         if config.input not in INPUTS:
             raise ValueError(f"unknown input {config.input!r}")
+        if config.lens_input and (config.arch == "tcn" or config.input != "person"):
+            raise ValueError("only person-normalised transformers take the lens channel")
         return config
     except (KeyError, TypeError, ValueError) as exc:
         raise PoseMoEError(f"{Path(folder) / CONFIG_FILE} does not describe a known model ({exc}).") from None

@@ -116,17 +116,23 @@ class SpatioTemporalBlock(nn.Module):
 class PoseEmbedding(nn.Module):
     """Linear embedding of per-joint inputs plus learned joint (spatial) and frame (temporal) positions.
 
-    x: (B, T, J, in_channels) with T <= frames. Returns (B, T, J, dim).
+    x: (B, T, J, in_channels) with T <= frames. lens: (B, T, J, 1), 1 where the window's lens is the
+    camera's own (``ModelConfig.lens_input``), for an embedding made with ``lens=True``. Returns (B, T, J, dim).
     """
 
-    def __init__(self, in_channels: int, dim: int, frames: int, joints: int, joint_std: float, frame_std: float):
+    def __init__(self, in_channels: int, dim: int, frames: int, joints: int, joint_std: float, frame_std: float,
+                 lens: bool = False):
         super().__init__()
         self.linear = nn.Linear(in_channels, dim)
         self.joint_pos = nn.Parameter(torch.randn(1, 1, joints, dim) * joint_std)
         self.frame_pos = nn.Parameter(torch.randn(1, frames, 1, dim) * frame_std)
+        # A column of ``linear`` kept apart and started at zero, so weights trained without the lens
+        # channel load into a network with it and answer exactly as before until it is trained.
+        self.lens = nn.Parameter(torch.zeros(1, 1, 1, dim)) if lens else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) + self.joint_pos + self.frame_pos[:, : x.shape[1]]
+    def forward(self, x: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.linear(x) + self.joint_pos + self.frame_pos[:, : x.shape[1]]
+        return out if self.lens is None else out + lens * self.lens
 
 
 def zero_start(module: nn.Module, head: nn.Linear) -> None:

@@ -15,7 +15,7 @@ OPSET = 17
 
 
 def export_onnx(weights: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``weights``' network as ONNX; input "keypoints" (B, T, 17, 3), output "joints" (B, T, 17, 3).
+    """Write ``weights``' network as ONNX; input "keypoints" (B, T, 17, C: ``ModelConfig.input_channels``), output "joints" (B, T, 17, 3).
 
     Uses the TorchScript exporter (``dynamo=False``): it needs no extra packages and the graph of these
     networks has no data-dependent control flow. Returns the written path.
@@ -23,7 +23,7 @@ def export_onnx(weights: str | Path, out: str | Path | None = None) -> Path:
     model = load_checkpoint(weights, "cpu")
     c = model.config
     out = Path(out) if out else Path(weights) / ONNX_FILE
-    example = torch.zeros(2, c.frames, c.joints, c.in_channels)
+    example = torch.zeros(2, c.frames, c.joints, c.input_channels)
     tmp = out.with_name(out.name + ".tmp")
     with warnings.catch_warnings():
         # The tracer warns about every Python-level shape computation and about its own deprecation
@@ -51,7 +51,7 @@ def parity(weights: str | Path, onnx_path: str | Path, batch: int = 7, seed: int
 
     model = load_checkpoint(weights, "cpu")
     c = model.config
-    x = np.random.default_rng(seed).normal(size=(batch, c.frames, c.joints, c.in_channels)).astype(np.float32)
+    x = np.random.default_rng(seed).normal(size=(batch, c.frames, c.joints, c.input_channels)).astype(np.float32)
     with torch.no_grad():
         single = model(torch.from_numpy(x)).numpy()
         exact = model.double()(torch.from_numpy(x).double()).numpy()

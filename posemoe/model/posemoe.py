@@ -97,15 +97,16 @@ class CrossExpertLayer(nn.Module):
 
 
 class PoseMoE(nn.Module):
-    """x: (B, T, J, in_channels) screen coordinates and visibility -> (B, T, J, 3) root-relative metres."""
+    """x: (B, T, J, input_channels) screen coordinates, visibility (and the lens channel) -> (B, T, J, 3)
+    root-relative metres."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = config
         self.config = config
-        self.pose_embed = PoseEmbedding(c.in_channels, c.width, c.frames, c.joints, c.joint_std, c.frame_std)
+        self.pose_embed = PoseEmbedding(c.in_channels, c.width, c.frames, c.joints, c.joint_std, c.frame_std, c.lens_input)
         self.depth_prior = GaussianDepthPrior(c.joints, c.depth_prior_std)
-        self.depth_embed = PoseEmbedding(c.in_channels + 1, c.width, c.frames, c.joints, c.joint_std, c.frame_std)
+        self.depth_embed = PoseEmbedding(c.in_channels + 1, c.width, c.frames, c.joints, c.joint_std, c.frame_std, c.lens_input)
         self.pose_expert = nn.ModuleList(SpatioTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.encoder_depth))
         self.depth_expert = nn.ModuleList(SpatioTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.encoder_depth))
         self.decoder = nn.ModuleList(CrossExpertLayer(c.width, c.heads, c.mlp_ratio) for _ in range(c.decoder_depth))
@@ -122,12 +123,13 @@ class PoseMoE(nn.Module):
             zero_start(self, self.head)
 
     def forward(self, x: torch.Tensor, return_gates: bool = False, return_experts: bool = False):
-        """x: (B, T, J, in_channels). Returns the pose (B, T, J, 3); with ``return_gates`` also the
+        """x: (B, T, J, input_channels). Returns the pose (B, T, J, 3); with ``return_gates`` also the
         router's gates (B, T, J, 2); with ``return_experts`` also the experts' own answers
         ``{"xy": (B, T, J, 2), "z": (B, T, J, 1)}``, root-relative metres (models with expert heads)."""
         b, t = x.shape[:2]
-        pose = self.pose_embed(x)
-        depth = self.depth_embed(torch.cat([x, self.depth_prior(b, t).to(x.dtype)], dim=-1))
+        x, lens = (x[..., :-1], x[..., -1:]) if self.config.lens_input else (x, None)
+        pose = self.pose_embed(x, lens)
+        depth = self.depth_embed(torch.cat([x, self.depth_prior(b, t).to(x.dtype)], dim=-1), lens)
         z = None
         for i, (pose_block, depth_block) in enumerate(zip(self.pose_expert, self.depth_expert)):
             pose, depth = pose_block(pose), depth_block(depth)

@@ -16,7 +16,7 @@ def macs_per_window(config: ModelConfig) -> int:
     operations such as norms and activations are not counted, as is usual for MACs).
     """
     model = build_model(config).eval()
-    x = torch.zeros(1, config.frames, config.joints, config.in_channels)
+    x = torch.zeros(1, config.frames, config.joints, config.input_channels)
     with FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() // 2
