@@ -217,7 +217,8 @@ def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: 
     # Bridged frames have no detector confidence; the lifter should still use their interpolated 2D.
     lift_confidence = np.where(filled[:, None], 1.0, confidence)
     relative = lifter.lift(keypoints, info.width, info.height, lift_confidence, stride=settings.stride,
-                           flip=settings.flip, focal_px=focal, fps=info.fps, progress=lift_progress).astype(np.float64)
+                           flip=settings.flip, focal_px=focal if settings.lens_given else None, fps=info.fps,
+                           progress=lift_progress).astype(np.float64)
     timings.add("lift", time.perf_counter() - clock)
 
     _check(cancel)

@@ -17,7 +17,8 @@ class Settings:
 
     start, stop: video frame range (stop None: to the end). person: (x px, y px, frame) to pick the
     person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
-    ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None.
+    ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None
+    (the default, a phone's main camera, counts as not knowing the lens: see :attr:`lens_given`).
     flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
     detector looks for in each frame. workers: threads that share the default detector's work, each
     on its own stretch of the video (0: one per CPU core, at least 60 frames each, see
@@ -34,3 +35,11 @@ class Settings:
     stride: int | None = None
     max_people: int = 3
     workers: int = 0
+
+    @property
+    def lens_given(self) -> bool:
+        """Whether the user told us the lens (a focal length, or a field of view other than the
+        default). The lifting network is told so (``ModelConfig.lens_input``): a guessed lens needs a
+        more cautious reading of the picture than a known one. Blender keeps the default in single
+        precision, hence the tolerance."""
+        return self.focal_px is not None or abs(self.fov_degrees - DEFAULT_FOV_DEGREES) > 1e-4

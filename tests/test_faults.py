@@ -252,6 +252,25 @@ def test_nan_and_empty_detections_are_bridged(tmp_path, frames, lifter):
     assert take.settings["detector"] == "flaky"
 
 
+def test_the_lifter_is_told_the_lens_only_when_the_user_gave_one(short_clip, lifter):
+    """The default field of view is a guess, not the user's lens: the Lifter gets no ``focal_px``
+    for it, so a network with the lens channel reads the picture as a guess."""
+    told = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(lifter, name)
+
+        def lift(self, *args, **kwargs):
+            told.append(kwargs["focal_px"])
+            return lifter.lift(*args, **kwargs)
+
+    takes = [capture(short_clip, s, lifter=Recording()) for s in (Settings(), Settings(fov_degrees=50.0), Settings(focal_px=900.0))]
+    assert told[0] is None and told[2] == 900.0
+    assert told[1] == pytest.approx(takes[1].focal_px) and takes[1].focal_px > takes[0].focal_px
+    assert not Settings(fov_degrees=float(np.float32(69.4))).lens_given  # the add-on's default, in single precision
+
+
 class NobodyDetector:
     name = "nobody"
 

@@ -58,7 +58,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu", over
     except (SafetensorError, OSError, ValueError) as exc:
         raise PoseMoEError(f"{path} is not a readable safetensors file ({exc}); download or copy it again.") from None
     try:
-        missing, unexpected = model.load_state_dict(state, strict=not overrides)
+        unexpected = model.load_state_dict(state, strict=not overrides).unexpected_keys
         if unexpected:
             raise RuntimeError(f"weights the changed config has no place for: {', '.join(unexpected)}")
     except RuntimeError as exc:
