@@ -3,6 +3,7 @@ import torch
 
 from posemoe.model import CONFIGS, build_model, count_parameters, get_config
 from posemoe.model.config import ModelConfig
+from posemoe.model.layers import zero_start
 from posemoe.model.profile import describe
 from training.losses import training_loss
 
@@ -132,3 +133,32 @@ def test_each_reading_is_its_twins_size_and_its_experts_answer_for_themselves(na
         training_loss(model(x), target, 0.5)[0].backward()
         assert model.restage_embed.weight.grad.abs().sum() > 0
     assert torch.equal(model.eval()(x), model(x, return_experts=True)[0])
+
+
+def test_the_routed_reading_mixes_the_experts_before_the_decoder():
+    """Routing before the cross-expert decoder costs no weights. At the zero start every decoder block
+    is the identity, so routing before or after it gives the same pose from the same weights; once the
+    decoder has learned something the two orders differ, and the router still gets a gradient."""
+    parallel = get_config("posemoe-t27")
+    routed = get_config("posemoe-t27-routed")
+    assert routed.router_first and describe(routed)["parameters"] == describe(parallel)["parameters"]
+    torch.manual_seed(0)
+    small_routed = small("posemoe").with_overrides(["router_first=true"])
+    first, second = build_model(small("posemoe")).eval(), build_model(small_routed).eval()
+    with torch.no_grad():
+        for p in first.parameters():
+            p.normal_(0, 0.3)
+        for layer in first.decoder:  # back to the zero start of the decoder's residual branches
+            zero_start(layer, first.head)
+        first.head.weight.normal_(0, 0.3)
+    second.load_state_dict(first.state_dict())
+    x = torch.randn(2, 9, 17, 3)
+    torch.testing.assert_close(first(x), second(x))
+    with torch.no_grad():
+        for p in first.decoder.parameters():
+            p.normal_(0, 0.3)
+    second.load_state_dict(first.state_dict())
+    assert (first(x) - second(x)).abs().max() > 1e-3
+    second.train()
+    training_loss(second(x), torch.randn(2, 9, 17, 3) * 0.2, 0.5)[0].backward()
+    assert second.router.weight.grad.abs().sum() > 0

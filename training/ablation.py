@@ -3,7 +3,7 @@
     nice -n 19 python training/ablation.py --steps 1500 --seeds 0 1 --jobs 2 --markdown /tmp/ablation.md
     python training/ablation.py --steps 6000 --batch 256 --device cuda --jobs 10 ...   # a lent GPU
 
-Every reading of ``posemoe/model/posemoe.py`` (parallel, specialists, staged, deep aggregation) and the
+Every reading of ``posemoe/model/posemoe.py`` (parallel, specialists, staged, deep aggregation, routed) and the
 entangled twin ``baseline-t27`` is trained from scratch with one recipe (:data:`RECIPE`: the product's,
 half of every batch through virtual phone cameras, a detector's faults, most lenses unknown), the same
 steps, batch and schedule, for every seed; parameters and MACs are within 1.3 % of each other
@@ -47,6 +47,7 @@ READINGS = {
     "specialists": "posemoe-t27-specialists",
     "staged depth": "posemoe-t27-staged",
     "deep aggregation": "posemoe-t27-aggregate",
+    "routed": "posemoe-t27-routed",
     "entangled twin": "baseline-t27",
 }
 TWIN = "entangled twin"

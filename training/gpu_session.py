@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     if args.ablation:
         table = args.out / "ablation.md"
         done = subprocess.run([sys.executable, "training/ablation.py", "--steps", str(args.ablation), "--batch", "256",
-                               "--device", args.device, "--jobs", "10", "--eval-every", "250", "--out", str(args.runs / "ablation"),
+                               "--device", args.device, "--jobs", "12", "--eval-every", "250", "--out", str(args.runs / "ablation"),
                                "--markdown", str(table)], cwd=ROOT).returncode == 0
         finished = ["ablation"] if done else []
     elif args.extend:

@@ -47,6 +47,8 @@ class ModelConfig:
     (x, y), the depth expert its z) at the end of the encoder, the "specialists" reading.
     staged_depth: PoseMoE only; the depth expert estimates depth after its first block and embeds that
     estimate with the 2D before the rest (implies expert heads), the "staged" reading.
+    router_first: PoseMoE only; the pose router weighs the experts' encoder features before the
+    cross-expert decoder instead of after it, the "routed" reading.
     See ``posemoe/model/posemoe.py`` for what each reading follows.
     """
 
@@ -66,6 +68,7 @@ class ModelConfig:
     input: str = "person"
     expert_heads: bool = False
     staged_depth: bool = False
+    router_first: bool = False
     lens_input: bool = False
 
     @property
@@ -125,6 +128,7 @@ def _readings(frames: int, width: int, heads: int) -> dict[str, ModelConfig]:
         f"posemoe-t{frames}-staged": replace(moe, expert_heads=True, staged_depth=True),
         # A decoder layer weighs as much as one encoder block in each expert.
         f"posemoe-t{frames}-aggregate": replace(moe, encoder_depth=1, decoder_depth=2, expert_heads=True),
+        f"posemoe-t{frames}-routed": replace(moe, router_first=True),
     }
 
 

@@ -15,7 +15,8 @@ this is our reading, each choice named in :class:`~posemoe.model.config.ModelCon
    spatial then temporal: depth queries read 2D features while 2D queries read depth features, both
    updated from the same previous state.
 4. **Pose router**: per joint and frame, a softmax gate over the two experts' final features weighs
-   how much each contributes to the fused feature that the head turns into 3D.
+   how much each contributes to the fused feature that the head turns into 3D (after the decoder; the
+   routed reading below moves it before).
 
 Readings of what the paper leaves open (issue 20), each a flag of :class:`ModelConfig` and a named
 config, measured against the entangled twin by ``training/ablation.py``:
@@ -37,9 +38,19 @@ config, measured against the entangled twin by ``training/ablation.py``:
 - **deep aggregation** (``posemoe-t27-aggregate``): specialists with one encoder block per expert and
   two cross-expert layers, the same weights spent on "bidirectional mapping between 2D pose and depth"
   rather than on the experts.
+- **routed** (``router_first``): the pose router fuses the experts' encoder features and the
+  cross-expert decoder works on what it fused: each expert's stream enters the decoder weighed by its
+  gate, and the head reads the sum of the two streams (at the decoder's zero start, exactly the
+  router's mixture). A third-party reader's note on the paper's Sections IV-A to IV-C (2025-12-20,
+  in a public research log) gives this order: "reliable 2D and uncertain depth first go to separate
+  expert branches, the pose router then fuses them, and the bidirectional spatio-temporal cross
+  decoder interacts after that"; the parallel reading routes after the decoder instead. The same
+  note says the paper's own ablation (its Table VI) holds PoseMoE against a MixSTE of about the same
+  parameters, as ours does.
 
-The paper's full text (layer counts, router inputs, losses) was not reachable from here; what it does
-say is quoted above. Its closest relative is MixSTE (spatial then temporal attention per block), the
+The paper's full text (layer counts, router inputs, losses) was not reachable from here (arXiv's HTML
+is stored only as its abstract and the first line of the introduction); what it does say is quoted
+above. Its closest relative is MixSTE (spatial then temporal attention per block), the
 entangled twin (``baseline.py``).
 
 Input ``(B, T, J, 3)``; output ``(B, T, J, 3)`` root-relative camera-space metres for every frame.
@@ -122,6 +133,10 @@ class PoseMoE(nn.Module):
         if c.zero_init:
             zero_start(self, self.head)
 
+    def route(self, pose: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The pose router's per-token softmax weights of the two experts: (B, T, J, C) twice -> (B, T, J, 2)."""
+        return torch.softmax(self.router(torch.cat([pose, depth], dim=-1)), dim=-1)
+
     def forward(self, x: torch.Tensor, return_gates: bool = False, return_experts: bool = False):
         """x: (B, T, J, input_channels). Returns the pose (B, T, J, 3); with ``return_gates`` also the
         router's gates (B, T, J, 2); with ``return_experts`` also the experts' own answers
@@ -141,10 +156,16 @@ class PoseMoE(nn.Module):
             xy = self.pose_head(pose)
             z = self.depth_head(depth) if z is None else z
             experts = {"xy": xy - xy[:, :, :1], "z": z - z[:, :, :1]}
+        if self.config.router_first:
+            gates = self.route(pose, depth)
+            pose, depth = gates[..., :1] * pose, gates[..., 1:] * depth
         for layer in self.decoder:
             pose, depth = layer(pose, depth)
-        gates = torch.softmax(self.router(torch.cat([pose, depth], dim=-1)), dim=-1)  # (B, T, J, 2)
-        fused = gates[..., :1] * pose + gates[..., 1:] * depth
+        if self.config.router_first:
+            fused = pose + depth
+        else:
+            gates = self.route(pose, depth)
+            fused = gates[..., :1] * pose + gates[..., 1:] * depth
         out = self.head(self.norm(fused))
         out = out - out[:, :, :1]
         extra = ((gates,) if return_gates else ()) + ((experts,) if return_experts else ())
