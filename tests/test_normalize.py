@@ -236,3 +236,22 @@ def test_detector_faults_swap_left_and_right_for_a_stretch():
     np.testing.assert_array_equal(swapped[changed], clean[changed][:, FLIP_PERMUTATION])
     inputs, _ = corrupt(xy, target, np.random.default_rng(2), Augment(**FAULTS))
     assert inputs.shape == (400, 27, 17, 3) and np.isfinite(inputs).all()
+
+
+def test_detector_faults_lose_a_group_of_joints_for_a_while():
+    from training.data import HIDDEN
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(400, 27, 17, 2)).astype(np.float32)
+    target = rng.normal(size=(400, 27, 17, 3)).astype(np.float32)
+    faulty = Augment(noise_max=0, outlier_prob=0, drop_max=0, flip_prob=0, hide_prob=1.0)
+    inputs, _ = corrupt(xy, target, np.random.default_rng(1), faulty)
+    lost = inputs[..., 2] == 0  # (windows, frames, joints)
+    assert (inputs[..., :2][lost] == 0).all()  # lost joints carry the engine's encoding, (0, 0)
+    groups = {tuple(np.flatnonzero(lost[w].any(0))) for w in range(len(lost))}
+    assert groups == set(HIDDEN)  # every group, and nothing but one group per window
+    frames = lost.any(2).sum(1)
+    assert frames.min() >= 1 and frames.max() == 27 and (frames < 27).any()
+    for w in range(len(lost)):  # one run: the group is lost on consecutive frames, all its joints together
+        seen = np.flatnonzero(lost[w].any(1))
+        assert seen[-1] - seen[0] + 1 == len(seen)
+        assert (lost[w][seen][:, list(np.flatnonzero(lost[w].any(0)))]).all()

@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out-of-frame-prob", type=float, default=ViewRanges.out_of_frame_prob,
                    help="share of virtual cameras aimed anywhere in the picture, so that part of the body may leave it "
                         "(a whole take leaves the picture more often than one window aimed at the person does)")
-    p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints")
+    p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints, joints lost for a while")
     p.add_argument("--lens-known-prob", type=float, default=1.0,
                    help="share of windows normalised with the true lens; the rest get the product's default lens, as users who give no --fov")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
