@@ -208,10 +208,12 @@ def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[di
 
 
 def train_command(train: dict) -> str:
-    keys = ["config", "init", "steps", "batch", "lr", "threads", "seed", "views_prob"]
+    keys = ["config", "init", "steps", "batch", "lr", "threads", "seed", "views_prob", "out_of_frame_prob"]
     parts = [f"--{k.replace('_', '-')} {train[k]}" for k in keys if train.get(k)]
     if train.get("faults"):
         parts.append("--faults")
+    if train.get("lens_known_prob", 1.0) < 1.0:
+        parts.append(f"--lens-known-prob {train['lens_known_prob']}")
     if train.get("detections"):
         parts.append(f"--detections {Path(train['detections']).name} --detection-prob {train['detection_prob']}")
     return " ".join(parts)
