@@ -108,10 +108,10 @@ class Augment:
     joint drifting away and back over 5 frames to a whole window (up to ``drift_max``); guess_prob: a
     run of 5 frames to a whole window where one occluded joint is only guessed (kept, as BlazePose's
     low-visibility joints are, but ``guess_std`` off; 0.03 is about 6 cm on a Human3.6M-sized person);
-    hide_prob: a run of 5 frames to two windows' length (so often the whole window) where one of :data:`HIDDEN`'s groups of joints is not
-    seen at all (visibility 0: behind the body, or cut off by the picture's edge). out_of_frame_drop:
-    chance that joints outside the picture are dropped rather than kept where a detector extrapolates
-    them.
+    hide_prob: a run of 5 frames to two windows' length (so often the whole window) where one of
+    :data:`HIDDEN`'s groups of joints is not seen at all (visibility 0: behind the body, or cut off by
+    the picture's edge). out_of_frame_drop: chance that joints outside the picture are dropped rather
+    than kept where a detector extrapolates them.
 
     What the user tells the product: lens_known_prob is the chance that a window is normalised with
     its camera's true focal length (a user who gives ``--fov``); the others get the default lens the
