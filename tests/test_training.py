@@ -86,6 +86,25 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, tiny_dataset, t
         assert (a[key] == b[key]).all(), key
 
 
+def test_a_resume_keeps_the_fault_rates_the_run_started_with(tmp_path, tiny_dataset, tiny_config, monkeypatch):
+    run = run_train(tmp_path, tiny_dataset, "faults", "--config", tiny_config, "--steps", "4", "--until", "2", "--faults")
+    saved = json.loads((run / "config.json").read_text())["train"]["faults"]
+    assert saved == train.FAULTS
+    changed = {**train.FAULTS, "hide_prob": 0.9}
+    monkeypatch.setattr(train, "FAULTS", changed)
+    assert train.parse_args(["--out", str(run), "--resume"]).faults == saved
+    # Given again, --faults takes today's recipe; so does a run saved before the rates were kept.
+    assert train.parse_args(["--out", str(run), "--resume", "--faults"]).faults == changed
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["faults"] = True
+    (run / "config.json").write_text(json.dumps(config))
+    assert train.parse_args(["--out", str(run), "--resume"]).faults == changed
+    config["train"]["faults"] = {"hide_prob": 0.2, "shuffle_prob": 0.1}
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(run), "--resume"])
+
+
 def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_config):
     moe = run_train(tmp_path, tiny_dataset, "moe", "--config", tiny_config, "--steps", "3")
     base = run_train(tmp_path, tiny_dataset, "base", "--config", "tinybase-t9", "--steps", "3")

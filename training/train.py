@@ -87,7 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out-of-frame-prob", type=float, default=ViewRanges.out_of_frame_prob,
                    help="share of virtual cameras aimed anywhere in the picture, so that part of the body may leave it "
                         "(a whole take leaves the picture more often than one window aimed at the person does)")
-    p.add_argument("--faults", action="store_true", help="add a detector's faults: left/right swaps, drift, guessed joints, joints lost for a while")
+    p.add_argument("--faults", action="store_true", help="add a detector's faults (training.data.FAULTS): left/right swaps, drift, guessed joints, joints lost "
+                        "for a while; the run's config.json keeps the rates, and a resume reads them back unless --faults is given again")
     p.add_argument("--lens-known-prob", type=float, default=1.0,
                    help="share of windows normalised with the true lens; the rest get the product's default lens, as users who give no --fov")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -110,7 +111,28 @@ def parse_args(argv=None) -> argparse.Namespace:
                 setattr(args, key, value)
     elif not args.config and not args.init:
         p.error("--config or --init is required for a new run")
+    try:
+        args.faults = fault_rates(args.faults)
+    except ValueError as error:
+        p.error(str(error))
     return args
+
+
+def fault_rates(faults: bool | dict | None) -> dict[str, float]:
+    """The detector-fault rates a run trains with, as saved in its config.json.
+
+    ``--faults`` (True) takes the current recipe, ``training.data.FAULTS``; a run's config keeps the
+    rates themselves, so that a later change of FAULTS does not change the recipe of a resumed run.
+    Runs saved before the rates were kept recorded True, and take the current recipe.
+    """
+    if faults is True:
+        return dict(FAULTS)
+    if not faults:
+        return {}
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"the run's config.json has unknown fault rates {unknown}; the known ones are {sorted(FAULTS)}")
+    return {key: float(value) for key, value in faults.items()}
 
 
 def learning_rate(step: int, args: argparse.Namespace) -> float:
@@ -199,7 +221,7 @@ def main(argv=None) -> int:
 
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
     augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
-                      lens_known_prob=args.lens_known_prob, **(FAULTS if args.faults else {}))
+                      lens_known_prob=args.lens_known_prob, **args.faults)
     views = (VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames,
                           ViewRanges(out_of_frame_prob=args.out_of_frame_prob)) if args.views_prob > 0 else None)
     val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
