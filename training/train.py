@@ -131,7 +131,8 @@ def fault_rates(faults: bool | dict | None) -> dict[str, float]:
         return {}
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
-        raise ValueError(f"the run's config.json has unknown fault rates {unknown}; the known ones are {sorted(FAULTS)}")
+        raise ValueError(f"the run's config.json has fault rates this code does not know, {unknown} (it knows {sorted(FAULTS)}): "
+                         "resume with the code that wrote it, or remove them from the config")
     return {key: float(value) for key, value in faults.items()}
 
 
