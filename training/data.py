@@ -144,8 +144,8 @@ LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
 #: shins (the picture cut at the knees), the head. Through the Lifter, joints lost for a whole window
 #: came out 30 cm off on average (the shipped weights of 2026-12-02, virtual cameras at 30 frames/s)
 #: while the network had only been shown single joints lost for a frame or two. hide_prob was 0.1 for
-#: steps 4,400-7,000 of the shipped run (out-of-picture joints 307 -> 274 mm), 0.2 from step 7,000
-#: (-> 263 mm at step 10,000).
+#: steps 4,400-7,000 of the shipped run (out-of-picture joints 307 -> 274 mm on every 3rd test sequence
+#: at 30 frames/s), 0.2 from step 7,000 (-> 263 mm at step 10,000).
 HIDDEN = ((3,), (2, 3), (6,), (5, 6), (2, 3, 5, 6), (13,), (12, 13), (16,), (15, 16), (9, 10))
 
 
