@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from training import benchmark, train
@@ -74,9 +75,10 @@ def test_training_run_logs_saves_and_learns(tmp_path, tiny_dataset, tiny_config)
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
 
 
-def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, tiny_dataset, tiny_config):
-    straight = run_train(tmp_path, tiny_dataset, "straight", "--config", tiny_config, "--steps", "6")
-    split = run_train(tmp_path, tiny_dataset, "split", "--config", tiny_config, "--steps", "6", "--until", "3")
+@pytest.mark.parametrize("average", [[], ["--ema", "0.5"]], ids=["trained", "moving-average"])
+def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, tiny_dataset, tiny_config, average):
+    straight = run_train(tmp_path, tiny_dataset, "straight", "--config", tiny_config, "--steps", "6", *average)
+    split = run_train(tmp_path, tiny_dataset, "split", "--config", tiny_config, "--steps", "6", "--until", "3", *average)
     assert json.loads((split / "config.json").read_text())["step"] == 3
     # Resume reads the run's own settings back (data, batch, schedule); only --until is overridden.
     assert train.main(["--out", str(split), "--resume", "--until", "0", "--quiet"]) == 0
@@ -84,6 +86,9 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, tiny_dataset, t
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(split / "model.safetensors"))
     for key in a:
         assert (a[key] == b[key]).all(), key
+    if average:  # what is saved is the average, not the trained weights
+        trained = torch.load(straight / "train_state.pt", weights_only=True)["model"]
+        assert any(not torch.equal(trained[key], a[key]) for key in a)
 
 
 def test_a_resume_keeps_the_fault_rates_the_run_started_with(tmp_path, tiny_dataset, tiny_config, monkeypatch):
