@@ -208,7 +208,7 @@ def to_markdown(results: list[dict], command: str, flip: bool, ablation: list[di
 
 
 def train_command(train: dict) -> str:
-    keys = ["config", "init", "steps", "batch", "lr", "threads", "seed", "views_prob", "out_of_frame_prob"]
+    keys = ["config", "init", "steps", "batch", "lr", "threads", "seed", "views_prob", "out_of_frame_prob", "ema"]
     parts = [f"--{k.replace('_', '-')} {train[k]}" for k in keys if train.get(k)]
     if train.get("faults"):
         parts.append("--faults")
