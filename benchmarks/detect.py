@@ -1,24 +1,40 @@
-"""How often the detector must look for new people: speed against what the capture keeps, on a video.
+"""The capture's detector against MediaPipe's PoseLandmarker, clip by clip, on every real clip we have.
 
-    python benchmarks/detect.py [VIDEO] [--every 5 10 20 30] [--markdown FILE] [--json FILE]
+    python benchmarks/detect.py [VIDEO ...] [--look-every 1 2 3 5] [--markdown FILE] [--json FILE]
 
-The shipped detector (:class:`posemoe.detect.blazepose.BlazePoseDetector`) follows everyone it has
-found with BlazePose's landmark model and looks for people not yet followed every K frames with
-BlazePose's person detector, following anyone new back through the frames since the last look. Each
-row runs it with one K (and two rows with other bars for the person detector's score), in one
-thread, over the whole video (default: the bundled sample, where a walker crosses in front of a man on
-a box); the reference row is MediaPipe's own PoseLandmarker on every frame, the detector this product
-used first. For each: decode and detect time per
-frame, looks, people found per frame, and the person the capture chooses (the tracker's own choice):
-frames where they were found, how far their keypoints lie from the reference's (median over joints
-and frames, pixels), and their raw 2D jitter (median |acceleration|, pixels per frame^2; the
-reference's landmarks are smoothed by MediaPipe).
+Default clips: the bundled sample and every video in ``../shared/media/real/`` and its ``hands/``
+folder (README there; skipped with a message where that folder is absent). For each clip, in one
+thread over the whole video, the reference is MediaPipe's own PoseLandmarker (Tasks API, video mode,
+up to 3 people, the same two BlazePose models: :func:`task_bundle`), and each row is our
+:class:`posemoe.detect.blazepose.BlazePoseDetector` looking with the person detector every K frames
+(the shipped K marked). For each:
+
+- ms per frame (decoding included) and looks with the person detector;
+- people per frame, and the reference's person-frames we also find (a person of ours within 20 % of
+  the body's height, median over joints);
+- the person the capture chooses (``posemoe.track``'s own choice): frames found against the
+  reference's chosen person's;
+- distance of our chosen person's 17 keypoints from the reference's chosen person's, in % of the body's
+  height (the 95th percentile over the clip of the reference person's keypoint-box height): median,
+  p90 and p99 over joints and frames; spikes: frames in which some joint is more than 10 % off;
+- raw 2D jitter: median |second difference| over joints and frames, px per frame^2, and its ratio to
+  the reference's (neither is smoothed: the Tasks PoseLandmarker smooths nothing with several people);
+- identity switches: times our chosen person moves between the reference's chosen person and someone
+  else (a body of the reference nearer to ours), and the frames spent on someone else.
+
+For the squats clip the TensorFlow.js BlazePose keypoints stored beside it are a second, independent
+reference: median distance of ours and of MediaPipe's from them. Then one table of the trade between
+speed and fidelity over the whole corpus, per K. The reference's detections are cached in
+``benchmarks/.cache`` (keyed by the clip's size and time; ``--fresh`` ignores the cache).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -36,13 +52,17 @@ from posemoe.pipeline import _detector_output  # noqa: E402
 from posemoe.track import build_tracks, select_person  # noqa: E402
 from posemoe.video import probe  # noqa: E402
 
+REAL = ROOT.parent / "shared" / "media" / "real"
+CACHE = ROOT / "benchmarks" / ".cache"
+SPIKE = 10.0  # % of the body's height
+SAME_PERSON = 20.0  # % of the body's height, median over joints
+
 
 def task_bundle() -> bytes:
     """MediaPipe's PoseLandmarker ``.task`` bundle (a zip of BlazePose's two models) built from the
     mediapipe wheel's bare ``.tflite`` files: the Tasks API wants models that carry input-normalisation
     metadata, which MediaPipe's own metadata writer adds (the detector takes pixels scaled to [-1, 1],
     the landmark model pixels scaled to [0, 1], as the wheel's graphs do)."""
-    import io
     import zipfile
 
     import mediapipe
@@ -65,9 +85,9 @@ def task_bundle() -> bytes:
 
 
 class MediaPipeEveryFrame:
-    """The reference: MediaPipe's PoseLandmarker (BlazePose Full, up to 3 people) on every frame."""
+    """The reference: MediaPipe's PoseLandmarker (BlazePose Full, up to 3 people, video mode)."""
 
-    name = "mediapipe-every-frame"
+    name = "mediapipe-pose-landmarker"
 
     def __init__(self, max_people: int = 3):
         from mediapipe.tasks.python import BaseOptions, vision
@@ -94,42 +114,206 @@ class MediaPipeEveryFrame:
 
 
 def run(video: Path, detector) -> dict:
-    """Detect every frame of ``video``; the chosen person's keypoints (N, 17, 2) px and the figures."""
+    """Detect every frame of ``video``: everyone's keypoints, the chosen person's (N, 17, 2) px with
+    NaN where not found, and the time."""
     info = probe(video)
-    looks = [0]
-    if isinstance(detector, blazepose.BlazePoseDetector):
-        discover = detector._discover
-
-        def counted(*args):
-            looks[0] += 1
-            return discover(*args)
-
-        detector._discover = counted
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     found = [(keypoints, confidence) for _, keypoints, confidence in detect_frames(detector, video, 0, None, seconds)]
     wall = time.perf_counter() - clock
     detector.close()
     detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(found)]
-    chosen, _ = select_person(build_tracks(detections), len(detections), info.fps)
-    seen = np.isfinite(chosen).all(axis=(1, 2))
-    return {"chosen": chosen, "frames": len(found), "ms_per_frame": 1000 * wall / len(found),
-            "decode_ms": 1000 * seconds["decode"] / len(found), "looks": looks[0],
-            "people_per_frame": float(np.mean([len(k) for k, _ in detections])),
-            "chosen_frames": int(seen.sum()), "chosen_first": int(np.argmax(seen)),
-            "chosen_last": int(len(seen) - 1 - np.argmax(seen[::-1]))}
+    try:
+        chosen, _ = select_person(build_tracks(detections), len(detections), info.fps)
+    except Exception:  # nobody in the whole clip
+        chosen = np.full((len(detections), 17, 2), np.nan)
+    return {"everyone": [k for k, _ in detections], "chosen": chosen, "ms_per_frame": 1000 * wall / max(len(found), 1),
+            "looks": getattr(detector, "looks", len(found))}
+
+
+def reference(video: Path, fresh: bool) -> dict:
+    """:func:`run` with MediaPipe, cached by the clip's path, size and time."""
+    stat = video.stat()
+    key = hashlib.sha1(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = CACHE / f"detect-reference-{video.stem}-{key}.pkl"
+    if cached.is_file() and not fresh:
+        return pickle.loads(cached.read_bytes())
+    result = run(video, MediaPipeEveryFrame())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(pickle.dumps(result))
+    return result
+
+
+def body_height(points: np.ndarray) -> float:
+    """points (N, 17, 2) px, NaN where missing -> the 95th percentile of the per-frame keypoint-box
+    height, px: the body's height, robust to crouching and to a few bad frames."""
+    seen = np.isfinite(points).all(axis=(1, 2))
+    if not seen.any():
+        return float("nan")
+    return float(np.percentile(np.ptp(points[seen][..., 1], axis=1), 95))
 
 
 def jitter(points: np.ndarray) -> float:
     """points (N, 17, 2) px, NaN where missing -> median |second difference| over joints and frames."""
     accel = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)
-    return float(np.nanmedian(accel))
+    return float(np.nanmedian(accel)) if np.isfinite(accel).any() else float("nan")
+
+
+def people_found(ours: list[np.ndarray], theirs: list[np.ndarray]) -> tuple[int, int]:
+    """Per frame, everyone's keypoints (P, 17, 2) px -> (the reference's person-frames that have one of
+    ours within :data:`SAME_PERSON` % of their height, all the reference's person-frames)."""
+    hit = total = 0
+    for mine, refs in zip(ours, theirs):
+        for person in refs:
+            total += 1
+            height = max(float(np.nanmax(person[:, 1]) - np.nanmin(person[:, 1])), 1.0)
+            if len(mine):
+                distance = np.nanmedian(np.linalg.norm(mine - person[None], axis=-1), axis=-1)
+                hit += bool(np.nanmin(distance) <= SAME_PERSON / 100 * height)
+    return hit, total
+
+
+def switches(ours: np.ndarray, reference_chosen: np.ndarray, everyone: list[np.ndarray]) -> tuple[int, int]:
+    """Our chosen person (N, 17, 2) px -> (times they move between the reference's chosen person and
+    someone else, frames spent on someone else): in each frame both have, on whichever of the
+    reference's bodies is nearest (median joint distance)."""
+    labels = []
+    for mine, chosen, refs in zip(ours, reference_chosen, everyone):
+        if not (np.isfinite(mine).all() and np.isfinite(chosen).all()) or len(refs) == 0:
+            continue
+        distance = np.nanmedian(np.linalg.norm(refs - mine[None], axis=-1), axis=-1)
+        to_chosen = float(np.median(np.linalg.norm(chosen - mine, axis=-1)))
+        labels.append(to_chosen <= float(np.nanmin(distance)) + 1e-6)
+    labels = np.array(labels, dtype=bool)
+    return int(np.sum(labels[1:] != labels[:-1])), int(np.sum(~labels))
+
+
+def compare(row: dict, ref: dict) -> dict:
+    """The figures of one row against the reference (see the module's docstring)."""
+    height = body_height(ref["chosen"])
+    both = np.isfinite(row["chosen"]).all(axis=(1, 2)) & np.isfinite(ref["chosen"]).all(axis=(1, 2))
+    distance = np.linalg.norm(row["chosen"][both] - ref["chosen"][both], axis=-1) / height * 100  # (n, 17) %
+    stats = np.percentile(distance, [50, 90, 99]) if distance.size else [float("nan")] * 3
+    hit, total = people_found(row["everyone"], ref["everyone"])
+    switched, elsewhere = switches(row["chosen"], ref["chosen"], ref["everyone"])
+    shake, shake_ref = jitter(row["chosen"]), jitter(ref["chosen"])
+    return {"ms_per_frame": row["ms_per_frame"], "looks": row["looks"], "frames": len(row["everyone"]),
+            "people_per_frame": float(np.mean([len(k) for k in row["everyone"]])),
+            "reference_people_found": hit, "reference_people": total,
+            "chosen_frames": int(np.isfinite(row["chosen"]).all(axis=(1, 2)).sum()),
+            "reference_chosen_frames": int(np.isfinite(ref["chosen"]).all(axis=(1, 2)).sum()),
+            "median": float(stats[0]), "p90": float(stats[1]), "p99": float(stats[2]),
+            "spikes": int((distance.max(axis=1) > SPIKE).sum()) if distance.size else 0,
+            "jitter": shake, "jitter_ratio": shake / shake_ref if shake_ref > 0 else float("nan"),
+            "switches": switched, "frames_on_someone_else": elsewhere, "height_px": height}
+
+
+def tfjs_check(video: Path, rows: dict[str, dict]) -> str | None:
+    """Median distance (% of height) of each row's chosen person from the TensorFlow.js keypoints
+    stored beside ``video`` (``<stem>.blazepose_tfjs.json``), or None where there are none."""
+    stored = video.with_name(f"{video.stem}.blazepose_tfjs.json")
+    if not stored.is_file():
+        return None
+    frames = json.loads(stored.read_text())  # per frame, 33 landmarks [x px, y px, z]
+    points = np.array([np.array(frame, dtype=np.float64)[:33, :2] if len(frame) >= 33 else np.full((33, 2), np.nan)
+                       for frame in frames])
+    tfjs, _ = blazepose_to_h36m(points, np.ones(points.shape[:2]))
+    height = body_height(tfjs)
+    parts = []
+    for name, row in rows.items():
+        n = min(len(row["chosen"]), len(tfjs))
+        distance = np.linalg.norm(row["chosen"][:n] - tfjs[:n], axis=-1) / height * 100
+        parts.append(f"{name} {np.nanmedian(distance):.2f} %")
+    return f"{video.name} against TensorFlow.js's BlazePose keypoints (median, % of the height): " + "; ".join(parts) + "."
+
+
+def default_clips() -> list[Path]:
+    clips = [ROOT / "samples" / "walk.mp4"]
+    if REAL.is_dir():
+        clips += sorted(p for p in REAL.iterdir() if p.suffix in (".mp4", ".mkv", ".mov"))
+        clips += sorted(p for p in (REAL / "hands").glob("*") if p.suffix in (".mp4", ".mkv", ".mov"))
+    else:
+        print(f"{REAL} is absent: only the sample is measured.", file=sys.stderr)
+    return clips
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="*", help="clips (default: the sample and the real corpus)")
+    parser.add_argument("--look-every", type=int, nargs="+", default=[1, 2, 3, 5])
+    parser.add_argument("--fresh", action="store_true", help="run the reference again instead of reading its cache")
+    parser.add_argument("--markdown", help="also write the tables to this Markdown file")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    clips = [Path(v) for v in args.videos] or default_clips()
+    shipped = blazepose.LOOK_EVERY
+    settings = sorted(set(args.look_every) | {shipped})
+    head = ("| clip | detector | ms per frame | looks | people per frame | reference's people found | chosen person: "
+            "frames (reference's) | median % | p90 % | p99 % | spikes | jitter px/frame^2 (x reference) | "
+            "identity switches (frames on someone else) |")
+    lines = [f"One thread per clip, whole clip. Machine: {describe_machine()}. Distances in % of the body's height "
+             f"(95th percentile of the reference's keypoint-box height); spikes: frames with a joint more than {SPIKE:g} % off.",
+             "", head, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    figures, notes = [], []
+    for video in clips:
+        info = probe(video)
+        ref = reference(video, args.fresh)
+        clip = f"{video.name} ({info.width}x{info.height}, {info.frame_count} frames, {info.fps:g} fps)"
+        rows = {"MediaPipe": ref}
+        ref_row = compare(ref, ref)
+        lines.append(f"| {clip} | MediaPipe PoseLandmarker (reference) | {ref['ms_per_frame']:.1f} | every frame | "
+                     f"{ref_row['people_per_frame']:.2f} | {ref_row['reference_people']} | {ref_row['chosen_frames']} | "
+                     f"0 | 0 | 0 | 0 | {ref_row['jitter']:.1f} | |")
+        figures.append({"clip": video.name, "detector": "mediapipe", **ref_row})
+        for every in settings:
+            row = run(video, blazepose.BlazePoseDetector(look_every=every))
+            rows[f"ours, K={every}"] = row
+            f = compare(row, ref)
+            name = f"ours, person detector every {every} frame{'s' if every > 1 else ''}" + (" (shipped)" if every == shipped else "")
+            lines.append(f"| | {name} | {f['ms_per_frame']:.1f} | {f['looks']} | {f['people_per_frame']:.2f} | "
+                         f"{f['reference_people_found']} of {f['reference_people']} | {f['chosen_frames']} ({f['reference_chosen_frames']}) | "
+                         f"{f['median']:.2f} | {f['p90']:.2f} | {f['p99']:.2f} | {f['spikes']} | {f['jitter']:.1f} ({f['jitter_ratio']:.2f}) | "
+                         f"{f['switches']} ({f['frames_on_someone_else']}) |")
+            figures.append({"clip": video.name, "detector": f"blazepose look_every={every}", "look_every": every, **f})
+        note = tfjs_check(video, rows)
+        if note:
+            notes.append(note)
+        print("\n".join(lines[-len(settings) - 1:]), flush=True)
+    trade = ["", "The trade over the whole corpus, per K (frames pooled over clips for the time; worst clip for the rest):", "",
+             "| person detector every | ms per frame (all frames) | worst median % | worst p99 % | spikes | worst jitter ratio | "
+             "reference's people found | chosen frames short of the reference's |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for every in settings:
+        ours = [f for f in figures if f.get("look_every") == every]
+        frames = sum(f["frames"] for f in ours)
+        ms = sum(f["ms_per_frame"] * f["frames"] for f in ours) / frames
+        short = sum(max(0, f["reference_chosen_frames"] - f["chosen_frames"]) for f in ours)
+        trade.append(f"| {every}{' (shipped)' if every == shipped else ''} | {ms:.1f} | {np.nanmax([f['median'] for f in ours]):.2f} | "
+                     f"{np.nanmax([f['p99'] for f in ours]):.2f} | {sum(f['spikes'] for f in ours)} | "
+                     f"{np.nanmax([f['jitter_ratio'] for f in ours]):.2f} | "
+                     f"{sum(f['reference_people_found'] for f in ours)} of {sum(f['reference_people'] for f in ours)} | {short} |")
+    ref_ms = sum(f["ms_per_frame"] * f["frames"] for f in figures if f["detector"] == "mediapipe") / sum(
+        f["frames"] for f in figures if f["detector"] == "mediapipe")
+    trade.append(f"| MediaPipe PoseLandmarker | {ref_ms:.1f} | | | | | | |")
+    call, look = call_times_ms(clips[0])
+    tail = ["", *notes, "", f"One call of the landmark model (crop, ONNX Runtime on one thread, heatmap refinement): {call:.1f} ms; "
+            f"one look with the person detector (letterbox, ONNX Runtime on one thread, decoding, suppression): {look:.1f} ms; "
+            f"medians of 50 on {clips[0].name}."]
+    text = "\n".join(lines + trade + tail)
+    print("\n".join(trade + tail))
+    if args.markdown:
+        with atomic_output(args.markdown) as tmp:
+            tmp.write_text(f"# Detection on real footage\n\nGenerated by `python benchmarks/detect.py`.\n\n{text}\n")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"machine": describe_machine(), "rows": figures, "landmark_call_ms": call,
+                                       "person_detector_ms": look}, indent=1) + "\n")
+    return 0
 
 
 def call_times_ms(video: Path, calls: int = 50) -> tuple[float, float]:
-    """Median milliseconds of one landmark-model call (crop, model, refinement; a region half the
-    picture's height at its centre) and of one look for people (:func:`posemoe.detect.people.find_people`),
-    each on the video's middle frame."""
+    """Median milliseconds of one landmark-model call (a region half the picture's height at its
+    centre) and of one look for people (:func:`posemoe.detect.people.find_people`), on the video's
+    middle frame."""
     from posemoe.detect.landmarks import Region, landmarks
     from posemoe.video import read_frames
 
@@ -147,53 +331,6 @@ def call_times_ms(video: Path, calls: int = 50) -> tuple[float, float]:
         return 1000 * float(np.median(times))
 
     return median_ms(lambda: landmarks(image, region)), median_ms(lambda: people.find_people(image))
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", nargs="?", default=str(ROOT / "samples" / "walk.mp4"))
-    parser.add_argument("--every", type=int, nargs="+", default=[5, 10, 20, 30])
-    parser.add_argument("--markdown", help="also write the table to this Markdown file")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
-    args = parser.parse_args()
-    video = Path(args.video)
-    info = probe(video)
-    reference = run(video, MediaPipeEveryFrame())
-    rows = [("MediaPipe PoseLandmarker on every frame (reference)", reference)]
-    for every in args.every:
-        rows.append((f"follow, look every {every} frames" + (" (shipped)" if every == blazepose.DISCOVER_EVERY else ""),
-                     run(video, blazepose.BlazePoseDetector(discover_every=every))))
-    for bar in (0.2, 0.5):
-        rows.append((f"follow, look every {blazepose.DISCOVER_EVERY} frames, person detector's bar {bar:g} "
-                     f"(shipped: {blazepose.MIN_DETECTION:g})", run(video, blazepose.BlazePoseDetector(min_detection=bar))))
-    lines = [f"Detection on {video.name} ({info.width}x{info.height}, {info.frame_count} frames at {info.fps:g} frames/s), "
-             f"one thread, whole video. Machine: {describe_machine()}.", "",
-             "| detector | ms per frame (of it decoding) | looks for people | people per frame | chosen person: frames "
-             "(first-last) | vs reference, median px | raw jitter, px/frame^2 |", "|---|---:|---:|---:|---|---:|---:|"]
-    figures = []
-    for name, row in rows:
-        both = np.isfinite(row["chosen"]).all(axis=(1, 2)) & np.isfinite(reference["chosen"]).all(axis=(1, 2))
-        distance = float(np.median(np.linalg.norm(row["chosen"][both] - reference["chosen"][both], axis=-1))) if both.any() else float("nan")
-        looks = "every frame" if row is reference else str(row["looks"])
-        shake = jitter(row["chosen"])
-        lines.append(f"| {name} | {row['ms_per_frame']:.1f} ({row['decode_ms']:.1f}) | {looks} | {row['people_per_frame']:.2f} | "
-                     f"{row['chosen_frames']} ({row['chosen_first']}-{row['chosen_last']}) | {distance:.1f} | {shake:.1f} |")
-        figures.append({"detector": name, **{k: v for k, v in row.items() if k != "chosen"}, "vs_reference_px": distance,
-                        "jitter": shake})
-    call, look = call_times_ms(video)
-    lines += ["", f"One call of the landmark model as shipped (crop, ONNX Runtime on one thread, heatmap refinement): "
-                  f"{call:.1f} ms; one look for people with the person detector (letterbox, ONNX Runtime on one "
-                  f"thread, decoding, suppression): {look:.1f} ms; medians of 50."]
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with atomic_output(args.markdown) as tmp:
-            tmp.write_text(f"# Detection: how often to look for people\n\nGenerated by `python benchmarks/detect.py`.\n\n{text}\n")
-    if args.json:
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"machine": describe_machine(), "video": video.name, "rows": figures,
-                                       "landmark_call_ms": call, "person_detector_ms": look}, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def test_two_threads_give_the_one_thread_detections():
 
     # Before the seam at frame 100 both runs are the same computation on the same frames.
     for (a, _), (b, _) in zip(shared[:30], alone[:30]):
-        np.testing.assert_array_equal(walker(a), walker(b))
+        assert len(a) == len(b)
+        if len(a):
+            np.testing.assert_array_equal(walker(a), walker(b))
     # After it the second thread found the walker afresh; the landmark model answers a region framed a
     # little differently a little differently (typically 5-10 px on this 400 px tall walker), and the
     # two runs follow them on without meeting again.

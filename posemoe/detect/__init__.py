@@ -11,7 +11,7 @@ Any object with this shape plugs into :func:`posemoe.pipeline.capture`::
 Keypoints are in our 17-joint order (:data:`posemoe.skeleton.JOINT_NAMES`). Detectors that output the
 COCO-17 layout (RTMPose, ViTPose, YOLO-pose) convert with :func:`posemoe.detect.layout.coco_to_h36m`.
 The default detector is BlazePose (:class:`posemoe.detect.blazepose.BlazePoseDetector`), which follows
-people across frames and so takes the frames as a stream (``follow``, see :func:`detect_frames`).
+people from frame to frame and so must be given the frames in time order.
 """
 
 from __future__ import annotations
@@ -71,9 +71,7 @@ def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | 
     """Decode frames ``start:stop`` of the video at ``path`` and run ``detector`` on each, in order.
 
     Yields (frame index, keypoints, confidence) as the detector returned them (unchecked: see
-    :func:`posemoe.pipeline.detect_video`). A detector with a ``follow(frames)`` method (one that looks
-    at several frames before it answers, like BlazePose's) is given the frames as a stream; others are
-    called once per frame. Adds the seconds spent to ``seconds["decode"]`` and ``seconds["detect"]`` as
+    :func:`posemoe.pipeline.detect_video`), calling it once per frame, in order. Adds the seconds spent to ``seconds["decode"]`` and ``seconds["detect"]`` as
     it goes, so a caller that stops early still has them.
     """
     from ..video import read_frames
@@ -91,9 +89,7 @@ def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | 
                 return
             yield frame
 
-    follow = getattr(detector, "follow", None)
-    results = follow(decoded()) if follow is not None else (
-        (frame.index, *detector.detect(frame.image, frame.time)) for frame in decoded())
+    results = ((frame.index, *detector.detect(frame.image, frame.time)) for frame in decoded())
     while True:
         # Detection time is the wall time of each step less the decoding done inside it.
         clock, before = time.perf_counter(), seconds["decode"]

@@ -1,227 +1,117 @@
 """BlazePose (Full) as a multi-person detector that follows people: the default, offline.
 
-BlazePose has two models, and we run both ourselves on ONNX Runtime. Everyone found is followed from
-frame to frame by the landmark model (:mod:`posemoe.detect.landmarks`): one call per person per frame.
-New people are looked for now and then by the person detector (:mod:`posemoe.detect.people`); whoever
-it finds is followed from then on and back through the frames since the last look. On the sample this
-is faster than MediaPipe's PoseLandmarker on every frame and keeps the walker in more
-frames (``benchmarks/detect.py``).
+BlazePose has two models, and we run both ourselves on ONNX Runtime: the person detector
+(:mod:`posemoe.detect.people`) finds where people are in a whole frame, the landmark model
+(:mod:`posemoe.detect.landmarks`) finds one person's landmarks in a region of it and where to look for
+them in the next frame. How the two are joined follows MediaPipe's PoseLandmarker in its video mode
+(the Tasks graphs ``pose_landmarker_graph`` and ``pose_landmarks_detector_graph`` of the
+``mediapipe==0.10.21`` wheel), which is the reference we are measured against:
 
-Both models come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by
-``tools/blazepose_onnx.py``; MediaPipe itself is not needed to capture (the tests and
-``benchmarks/detect.py`` use it as the reference). Nothing is downloaded.
+- everyone found in a frame is looked for in the next one in the region their own landmarks give
+  (the hip centre and scale point, 1.25 x, :meth:`Pose.next_region`);
+- while fewer than ``max_people`` are followed, the person detector also looks at the frame, and where
+  one of its regions overlaps a followed one (intersection over union above 0.5) its region is used
+  instead (MediaPipe's ``AssociationNormRectCalculator``: the later, fresher stream wins);
+- a region whose landmarks have presence below 0.5 is dropped.
+
+MediaPipe looks with the person detector in every frame in which fewer than ``num_poses`` people are
+followed; we look every :data:`LOOK_EVERY` frames (and in every frame while nobody is followed), which
+is where speed is traded for fidelity: ``benchmarks/detect.py`` measures the trade clip by clip on the
+real corpus. Both models come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by
+``tools/blazepose_onnx.py``; MediaPipe itself is not needed to capture. Nothing is downloaded.
 """
 
 from __future__ import annotations
-
-from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from .landmarks import Pose, Region, landmarks
 from .layout import blazepose_to_h36m
 from .people import find_people
-from ..video import Frame
 
-#: Most frames between looks for people not yet followed: someone found is followed back through the
-#: frames since the last look, which are kept for that. benchmarks/detect.py measures the choice: on
-#: the sample, looking every 20 or 30 frames keeps the walker in as many frames (140) at the same cost
-#: (20 ms per frame in one thread); every 5 keeps two more for a tenth more time, every 10 nine fewer.
-DISCOVER_EVERY = 20
-#: The frames kept for following back may hold at most this many bytes (4K frames: 6 of them), so
-#: memory does not grow with the picture size; fewer frames kept means more frequent looks.
-LOOK_BACK_BYTES = 160 * 2**20
-#: The person detector's score a new person needs. Lower than MediaPipe's default (0.5): everyone the
-#: detector offers is checked by the landmark model (its presence score, ``min_tracking``) before being
-#: followed, so a lower bar costs a model call per false find and finds people MediaPipe's bar misses.
-#: ``benchmarks/detect.py`` measures it on the sample: at 0.5 the man on the box is lost for long
-#: stretches and the chosen track jumps from him to the walker; at 0.2 the walker is kept from the
-#: first frames she is partly in view, for a quarter more model calls than at 0.4.
-MIN_DETECTION = 0.4
-#: Frames between looks while nobody is followed.
-LOOK_WHILE_ALONE = 4
-#: Two bodies are one person seen twice when this much of the smaller one's landmark box lies inside
-#: the other's. (Not intersection over union: when two people come close, a region can slide half onto
-#: each and the model draws one tall body over both, with high presence, which that would miss.)
-SAME_PERSON_OVERLAP = 0.6
-#: A person the landmark model loses is looked for once more in a region this much wider.
-WIDER = 1.4
-#: Most a followed body's size may change from one frame to the next (either way).
-MAX_GROWTH = 1.5
+#: Frames between looks with the person detector while someone is followed (1: every frame, as
+#: MediaPipe). Chosen on the whole real corpus (``benchmarks/detect.py``, docs/benchmarks.md "Detection
+#: on real footage"): the fidelity to MediaPipe it buys against the capture's speed.
+LOOK_EVERY = 2
+#: The person detector's score a new person needs, and the landmark model's presence score needed to
+#: keep one: MediaPipe's defaults (``min_pose_detection_confidence``, ``min_pose_presence_confidence``).
+MIN_DETECTION = 0.5
+MIN_PRESENCE = 0.5
+#: Two regions are one person's when their boxes overlap by more than this (intersection over union),
+#: as MediaPipe's association (its ``min_tracking_confidence``, 0.5).
+SAME_REGION = 0.5
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """The share of the smaller of two boxes (4,) x0, y0, x1, y1 that lies inside the other."""
-    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
-    smaller = min(np.prod(np.clip(a[2:] - a[:2], 0, None)), np.prod(np.clip(b[2:] - b[:2], 0, None)))
-    return float(inter / smaller) if smaller > 0 else 0.0
+def _box(region: Region) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 px: the region's square, unturned (as MediaPipe compares regions)."""
+    half = region.side / 2
+    return np.concatenate([region.centre - half, region.centre + half])
 
 
-@dataclass
-class _Person:
-    """Someone being followed: their pose in the last frame they were found, and in the one before."""
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes (4,) x0, y0, x1, y1."""
+    inter = float(np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
+    return inter / union if union > 0 else 0.0
 
-    pose: Pose
-    before: Pose | None = None
 
-    def step(self) -> float:
-        """How far the body moved since the frame before, as the median joint step over the body's size
-        (0 for someone just found: they have nothing to be compared with)."""
-        if self.before is None:
-            return 0.0
-        moved = np.hypot(*(self.pose.points[:33] - self.before.points[:33]).T)
-        return float(np.median(moved)) / max(self.before.size(), 1.0)
-
-    def plausible(self) -> bool:
-        """False when the body's size jumped from one frame to the next: the model is drawing a body
-        over something else (it can go on doing that with high presence while its region balloons)."""
-        if self.before is None:
-            return True
-        return 1 / MAX_GROWTH <= self.pose.size() / max(self.before.size(), 1.0) <= MAX_GROWTH
+def associate(*streams: list[Region]) -> list[Region]:
+    """Regions from several streams, oldest first -> one list without two regions of one person: each
+    region, in turn, removes those before it that it overlaps (:data:`SAME_REGION`), so the later
+    stream's region is kept (MediaPipe's ``AssociationCalculator``)."""
+    kept: list[Region] = []
+    for stream in streams:
+        for region in stream:
+            box = _box(region)
+            kept = [other for other in kept if _iou(_box(other), box) <= SAME_REGION]
+            kept.append(region)
+    return kept
 
 
 class BlazePoseDetector:
     """Up to ``max_people`` people per frame; frames must come in time order (it follows people).
 
-    Everyone found is followed from frame to frame with BlazePose's landmark model
-    (:mod:`posemoe.detect.landmarks`): the cost is one model call per person per frame. BlazePose's
-    person detector (:mod:`posemoe.detect.people`) looks for people not yet followed every
-    ``discover_every`` frames (None: :data:`DISCOVER_EVERY`, fewer for frames so large that they would
-    not fit in :data:`LOOK_BACK_BYTES`), every :data:`LOOK_WHILE_ALONE` frames while nobody is
-    followed, and at once, where they were, when someone followed is lost; the people it finds are
-    followed from that frame on, and back through the frames since the last look (see :meth:`follow`).
+    Everyone found is followed from frame to frame with BlazePose's landmark model: one model call per
+    person per frame. The person detector looks at the frame every ``look_every`` frames while fewer
+    than ``max_people`` are followed, and in every frame while nobody is (see the module's docstring).
 
-    min_detection: the person detector's score a new person needs to be found; min_tracking: the
-    landmark model's presence score needed to keep following one.
+    min_detection: the person detector's score a new person needs; min_presence: the landmark model's
+    presence score needed to keep following one.
     """
 
     name = "blazepose-full"
 
-    def __init__(self, max_people: int = 3, min_detection: float = MIN_DETECTION, min_tracking: float = 0.5,
-                 discover_every: int | None = None):
-        self.max_people, self.min_detection, self.min_tracking = max_people, min_detection, min_tracking
-        self.discover_every = discover_every
-        self._followed: list[_Person] = []
-        self._since_discovery = 10**9  # look in the first frame
+    def __init__(self, max_people: int = 3, min_detection: float = MIN_DETECTION, min_presence: float = MIN_PRESENCE,
+                 look_every: int = LOOK_EVERY):
+        if look_every < 1:
+            raise ValueError(f"look_every must be 1 or more, not {look_every}")
+        self.max_people, self.min_detection, self.min_presence = max_people, min_detection, min_presence
+        self.look_every = look_every
+        self.looks = 0  # looks with the person detector so far (benchmarks/detect.py reports them)
+        self._regions: list[Region] = []  # where to look for the people followed, in the next frame
+        self._frame = 0
 
-    def _discover(self, image: np.ndarray, followed: list[_Person], near: list[np.ndarray] | None = None) -> list[Region]:
-        """Where the person detector finds someone not among ``followed``: regions for the landmark
-        model, best first. near: boxes (4,) x0, y0, x1, y1 px; if given, only detections whose hip
-        centre lies in one of them (grown by :data:`WIDER`) count.
+    def poses(self, image: np.ndarray) -> list[Pose]:
+        """image (H, W, 3) uint8 BGR, the next frame -> everyone's :class:`Pose` in it."""
+        regions = associate(self._regions)
+        due = self._frame % self.look_every == 0 or not regions
+        self._frame += 1
+        if len(regions) < self.max_people and due:
+            self.looks += 1
+            regions = associate(regions, [person.region for person in find_people(image, self.min_detection)])
+        found = [landmarks(image, region) for region in regions[:self.max_people]]
+        found = [pose for pose in found if pose.presence >= self.min_presence]
+        self._regions = [pose.next_region() for pose in found]
+        return found
 
-        A detection whose hip centre lies in a followed body's box is that body (the detector often
-        finds the people already followed; looking at them again with the landmark model would cost a
-        model call each, for nothing)."""
-
-        def inside(point: np.ndarray, box: np.ndarray, grow: float = 1.0) -> bool:
-            centre, half = (box[:2] + box[2:]) / 2, grow * (box[2:] - box[:2]) / 2
-            return bool(np.all(np.abs(point - centre) <= half))
-
-        regions = []
-        for person in find_people(image, self.min_detection):
-            hips = person.region.centre
-            if any(inside(hips, p.pose.box()) for p in followed):
-                continue
-            if near is None or any(inside(hips, box, WIDER) for box in near):
-                regions.append(person.region)
-        return regions
-
-    def _add(self, people: list[_Person], person: _Person) -> bool:
-        """Add ``person`` unless they are someone already in ``people``: two followed regions can end up
-        on one body when people cross; the one that moved least since the last frame is that body's.
-        Returns whether ``person`` is now in ``people``."""
-        for i, other in enumerate(people):
-            if _overlap(person.pose.box(), other.pose.box()) > SAME_PERSON_OVERLAP:
-                if person.step() < other.step():
-                    people[i] = person
-                    return True
-                return False
-        people.append(person)
-        return True
-
-    def _follow(self, image: np.ndarray, person: _Person) -> _Person | None:
-        """``person`` in this frame, or None where the landmark model no longer finds them."""
-        # The model's own framing from the last frame, as MediaPipe tracks. (Moving it on by the hips'
-        # last step was tried: it added 10 % to the raw 2D jitter of benchmarks/detect.py.)
-        region = person.pose.next_region()
-        pose = landmarks(image, region)
-        if pose.presence < self.min_tracking:  # moved further than the region allows: look wider, once
-            pose = landmarks(image, Region(region.centre, region.side * WIDER, region.angle))
-        found = _Person(pose, person.pose)
-        return found if pose.presence >= self.min_tracking and found.plausible() else None
-
-    def _step(self, image: np.ndarray) -> tuple[list[_Person], list[_Person]]:
-        """Everyone in this frame: (everyone, those found in it for the first time)."""
-        people: list[_Person] = []
-        lost: list[_Person] = []
-        for person in self._followed:
-            found = self._follow(image, person)
-            if found is None or not self._add(people, found):
-                lost.append(person)
-        new: list[_Person] = []
-        self._since_discovery += 1
-        # While nobody is followed, look more often: someone who appears is then found soon (in a short
-        # clip, at all), and followed back to where they came into view.
-        due = self._since_discovery >= (self.discover_every if people else LOOK_WHILE_ALONE)
-        # Someone just lost (the landmark model drifted off them, or two regions merged where people
-        # crossed) is looked for at once, only where they were: the detector often finds them again in
-        # the same frame, and checking its finds elsewhere would cost a model call each.
-        if due:
-            self._since_discovery = 0
-        if due or lost:
-            for region in self._discover(image, people, None if due else [p.pose.box() for p in lost]):
-                if len(people) >= self.max_people:
-                    break
-                first = landmarks(image, region)
-                if first.presence < self.min_tracking or any(
-                        _overlap(first.box(), p.pose.box()) > SAME_PERSON_OVERLAP for p in people):
-                    continue
-                found = self._follow(image, _Person(first))  # once more, framed as the model frames its own
-                if found is not None:
-                    person = _Person(found.pose)
-                    if self._add(people, person):
-                        new.append(person)
-        self._followed = people
-        return people, new
-
-    def _trace_back(self, person: _Person, pending: deque) -> None:
-        """Follow someone just found back through the frames still ``pending`` (newest first), adding
-        them where they were not yet seen; stops where the model loses them or finds someone else."""
-        for _, image, people in reversed(pending):
-            found = self._follow(image, person)
-            if found is None or not self._add(people, found):
-                return
-            person = found
-
-    def follow(self, frames: Iterable[Frame]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """frames: decoded frames in time order -> (index, keypoints (P, 17, 2) px, visibility (P, 17)) per
-        frame, in order, ``discover_every`` frames behind the input: someone found in a look for new
-        people is also followed back through the frames since the last look, so a person who walks in
-        is in every frame from their first, however rarely we look."""
-        pending: deque = deque()  # (index, image, people) of the frames not yet given out
-        for frame in frames:
-            if self.discover_every is None:
-                self.discover_every = max(2, min(DISCOVER_EVERY, LOOK_BACK_BYTES // frame.image.nbytes))
-            people, new = self._step(frame.image)
-            for person in new:
-                self._trace_back(person, pending)
-            pending.append((frame.index, frame.image, people))
-            if len(pending) > self.discover_every:
-                index, _, done = pending.popleft()
-                yield self._output(index, done)
-        while pending:
-            index, _, done = pending.popleft()
-            yield self._output(index, done)
-
-    @staticmethod
-    def _output(index: int, people: list[_Person]) -> tuple[int, np.ndarray, np.ndarray]:
-        if not people:
-            return index, np.zeros((0, 17, 2)), np.zeros((0, 17))
-        points = np.array([person.pose.points[:33] for person in people])
-        visibility = np.array([person.pose.visibility[:33] for person in people])
-        return (index, *blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0)))
+    def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17)."""
+        found = self.poses(image)
+        if not found:
+            return np.zeros((0, 17, 2)), np.zeros((0, 17))
+        points = np.array([pose.points[:33] for pose in found])
+        visibility = np.array([pose.visibility[:33] for pose in found])
+        return blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0))
 
     def close(self) -> None:
         """Nothing to release (the models' sessions are shared); kept for the Detector protocol."""

@@ -8,11 +8,14 @@ our copy of the model has no segmentation head, which MediaPipe's graph always c
 use (``benchmarks/detect.py`` prints the time per call). The model file is made from the mediapipe
 wheel's by ``tools/blazepose_onnx.py``.
 
-Geometry follows MediaPipe's pose graphs (``pose_landmark_by_roi_cpu``, ``pose_landmarks_to_roi``):
-the region is centred on the hip centre, its side is 1.5 x the diameter of the circle through the
-scale point, turned so the body axis points up, cropped with replicated borders to 256 x 256 RGB in
-[0, 1]; landmarks are refined on the model's heatmap. Pixel coordinates are continuous (0 is the left
-edge of the first pixel), as MediaPipe reports them.
+Geometry follows MediaPipe's Tasks graph (``pose_landmarks_detector_graph``), which is our reference:
+the region is centred on the hip centre, its side is 1.25 x the diameter of the circle through the
+scale point (the Tasks graph frames the next frame's region as its detector frames a new person; the
+older ``pose_landmarks_to_roi`` graph used 1.5), turned so the body axis points up, cropped with
+replicated borders to 256 x 256 RGB in [0, 1] the way MediaPipe's ImageToTensorCalculator samples it;
+landmarks are refined on the model's heatmap. Pixel coordinates are MediaPipe's (its normalised
+coordinates times the frame's size). On the real corpus our landmarks for a region are
+MediaPipe's to a few hundredths of a pixel (``tests/test_detect.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ MODEL = Path(__file__).resolve().parent / "models" / "pose_landmark_full.onnx"
 SIZE = 256  # the model's input side, pixels
 LANDMARKS = 39  # 33 body landmarks, then auxiliary points: 33 hip centre, 34 scale point
 HIP_CENTRE, SCALE_POINT = 33, 34
-REGION_SCALE = 1.5  # region side / (2 x hip centre to scale point), as MediaPipe tracks
+REGION_SCALE = 1.25  # region side / (2 x hip centre to scale point), as MediaPipe's Tasks graph
 HEATMAP_KERNEL = 7
 HEATMAP_MIN_CONFIDENCE = 0.5
 
@@ -68,9 +71,11 @@ def region_from_axis(hip_centre: np.ndarray, scale_point: np.ndarray, scale: flo
 def crop(image: np.ndarray, region: Region) -> np.ndarray:
     """image (H, W, 3) uint8 BGR -> (1, 256, 256, 3) float32 RGB in [0, 1], the region upright."""
     x_axis, y_axis = (axis / SIZE for axis in region.axes())
-    # Crop pixel (a, b) has its centre at crop units ((a + 0.5) / SIZE, ...); OpenCV samples the image at
-    # integer indices, whose pixel centres sit half a pixel from the continuous coordinates we use.
-    origin = region.centre - 0.5 * SIZE * (x_axis + y_axis) + 0.5 * (x_axis + y_axis) - 0.5
+    # Crop pixel index (a, b) samples image index coordinates corner + a x_axis + b y_axis, with no
+    # half-pixel terms: MediaPipe's converter maps the region's corners onto the crop's corners
+    # (cv::getPerspectiveTransform, then warpPerspective, which works in index coordinates). Sampling at
+    # pixel centres instead, as we did, moved the landmarks by 0.3-1.2 % of the body's height.
+    origin = region.centre - 0.5 * SIZE * (x_axis + y_axis)
     matrix = np.stack([np.array([x_axis[0], y_axis[0], origin[0]]), np.array([x_axis[1], y_axis[1], origin[1]])])
     patch = cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)

@@ -15,7 +15,8 @@ Pre- and post-processing follow MediaPipe's pose detection graphs (``pose_detect
 letterboxed into 224 x 224 RGB in [-1, 1] (black borders), 2,254 SSD anchors on 28 x 28, 14 x 14 and
 7 x 7 grids, sigmoid scores, weighted non-maximum suppression at 0.3 intersection over union, and a
 region centred on the hip centre, 2 x 1.25 x the alignment points' distance wide, turned so the body
-axis points up.
+axis points up (:func:`posemoe.detect.landmarks.region_from_axis`, the same framing as the landmark
+model's own for the next frame).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ SIZE = 224  # the model's input side, pixels
 #: has two anchors per cell, all of one fixed size, so only the centres matter.
 GRIDS = ((28, 2), (14, 2), (7, 6))
 SUPPRESSION_OVERLAP = 0.3  # intersection over union above which two detections are one person
-REGION_SCALE = 1.25  # region side / (2 x alignment points' distance), as MediaPipe starts following
 
 
 @dataclass(frozen=True)
@@ -123,5 +123,5 @@ def find_people(image: np.ndarray, min_score: float = 0.5) -> list[Person]:
     people = []
     for score, merged in suppress(scores, values):
         hips, scale_point = (merged[4:8].reshape(2, 2) - offset) / scale  # model px -> image px
-        people.append(Person(score, region_from_axis(hips, scale_point, REGION_SCALE)))
+        people.append(Person(score, region_from_axis(hips, scale_point)))
     return people
