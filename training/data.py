@@ -113,6 +113,10 @@ class Augment:
     the picture's edge). out_of_frame_drop: chance that joints outside the picture are dropped rather
     than kept where a detector extrapolates them.
 
+    A fitted model of a real detector's errors (:class:`training.detector_errors.DetectorErrors`):
+    ``detector``, used instead of the independent noise and outliers in a share ``detector_prob`` of
+    the windows made from clean 2D (windows of real detections keep theirs).
+
     What the user tells the product: lens_known_prob is the chance that a window is normalised with
     its camera's true focal length (a user who gives ``--fov``); the others get the default lens the
     product assumes for the picture (:func:`posemoe.normalize.screen_focal`).
@@ -133,6 +137,8 @@ class Augment:
     hide_prob: float = 0.0
     out_of_frame_drop: float = 0.5
     lens_known_prob: float = 1.0
+    detector: object | None = None
+    detector_prob: float = 0.0
 
 
 NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -171,32 +177,54 @@ def _runs(rng: np.random.Generator, b: int, t: int, prob: float, shortest: int, 
     return hit[:, None] & (frame >= start[:, None]) & (frame < (start + length)[:, None])
 
 
+def swap_body(xy: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Label the whole body left for right where ``run`` (B, T) bool is set. xy: (B, T, 17, C).
+    Returns a new (B, T, 17, C) array."""
+    return np.where(run[..., None, None], xy[:, :, FLIP_PERMUTATION], xy)
+
+
+def swap_limb(xy: np.ndarray, run: np.ndarray, limb: int) -> np.ndarray:
+    """Exchange the labels of :data:`LIMBS`[limb]'s right and left joints (0 the legs, 1 the arms)
+    where ``run`` (B, T) bool is set. xy: (B, T, 17, C). Returns a new (B, T, 17, C) array."""
+    right, left = (list(side) for side in LIMBS[limb])
+    out = xy.copy()
+    swap = run[..., None, None]
+    out[:, :, right] = np.where(swap, xy[:, :, left], xy[:, :, right])
+    out[:, :, left] = np.where(swap, xy[:, :, right], xy[:, :, left])
+    return out
+
+
 def corrupt(xy: np.ndarray, target: np.ndarray, rng: np.random.Generator, augment: Augment,
-            in_frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            in_frame: np.ndarray | None = None, clean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Make clean 2D windows look like a detector's, and mirror some.
 
-    xy: (B, T, 17, 2) screen coordinates; target: (B, T, 17, 3) camera metres; in_frame: (B, T, 17)
-    bool, False for joints outside the picture (default: all inside). Returns inputs (B, T, 17, 3)
-    float32 as (x, y, visibility) and the targets (B, T, 17, 3) float32, mirrored with their inputs.
+    xy: (B, T, 17, 2) screen coordinates; target: (B, T, 17, 3) root-relative camera metres; in_frame:
+    (B, T, 17) bool, False for joints outside the picture (default: all inside); clean: (B,) bool,
+    which windows are clean projections that the detector model may corrupt (default: all). Returns
+    inputs (B, T, 17, 3) float32 as (x, y, visibility) and the targets (B, T, 17, 3) float32,
+    mirrored with their inputs.
     """
     b, t = xy.shape[:2]
     xy = xy.astype(np.float32).copy()
     target = target.astype(np.float32).copy()
+    projected = xy.copy()
     xy += rng.normal(size=xy.shape).astype(np.float32) * (rng.random((b, 1, 1, 1)) * augment.noise_max).astype(np.float32)
     if augment.outlier_prob > 0:
         jump = rng.random(xy.shape[:3] + (1,)) < augment.outlier_prob
         xy += jump * rng.normal(scale=augment.outlier_std, size=xy.shape).astype(np.float32)
+    # The model draws only when it is on, so that runs without it resume exactly as before it existed;
+    # its windows take its own noise and outliers instead of the independent ones.
+    if augment.detector is not None and augment.detector_prob > 0:
+        modelled = (rng.random(b) < augment.detector_prob) & (np.ones(b, dtype=bool) if clean is None else clean)
+        if modelled.any():
+            xy[modelled] = augment.detector.sample(projected[modelled], target[modelled], rng)
     if augment.swap_prob > 0:
-        run = _runs(rng, b, t, augment.swap_prob, 3, 30)
-        xy = np.where(run[..., None, None], xy[:, :, FLIP_PERMUTATION], xy)
+        xy = swap_body(xy, _runs(rng, b, t, augment.swap_prob, 3, 30))
     if augment.limb_swap_prob > 0:
         run = _runs(rng, b, t, augment.limb_swap_prob, 3, 15)
         limb = rng.integers(0, len(LIMBS), b)
-        for k, (right, left) in enumerate(LIMBS):
-            swap = (run & (limb == k)[:, None])[..., None]
-            r, l = xy[:, :, list(right)].copy(), xy[:, :, list(left)].copy()
-            xy[:, :, list(right)] = np.where(swap[..., None], l, r)
-            xy[:, :, list(left)] = np.where(swap[..., None], r, l)
+        for k in range(len(LIMBS)):
+            xy = swap_limb(xy, run & (limb == k)[:, None], k)
     if augment.drift_prob > 0:
         run = _runs(rng, b, t, augment.drift_prob, 5, t)
         joint = rng.integers(0, xy.shape[2], b)
@@ -267,8 +295,9 @@ class WindowDataset:
         target = self.pose3d[rows]
         xy = self.pose2d[rows]
         b = len(indices)
+        use_det = np.zeros(b, dtype=bool)
         if self.det2d is not None and augment.detection_prob > 0:
             use_det = rng.random(b) < augment.detection_prob
             xy = np.where(use_det[:, None, None, None], self.det2d[rows], xy)
-        inputs, target = corrupt(xy, target, rng, augment)
+        inputs, target = corrupt(xy, target, rng, augment, clean=~use_det)
         return (inputs, target, *given_focal(self.focal[rows[:, 0]], self.default_focal[rows[:, 0]], rng, augment))

@@ -4,6 +4,7 @@
     python training/train.py --out runs/posemoe-t27 --resume --steps 6000   # add more training later
     torchrun --nproc_per_node=2 training/train.py --config posemoe-t81 ...  # several GPUs (DDP)
     python training/train.py --init posemoe/weights/posemoe-t27 --views-prob 0.5 --faults ... # fine-tune on what users film
+    python training/train.py --init ... --detector-errors 0.7 ...  # clean windows given a real detector's errors
 
 Trains on S1 S5 S6 S7 S8 (2D from projecting the 3D through all 4 cameras, optionally mixed with the
 real detections, and with ``--views-prob`` through virtual phone cameras at 20-60 frames/s) and
@@ -29,6 +30,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,9 @@ from posemoe.model import build_model, count_parameters, get_config  # noqa: E40
 from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from posemoe.model.config import read_config  # noqa: E402
 from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
-from training.data import FAULTS, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt, given_focal, load_clips  # noqa: E402
+from training.data import (FAULTS, NO_AUGMENT, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt,  # noqa: E402
+                           given_focal, load_clips)
+from training.detector_errors import DEFAULT_MODEL, DetectorErrors  # noqa: E402
 from training.views import TRAIN_STREAM, ViewRanges, VirtualViews, load_world  # noqa: E402
 from training.losses import expert_loss, training_loss  # noqa: E402
 
@@ -96,12 +100,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(a whole take leaves the picture more often than one window aimed at the person does)")
     p.add_argument("--faults", action="store_true", help="add a detector's faults (training.data.FAULTS): left/right swaps, drift, guessed joints, joints lost "
                         "for a while; the run's config.json keeps the rates, and a resume reads them back unless --faults is given again")
+    p.add_argument("--detector-errors", type=float, default=0.0, metavar="PROB",
+                   help="share of the windows made from clean 2D (virtual cameras included) given a real detector's errors from "
+                        "the fitted model (training/detector_errors.py: bias, correlated noise, outliers, swaps) instead of "
+                        "independent noise")
+    p.add_argument("--detector-model", default=os.path.relpath(DEFAULT_MODEL),
+                   help="the fitted detector error model --detector-errors uses (JSON)")
     p.add_argument("--lens-known-prob", type=float, default=1.0,
                    help="share of windows normalised with the true lens; the rest get the product's default lens, as users who give no --fov")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--eval-every", type=int, default=250, help="steps between validations")
     p.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
+    p.add_argument("--val-detected", action="store_true",
+                   help="also validate on the real detections of the same windows (needs --detections); log.csv gets a "
+                        "val_detected_mm column")
     p.add_argument("--val-stride", type=int, default=40, help="validate on every n-th non-overlapping S9/S11 window")
     p.add_argument("--max-minutes", type=float, default=0, help="stop (resumably) after this long; 0: no limit")
     p.add_argument("--until", type=int, default=0, help="stop (resumably) at this step; 0: at --steps")
@@ -178,13 +191,15 @@ def network_batch(inputs: np.ndarray, target: np.ndarray, focal: np.ndarray, len
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, data: WindowDataset, device: torch.device, batch: int = 256) -> float:
-    """MPJPE in mm over every frame of the validation windows (no augmentation, no flip)."""
+def validate(model: torch.nn.Module, data: WindowDataset, device: torch.device, batch: int = 256, detected: bool = False) -> float:
+    """MPJPE in mm over every frame of the validation windows (no augmentation, no flip); with
+    ``detected``, their real detections (``data`` must have them) instead of the true 2D."""
     model.eval()
     total, count = 0.0, 0
     rng = np.random.default_rng(0)
+    augment = replace(NO_AUGMENT, detection_prob=1.0) if detected else NO_AUGMENT
     for i in range(0, len(data), batch):
-        x, y = network_batch(*data.batch(np.arange(i, min(i + batch, len(data))), rng), model.config)
+        x, y = network_batch(*data.batch(np.arange(i, min(i + batch, len(data))), rng, augment), model.config)
         pred = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
         total += np.linalg.norm(pred - y, axis=-1).mean(axis=(1, 2)).sum()
         count += len(x)
@@ -237,10 +252,17 @@ def main(argv=None) -> int:
 
     train = WindowDataset(load_clips(args.data, TRAIN_SUBJECTS, args.detections), config.frames, args.stride)
     augment = Augment(noise_max=args.noise_max, drop_max=args.drop_max, detection_prob=args.detection_prob if args.detections else 0.0,
-                      lens_known_prob=args.lens_known_prob, **args.faults)
+                      lens_known_prob=args.lens_known_prob, **args.faults,
+                      detector=DetectorErrors.load(args.detector_model) if args.detector_errors > 0 else None,
+                      detector_prob=args.detector_errors)
     views = (VirtualViews(list(load_world(args.data, TRAIN_SUBJECTS).values()), config.frames,
                           ViewRanges(out_of_frame_prob=args.out_of_frame_prob)) if args.views_prob > 0 else None)
-    val = WindowDataset(load_clips(args.data, TEST_SUBJECTS), config.frames, config.frames * args.val_stride) if main_process else None
+    if args.val_detected and not args.detections:
+        raise SystemExit("--val-detected needs --detections (the real detections to validate on)")
+    val = (WindowDataset(load_clips(args.data, TEST_SUBJECTS, args.detections if args.val_detected else None), config.frames,
+                         config.frames * args.val_stride) if main_process else None)
+    if args.val_detected and main_process and val.det2d is None:
+        raise SystemExit(f"--val-detected: {args.detections} lacks detections for some test sequences of {args.data}")
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
         print(f"{config.arch} {args.config or args.init}: {count_parameters(model):,} parameters, {len(train):,} training windows, "
@@ -250,7 +272,7 @@ def main(argv=None) -> int:
     log_path = out / LOG_FILE
     if main_process and not log_path.exists():
         with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(LOG_COLUMNS)
+            csv.writer(f).writerow(LOG_COLUMNS + (["val_detected_mm"] if args.val_detected else []))
 
     def save() -> None:
         save_checkpoint(served, out, {**record, "step": step, "train_hours": train_seconds / 3600})
@@ -307,16 +329,19 @@ def main(argv=None) -> int:
             continue
         bar.set_postfix(loss=f"{loss.item():.4f}", mpjpe_mm=f"{1000 * err.item():.1f}")
         val_mm = validate(served, val, device) if step % args.eval_every == 0 or step == args.steps else None
+        val_det = validate(served, val, device, detected=True) if val_mm is not None and args.val_detected else None
         if val_mm is not None or step % args.save_every == 0:
             mean_loss, mean_err = np.mean(running, axis=0)
             running.clear()
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([step, step * args.batch, step * args.batch * config.frames, f"{train_seconds / 3600:.4f}",
                                         f"{learning_rate(step - 1, args):.6g}", f"{mean_loss:.5f}", f"{1000 * mean_err:.2f}",
-                                        "" if val_mm is None else f"{val_mm:.2f}"])
+                                        "" if val_mm is None else f"{val_mm:.2f}"]
+                                       + (["" if val_det is None else f"{val_det:.2f}"] if args.val_detected else []))
             save()
             if val_mm is not None:
-                bar.write(f"step {step}: validation MPJPE {val_mm:.1f} mm ({train_seconds / 60:.1f} min of training)")
+                detected = f", {val_det:.1f} mm on real detections" if val_det is not None else ""
+                bar.write(f"step {step}: validation MPJPE {val_mm:.1f} mm{detected} ({train_seconds / 60:.1f} min of training)")
     bar.close()
     if main_process:
         save()

@@ -1,0 +1,114 @@
+"""How well the detector error model fits: its errors against the real ones on held-out subjects.
+
+The model (``training/detector_errors.py``) is fitted on the Stacked Hourglass detections of the
+training subjects S1, S5, S6, S7, S8. Here it corrupts the ground-truth 2D of the test subjects S9 and
+S11 (every sequence, every camera, cut into the network's 27-frame windows as training cuts them),
+and the simulated errors are set against the real detections' errors of the same frames, joint by
+joint, in pixels on Human3.6M's 1000-pixel-wide pictures. The independent noise that training used
+before (``training.data.Augment``'s defaults: a std drawn up to 6 px per window, 1 % outliers of
+25 px) is shown beside it.
+
+    python benchmarks/detector_errors.py            # prints a markdown table (about 1 min on one core)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from posemoe.skeleton import JOINT_NAMES  # noqa: E402
+from training.data import MISSING_NOTE, TEST_SUBJECTS, Augment, Clip, corrupt, load_clips  # noqa: E402
+from training.detector_errors import DEFAULT_MODEL, DetectorErrors, measure  # noqa: E402
+
+WINDOW = 27
+
+
+def simulate(clip: Clip, model: DetectorErrors | None, rng: np.random.Generator) -> np.ndarray:
+    """Simulated detections of a clip's frames cut into 27-frame windows (the tail dropped):
+    (W * 27, 17, 2) screen units. model None: the old independent noise (Augment's defaults)."""
+    w = len(clip.pose2d) // WINDOW
+    xy = clip.pose2d[: w * WINDOW].reshape(w, WINDOW, 17, 2)
+    target = clip.pose3d[: w * WINDOW].reshape(w, WINDOW, 17, 3)
+    if model is not None:
+        out = model.sample(xy, target, rng)
+    else:
+        out = corrupt(xy, target, rng, replace(Augment(), drop_max=0.0, flip_prob=0.0))[0][..., :2]
+    return out.reshape(w * WINDOW, 17, 2)
+
+
+def autocorrelation(error: np.ndarray, lag: int) -> np.ndarray:
+    """Per-joint autocorrelation at ``lag`` frames of errors (W * 27, 17, 2) within each 27-frame
+    window, about each joint's mean error. Returns the pooled sums (numerator, denominator) (2, 17)."""
+    e = error.reshape(-1, WINDOW, 17, 2)
+    e = e - e.mean((0, 1), keepdims=True)
+    num = (e[:, lag:] * e[:, :-lag]).sum((0, 1, -1))
+    den = 0.5 * ((e[:, lag:] ** 2).sum((0, 1, -1)) + (e[:, :-lag] ** 2).sum((0, 1, -1)))
+    return np.stack([num, den])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz"))
+    p.add_argument("--detections", default=str(ROOT.parent / "shared" / "data" / "h36m_2d_sh_mpii16_px10.npz"))
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    model = DetectorErrors.load(args.model)
+    clips = [c for c in load_clips(args.data, TEST_SUBJECTS, args.detections) if c.det2d is not None]
+    rng = np.random.default_rng(args.seed)
+    kinds = ("real", "model", "old")
+    dist = {k: [] for k in kinds}
+    swaps = {k: np.zeros(3) for k in kinds}
+    lags = {k: {lag: np.zeros((2, 17)) for lag in (1, 10)} for k in kinds}
+    frames = 0
+    for clip in clips:
+        n = len(clip.pose2d) // WINDOW * WINDOW
+        if n == 0:
+            continue
+        frames += n
+        px = clip.width / 2.0  # screen units -> pixels
+        cut = Clip(clip.subject, clip.action, clip.camera, clip.pose3d[:n], clip.pose2d[:n], clip.det2d[:n],
+                   clip.focal, clip.width, clip.height)
+        for kind in kinds:
+            det = cut.det2d if kind == "real" else simulate(cut, model if kind == "model" else None, rng)
+            error = (det - cut.pose2d) * px
+            dist[kind].append(np.linalg.norm(error, axis=-1))
+            m = measure(replace(cut, det2d=det))
+            swaps[kind] += [m["body"].sum(), m["legs"].sum(), m["arms"].sum()]
+            for lag in (1, 10):
+                lags[kind][lag] += autocorrelation(error, lag)
+    dist = {k: np.concatenate(v) for k, v in dist.items()}
+
+    print(f"Held-out subjects {', '.join(TEST_SUBJECTS)}: {len(clips)} sequence x camera clips, {frames:,} frames "
+          f"in 27-frame windows. {MISSING_NOTE}\n")
+    print(f"Model: `{Path(args.model).relative_to(ROOT) if Path(args.model).is_relative_to(ROOT) else args.model}` "
+          f"({model.fitted_on}). Errors in pixels (1000-pixel-wide pictures), seed {args.seed}.\n")
+    print("| joint | median real / model / old | mean real / model / old | 90th percentile real / model / old | "
+          "lag-1 autocorr. real / model | lag-10 real / model |")
+    print("|---|---|---|---|---|---|")
+    rows = list(enumerate(JOINT_NAMES)) + [(None, "all joints")]
+    for j, name in rows:
+        cell = lambda f: " / ".join(f"{f(dist[k] if j is None else dist[k][:, j]):.1f}" for k in kinds)  # noqa: E731
+        rho = {k: {lag: (lambda s: s[0] / s[1])(lags[k][lag].sum(1) if j is None else lags[k][lag][:, j]) for lag in (1, 10)}
+               for k in kinds}
+        print(f"| {name} | {cell(np.median)} | {cell(np.mean)} | {cell(lambda d: np.percentile(d, 90))} | "
+              f"{rho['real'][1]:.2f} / {rho['model'][1]:.2f} | {rho['real'][10]:.2f} / {rho['model'][10]:.2f} |")
+    print()
+    print("| share of frames (%) | real | model | old |")
+    print("|---|---|---|---|")
+    for j, name in enumerate(("whole body left/right swapped", "legs only swapped", "arms only swapped")):
+        print(f"| {name} | " + " | ".join(f"{100 * swaps[k][j] / frames:.2f}" for k in kinds) + " |")
+    for threshold in (50, 100):
+        print(f"| joints > {threshold} px off | " + " | ".join(f"{100 * (dist[k] > threshold).mean():.2f}" for k in kinds) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
