@@ -50,6 +50,11 @@ OUTLIER_M = 0.2
 #: least this (metres, summed over the limb pair's 6 joints) and by half: seen from the side the two
 #: limbs overlap and a "swap" there is neither detectable nor harmful.
 SWAP_MARGIN_M = 0.3
+#: Joints whose bias may also shift along their own bone: the knees, feet, elbows and wrists (a
+#: detector's ankle or wrist sits up or down the limb from the marker's). The torso's bones lie along
+#: the body's own axes (pelvis->hip along x, pelvis->spine->thorax along y), where the shift would be
+#: the same parameter twice.
+ALONG_BONE = (2, 3, 5, 6, 12, 13, 15, 16)
 #: Lags (frames at 50 frames/s) at which the autocorrelation is fitted.
 LAGS = (1, 2, 3, 5, 8, 12, 18, 26)
 #: Speed bins (metres per second in the picture's plane) for the error's growth with speed.
@@ -64,7 +69,8 @@ class DetectorErrors:
     """The fitted model. Lengths in metres in the person's plane, time in frames at 50 frames/s.
 
     bias: (17, 4) per joint, an offset (x towards the body's left hip, y along pelvis->thorax, z their
-    cross product) and a shift along the joint's own bone (parent to joint; 0 for the pelvis).
+    cross product) and a shift along the joint's own bone (parent to joint; only for
+    :data:`ALONG_BONE`, 0 for the others).
     cov: (34, 34) covariance of the remaining noise at zero speed, joints x (x, y) flattened.
     slow_weight: (17,) share of each joint's variance in the slow part; slow_phi, fast_phi: the AR(1)
     coefficients per frame of the slow and the fast part. speed_gain: the noise's std is multiplied by
@@ -181,7 +187,8 @@ def bias_design(target: np.ndarray) -> np.ndarray:
     target: (..., 17, 3) root-relative camera metres."""
     axes = body_axes(target)[..., None, :2, :]  # (..., 1, 2, 3)
     bone = target - target[..., list(np.maximum(PARENTS, 0)), :]
-    bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)  # the pelvis's is 0: no bone
+    bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
+    bone *= np.isin(np.arange(J), ALONG_BONE)[:, None]
     axes = np.broadcast_to(axes, target.shape[:-1] + (2, 3))
     return np.concatenate([axes, bone[..., :2, None]], axis=-1)
 
@@ -273,6 +280,7 @@ def fit(clips: list[Clip], note: str = "") -> DetectorErrors:
         d = design * keep[..., None, None]
         normal += np.einsum("njcp,njcq->jpq", d, design)
         rhs += np.einsum("njcp,njc->jp", d, m["error"])
+    # The torso joints' bone column is zero: the tiny ridge keeps their shift at 0.
     bias = np.linalg.solve(normal + 1e-6 * np.eye(4), rhs[..., None])[..., 0]
 
     # 2. Residuals; swaps and outliers with their runs.
