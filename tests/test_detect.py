@@ -238,3 +238,55 @@ def test_a_person_who_walks_in_is_found_in_their_first_frames():
     first = min(i for i, people in found.items() if walker_seen(people))
     assert first <= 61, first
     assert all(walker_seen(found[i]) for i in range(first + 5, 110))
+
+
+REAL = ROOT.parent / "shared" / "media" / "real"
+
+
+def _follow(video: Path) -> list[np.ndarray]:
+    """Everyone's 33 landmarks (P, 33, 2) px in each frame of ``video``, by the shipped detector."""
+    detector = BlazePoseDetector()
+    return [np.array([pose.points[:33] for pose in detector.poses(frame.image)]).reshape(-1, 33, 2)
+            for frame in read_frames(video)]
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"the real corpus ({REAL}) is absent")
+def test_both_men_of_the_handshake_are_found_where_mediapipe_finds_them():
+    """Two men walk up to each other and shake hands (12 frames/s, portrait): where MediaPipe's
+    PoseLandmarker has both, we have both, each within 1.5 % of his height of MediaPipe's (median)."""
+    import cv2
+    import mediapipe
+
+    video = REAL / "two_people_handshake_portrait_12fps.mp4"
+    ours = _follow(video)
+    landmarker = _mediapipe_landmarker("VIDEO")
+    found, distances = 0, []
+    try:
+        for frame, mine in zip(read_frames(video), ours):
+            rgb = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+            for person in _their_landmarks(landmarker.detect_for_video(rgb, int(frame.time * 1000)), frame.image):
+                height = np.ptp(person[:, 1])
+                if len(mine):
+                    distance = np.median(np.linalg.norm(mine - person[None], axis=-1), axis=-1).min() / height
+                    found += distance < 0.2
+                    distances.append(distance)
+    finally:
+        landmarker.close()
+    assert len(ours) == 40 and found >= 78, found  # both men in at least 39 of the 40 frames
+    assert np.median(distances) < 0.015
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"the real corpus ({REAL}) is absent")
+def test_the_squats_agree_with_tensorflow_js_blazepose():
+    """An independent implementation of the same models (TensorFlow.js's BlazePose, its keypoints stored
+    beside the clip): our landmarks lie within 1 % of the body's height of its (median over landmarks
+    and frames; MediaPipe's own lie 0.7 % from it)."""
+    import json
+
+    video = REAL / "squats_portrait_5fps.mp4"
+    theirs = np.array(json.loads(video.with_name(f"{video.stem}.blazepose_tfjs.json").read_text()))[..., :2]  # (65, 33, 2)
+    ours = _follow(video)
+    assert len(ours) == len(theirs) and all(len(people) == 1 for people in ours)
+    ours = np.array([people[0] for people in ours])
+    height = np.percentile(np.ptp(theirs[..., 1], axis=1), 95)
+    assert np.median(np.linalg.norm(ours - theirs, axis=-1)) / height < 0.01

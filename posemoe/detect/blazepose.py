@@ -31,8 +31,11 @@ from .people import find_people
 
 #: Frames between looks with the person detector while someone is followed (1: every frame, as
 #: MediaPipe). Chosen on the whole real corpus (``benchmarks/detect.py``, docs/benchmarks.md "Detection
-#: on real footage"): the fidelity to MediaPipe it buys against the capture's speed.
-LOOK_EVERY = 2
+#: on real footage"): every frame is MediaPipe to a few hundredths of a percent of the body's height on
+#: every body clip; every 2nd frame already lets a followed region slide onto another body where people
+#: cross (the sample: p99 24 % of the height, 10 identity switches) or drift off a body leaving the
+#: picture (asl_hand_portrait: 58 frames with spikes), for a quarter less time per frame.
+LOOK_EVERY = 1
 #: The person detector's score a new person needs, and the landmark model's presence score needed to
 #: keep one: MediaPipe's defaults (``min_pose_detection_confidence``, ``min_pose_presence_confidence``).
 MIN_DETECTION = 0.5
