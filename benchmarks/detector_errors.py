@@ -14,6 +14,7 @@ before (``training.data.Augment``'s defaults: a std drawn up to 6 px per window,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +24,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from posemoe.files import atomic_output  # noqa: E402
+from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.skeleton import JOINT_NAMES  # noqa: E402
 from training.data import MISSING_NOTE, TEST_SUBJECTS, Augment, Clip, corrupt, load_clips  # noqa: E402
 from training.detector_errors import DEFAULT_MODEL, DetectorErrors, measure  # noqa: E402
 
 WINDOW = 27
+#: What the section says the model is, above its table (the figures below it are measured).
+DESCRIPTION = (
+    "Training's clean 2D (virtual phone cameras and Human3.6M's own) gets a real detector's errors from a model "
+    "fitted on the Stacked Hourglass detections of the training subjects only (`training/detector_errors.py`, "
+    "`train.py --detector-errors PROB`): a bias per joint in the body's own frame (the table under this one), noise "
+    "correlated between joints (their 34 x 34 covariance) and over time (a slow and a fast AR(1) part), "
+    "a noise level drawn per 27-frame window (hard windows), outlier runs of real lengths and sizes, and "
+    "left/right swaps of the legs, the arms or the whole body in runs. Lengths are metres at the person, so it "
+    "scales with the person's size in any picture. Fitted, the error did not grow with the joint's speed "
+    "(`speed_gain` 0: Human3.6M's joints rarely exceed 1 m/s); the detections carry no confidence, so "
+    "confidence is not modelled. Below, its errors against the real ones on subjects it never saw.")
 
 
 def simulate(clip: Clip, model: DetectorErrors | None, rng: np.random.Generator) -> np.ndarray:
@@ -59,9 +73,13 @@ def main(argv=None) -> int:
     p.add_argument("--detections", default=str(ROOT.parent / "shared" / "data" / "h36m_2d_sh_mpii16_px10.npz"))
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--markdown", help="also write the section to this Markdown file")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--subjects", nargs="+", default=list(TEST_SUBJECTS),
+                   help="whose detections to compare with (the training subjects give the in-sample fit)")
     args = p.parse_args(argv)
     model = DetectorErrors.load(args.model)
-    clips = [c for c in load_clips(args.data, TEST_SUBJECTS, args.detections) if c.det2d is not None]
+    clips = [c for c in load_clips(args.data, tuple(args.subjects), args.detections) if c.det2d is not None]
     rng = np.random.default_rng(args.seed)
     kinds = ("real", "model", "old")
     dist = {k: [] for k in kinds}
@@ -86,27 +104,45 @@ def main(argv=None) -> int:
                 lags[kind][lag] += autocorrelation(error, lag)
     dist = {k: np.concatenate(v) for k, v in dist.items()}
 
-    print(f"Held-out subjects {', '.join(TEST_SUBJECTS)}: {len(clips)} sequence x camera clips, {frames:,} frames "
-          f"in 27-frame windows. {MISSING_NOTE}\n")
-    print(f"Model: `{Path(args.model).relative_to(ROOT) if Path(args.model).is_relative_to(ROOT) else args.model}` "
-          f"({model.fitted_on}). Errors in pixels (1000-pixel-wide pictures), seed {args.seed}.\n")
-    print("| joint | median real / model / old | mean real / model / old | 90th percentile real / model / old | "
-          "lag-1 autocorr. real / model | lag-10 real / model |")
-    print("|---|---|---|---|---|---|")
-    rows = list(enumerate(JOINT_NAMES)) + [(None, "all joints")]
-    for j, name in rows:
-        cell = lambda f: " / ".join(f"{f(dist[k] if j is None else dist[k][:, j]):.1f}" for k in kinds)  # noqa: E731
-        rho = {k: {lag: (lambda s: s[0] / s[1])(lags[k][lag].sum(1) if j is None else lags[k][lag][:, j]) for lag in (1, 10)}
-               for k in kinds}
-        print(f"| {name} | {cell(np.median)} | {cell(np.mean)} | {cell(lambda d: np.percentile(d, 90))} | "
-              f"{rho['real'][1]:.2f} / {rho['model'][1]:.2f} | {rho['real'][10]:.2f} / {rho['model'][10]:.2f} |")
-    print()
-    print("| share of frames (%) | real | model | old |")
-    print("|---|---|---|---|")
-    for j, name in enumerate(("whole body left/right swapped", "legs only swapped", "arms only swapped")):
-        print(f"| {name} | " + " | ".join(f"{100 * swaps[k][j] / frames:.2f}" for k in kinds) + " |")
+    held_out = "Held-out subjects" if set(args.subjects) <= set(TEST_SUBJECTS) else "Subjects"
+    name = Path(args.model).relative_to(ROOT) if Path(args.model).is_relative_to(ROOT) else args.model
+    lines = [f"{held_out} {', '.join(args.subjects)}: {len(clips)} sequence x camera clips, {frames:,} frames in 27-frame "
+             f"windows; model `{name}` ({model.fitted_on}); seed {args.seed}. Real: the Stacked Hourglass detections; "
+             "model: the ground-truth 2D corrupted by the model; old: by the independent noise training used before. "
+             f"Distances in pixels on Human3.6M's 1000-pixel-wide pictures. Machine: {describe_machine()}. {MISSING_NOTE}", "",
+             "| joint | median real / model / old | mean real / model / old | 90th percentile real / model / old | "
+             "lag-1 autocorr. real / model | lag-10 real / model |", "|---|---|---|---|---|---|"]
+    figures = {"machine": describe_machine(), "subjects": args.subjects, "clips": len(clips), "frames": frames, "joints": {}}
+    for j, joint in list(enumerate(JOINT_NAMES)) + [(None, "all joints")]:
+        pick = {k: dist[k] if j is None else dist[k][:, j] for k in kinds}
+        stats = {stat: {k: float(f(pick[k])) for k in kinds}
+                 for stat, f in (("median", np.median), ("mean", np.mean), ("p90", lambda d: np.percentile(d, 90)))}
+        for lag in (1, 10):
+            stats[f"lag{lag}"] = {k: float((lambda c: c[0] / c[1])(lags[k][lag].sum(1) if j is None else lags[k][lag][:, j]))
+                                  for k in kinds}
+        figures["joints"][joint] = stats
+        cell = lambda stat: " / ".join(f"{stats[stat][k]:.1f}" for k in kinds)  # noqa: E731
+        lines.append(f"| {joint} | {cell('median')} | {cell('mean')} | {cell('p90')} | {stats['lag1']['real']:.2f} / "
+                     f"{stats['lag1']['model']:.2f} | {stats['lag10']['real']:.2f} / {stats['lag10']['model']:.2f} |")
+    lines += ["", "| share of frames (%) | real | model | old |", "|---|---|---|---|"]
+    figures["swapped_percent"] = {}
+    for j, kind in enumerate(("whole body left/right swapped", "legs only swapped", "arms only swapped")):
+        figures["swapped_percent"][kind] = {k: 100 * float(swaps[k][j]) / frames for k in kinds}
+        lines.append(f"| {kind} | " + " | ".join(f"{100 * swaps[k][j] / frames:.2f}" for k in kinds) + " |")
     for threshold in (50, 100):
-        print(f"| joints > {threshold} px off | " + " | ".join(f"{100 * (dist[k] > threshold).mean():.2f}" for k in kinds) + " |")
+        lines.append(f"| joints > {threshold} px off | " + " | ".join(f"{100 * (dist[k] > threshold).mean():.2f}" for k in kinds) + " |")
+    lines += ["", "The fitted bias, mm at the person (towards the body's left hip, up the body, forward, along the joint's own bone):",
+              "", "| joint | left | up | forward | along bone |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {joint} | " + " | ".join(f"{round(1000 * v) + 0:d}" for v in model.bias[j]) + " |" for j, joint in enumerate(JOINT_NAMES)]
+    figures["bias_mm"] = (1000 * model.bias).round(1).tolist()
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with atomic_output(args.markdown) as tmp:
+            tmp.write_text(f"# Detector error model\n\nGenerated by `python benchmarks/detector_errors.py`.\n\n{DESCRIPTION}\n\n{text}\n")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
 

@@ -16,6 +16,8 @@ cannot spoil the others) and each stamped with the machine it ran on:
 - detection: how often to look for new people, against MediaPipe on every frame (``benchmarks/detect.py``);
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
   (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
+- the detector error model training uses, its errors against the real detections' on S9/S11
+  (``benchmarks/detector_errors.py``; skipped like accuracy without ``../shared/data``);
 - keyframe writing in Blender (``benchmarks/keyframes.py``);
 - the capture inside Blender from the extension zip alone, against the same through a worker Python
   (``benchmarks/blender.py``);
@@ -62,6 +64,7 @@ SECTIONS = {
     "speed": ["benchmarks/capture.py"],
     "detect": ["benchmarks/detect.py"],
     "swaps": ["benchmarks/swaps.py"],
+    "detector_errors": ["benchmarks/detector_errors.py"],
     "keyframes": ["benchmarks/keyframes.py"],
     "blender": ["benchmarks/blender.py"],
     "motion": ["benchmarks/motion.py"],
@@ -76,7 +79,7 @@ def _demoted(markdown: str) -> str:
 
 def run_section(name: str, folder: Path) -> tuple[str, object]:
     """Run one section's script; returns (its Markdown, its JSON figures)."""
-    if name in ("accuracy", "ablation", "product") and not SHARED.is_dir():
+    if name in ("accuracy", "ablation", "product", "detector_errors") and not SHARED.is_dir():
         message = f"Skipped: the {name} benchmark needs the Human3.6M files in {SHARED}."
         return f"# {name.capitalize()}\n\n{message}\n", {"skipped": message}
     markdown, figures = folder / f"{name}.md", folder / f"{name}.json"
