@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from posemoe.detect import detect_frames
-from posemoe.detect.blazepose import BlazePoseDetector
+from posemoe.detect.blazepose import SAME_REGION, BlazePoseDetector, associate
 from posemoe.detect.landmarks import SIZE, Region, crop, region_from_axis
 from posemoe.detect import people
 from posemoe.video import read_frames
@@ -148,6 +148,32 @@ def test_the_person_detector_finds_what_mediapipes_finds(monkeypatch):
     finally:
         graph.close()
     assert compared >= 5
+
+
+region_values = st.builds(lambda x, y, side: Region(np.array([x, y]), side, 0.0),
+                          st.floats(0, 300), st.floats(0, 300), st.floats(10, 200))
+
+
+def _overlap(a: Region, b: Region) -> float:
+    ha, hb = a.side / 2, b.side / 2
+    inter = np.prod(np.clip(np.minimum(a.centre + ha, b.centre + hb) - np.maximum(a.centre - ha, b.centre - hb), 0, None))
+    return float(inter / (a.side ** 2 + b.side ** 2 - inter))
+
+
+@given(st.lists(region_values, max_size=6), st.lists(region_values, max_size=6))
+def test_association_keeps_one_region_per_person_and_prefers_the_fresh_one(followed, found):
+    """As MediaPipe's AssociationCalculator: no two kept regions overlap by more than SAME_REGION, the
+    newest region always survives, and a fresh region that overlaps nothing fresher is kept."""
+    kept = associate(followed, found)
+    assert all(_overlap(a, b) <= SAME_REGION for i, a in enumerate(kept) for b in kept[i + 1:])
+    everything = followed + found
+    if everything:
+        assert kept[-1] is everything[-1]
+    for i, region in enumerate(found):
+        if all(_overlap(region, later) <= SAME_REGION for later in found[i + 1:]):
+            assert any(k is region for k in kept)
+    # Regions only ever leave: nothing is kept that was not given.
+    assert all(any(k is r for r in everything) for k in kept)
 
 
 def _mediapipe_landmarker(mode: str, people: int = 3):

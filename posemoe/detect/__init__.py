@@ -71,8 +71,9 @@ def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | 
     """Decode frames ``start:stop`` of the video at ``path`` and run ``detector`` on each, in order.
 
     Yields (frame index, keypoints, confidence) as the detector returned them (unchecked: see
-    :func:`posemoe.pipeline.detect_video`), calling it once per frame, in order. Adds the seconds spent to ``seconds["decode"]`` and ``seconds["detect"]`` as
-    it goes, so a caller that stops early still has them.
+    :func:`posemoe.pipeline.detect_video`), calling it once per frame, in order. Adds the seconds
+    spent to ``seconds["decode"]`` and ``seconds["detect"]`` as it goes, so a caller that stops early
+    still has them.
     """
     from ..video import read_frames
 
