@@ -2,10 +2,10 @@
 
 This is the half of BlazePose that runs on every frame: given where a person is (a rotated square
 region, :class:`Region`), the model finds their landmarks and, with two auxiliary points, where to
-look in the next frame. MediaPipe runs the same model, but we run it ourselves for two reasons: we
-choose *whom* to follow (MediaPipe's own tracker follows whoever its detector found), and it is faster:
-our copy of the model has no segmentation head, which MediaPipe's graph always computes and we never
-use (``benchmarks/detect.py`` prints the time per call). The model file is made from the mediapipe
+look in the next frame. MediaPipe runs the same model, but we run it ourselves: MediaPipe is a large
+dependency the capture does not need (it stays the reference of the tests and benchmarks), and ours is
+faster: our copy of the model has no segmentation head, which MediaPipe's graph always computes and we
+never use (``benchmarks/detect.py`` prints the time per call). The model file is made from the mediapipe
 wheel's by ``tools/blazepose_onnx.py``.
 
 Geometry follows MediaPipe's Tasks graph (``pose_landmarks_detector_graph``), which is our reference:
@@ -14,8 +14,8 @@ scale point (the Tasks graph frames the next frame's region as its detector fram
 older ``pose_landmarks_to_roi`` graph used 1.5), turned so the body axis points up, cropped with
 replicated borders to 256 x 256 RGB in [0, 1] the way MediaPipe's ImageToTensorCalculator samples it;
 landmarks are refined on the model's heatmap. Pixel coordinates are MediaPipe's (its normalised
-coordinates times the frame's size). On the real corpus our landmarks for a region are
-MediaPipe's to a few hundredths of a pixel (``tests/test_detect.py``).
+coordinates times the frame's size). For one region, our landmarks are MediaPipe's to a few
+hundredths of a pixel (``tests/test_detect.py``, on the sample's frames).
 """
 
 from __future__ import annotations
