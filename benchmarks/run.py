@@ -13,7 +13,9 @@ cannot spoil the others) and each stamped with the machine it ran on:
   cameras at 24, 30 and 60 frames/s, and on the real detections (``benchmarks/product.py``; skipped
   like accuracy without ``../shared/data``);
 - capture speed per stage, PyTorch and ONNX Runtime (``benchmarks/capture.py``);
-- detection: how often to look for new people, against MediaPipe on every frame (``benchmarks/detect.py``);
+- detection on real footage: the detector against MediaPipe's own PoseLandmarker, clip by clip on the
+  sample and ``../shared/media/real/``, and what looking for people less often would save and cost
+  (``benchmarks/detect.py``; only the sample without ``../shared``);
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
   (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
 - the detector error model training uses, its errors against the real detections' on S9/S11
