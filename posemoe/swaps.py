@@ -41,11 +41,10 @@ MAX_JOINT_COST = 100.0
 #: Cost of one frame in the swapped state (squared steps): it breaks ties, as where nothing moves, and
 #: decides which side of a jump is the detector's fault (the shorter). Chosen on the Human3.6M training
 #: subjects' Stacked Hourglass detections (S1, S5-S8: ``benchmarks/swaps.py --subjects S1 S5 S6 S7
-#: S8``) with the sample's injected swaps: on every 6th of those sequences x cameras 0.5 relabelled
-#: fewer wrong pair-frames than 0.05 (50 % of its relabels right against 42 %, and 62 % of the swaps
-#: put back against 60 %), with 95-100 % of the injected swaps still put back; 2 left a third of them. A cost per change of label (so that a
-#: stretch must beat leaving it by a margin) and a lower cap per joint raised that share to 80-87 %, but
-#: left 20-50 % of the injected swaps on the sample: not taken.
+#: S8``) together with the sample's injected swaps, then measured held out (``benchmarks/swaps.py``,
+#: S9/S11): 0.5 against 0.05 relabels a larger share rightly (50.1 % against 46.7 %), puts back more of
+#: the detector's swaps (50.3 % against 49.4 %) and as many injected ones (97-99 %). Larger values, a cost per
+#: change of label and a lower cap per joint were tried: they left many of the sample's injected swaps.
 SWAP_COST = 0.5
 #: Longest swap put back, seconds: detectors' faults last a moment (BlazePose's whole-body swaps seen
 #: from behind: up to about a second).

@@ -27,7 +27,7 @@ import numpy as np
 
 from .landmarks import Pose, Region, landmarks
 from .layout import blazepose_to_h36m
-from .people import find_people
+from .people import _iou, find_people
 
 #: Frames between looks with the person detector while someone is followed (1: every frame, as
 #: MediaPipe). Chosen on the whole real corpus (``benchmarks/detect.py``, docs/benchmarks.md "Detection
@@ -51,13 +51,6 @@ def _box(region: Region) -> np.ndarray:
     return np.concatenate([region.centre - half, region.centre + half])
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boxes (4,) x0, y0, x1, y1."""
-    inter = float(np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def associate(*streams: list[Region]) -> list[Region]:
     """Regions from several streams, oldest first -> one list without two regions of one person: each
     region, in turn, removes those before it that it overlaps (:data:`SAME_REGION`), so the later
@@ -65,8 +58,9 @@ def associate(*streams: list[Region]) -> list[Region]:
     kept: list[Region] = []
     for stream in streams:
         for region in stream:
-            box = _box(region)
-            kept = [other for other in kept if _iou(_box(other), box) <= SAME_REGION]
+            if kept:
+                overlaps = _iou(_box(region), np.array([_box(other) for other in kept]))
+                kept = [other for other, overlap in zip(kept, overlaps) if overlap <= SAME_REGION]
             kept.append(region)
     return kept
 
