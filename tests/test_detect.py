@@ -79,8 +79,10 @@ def test_the_letterbox_samples_the_frame_as_mediapipe_does(height, width):
     cols_in = (x >= 0) & (x <= width - 1)
     rows_in = (y >= 0) & (y <= height - 1)
     middle_row, middle_col = int(np.flatnonzero(rows_in)[rows_in.sum() // 2]), int(np.flatnonzero(cols_in)[cols_in.sum() // 2])
-    np.testing.assert_allclose(rgb[middle_row, cols_in, 0], x[cols_in] * 255 / (width - 1), atol=1.5)
-    np.testing.assert_allclose(rgb[rows_in, middle_col, 1], y[rows_in] * 255 / (height - 1), atol=1.5)
+    # Within 2 levels: the pattern is floored to bytes (up to 1), the warped frame rounded (0.5), and
+    # bilinear blending of a floored ramp adds a hair (1.506 seen at 53 x 151 with 1.5).
+    np.testing.assert_allclose(rgb[middle_row, cols_in, 0], x[cols_in] * 255 / (width - 1), atol=2.0)
+    np.testing.assert_allclose(rgb[rows_in, middle_col, 1], y[rows_in] * 255 / (height - 1), atol=2.0)
     # Black (-1) a pixel or more outside the frame (closer, bilinear sampling blends in the border).
     assert np.all(tensor[0][(y < -1) | (y > height)] == -1.0)
 
