@@ -1,4 +1,4 @@
-"""Command line: ``posemoe capture`` (video to take, BVH and preview), ``posemoe info``, ``posemoe export-onnx``."""
+"""Command line: ``posemoe capture`` (video to take, BVHs and preview), ``posemoe info``, ``posemoe export-onnx``."""
 
 from __future__ import annotations
 
@@ -75,31 +75,48 @@ def _writable(path: Path) -> None:
         raise PoseMoEError(f"Cannot write {path}: {existing} is not writable. Choose another output folder.")
 
 
-def _person(text: str | None) -> tuple[float, float, int] | None:
-    if text is None:
-        return None
-    try:
-        x, y, frame = text.split(",")
-        return float(x), float(y), int(frame)
-    except ValueError:
-        raise PoseMoEError(f"--person wants X,Y,FRAME in pixels and a frame number (for example 640,360,0), not {text!r}.") from None
+def _people(values: list[str] | None) -> tuple[int, tuple[tuple[float, float, int], ...]]:
+    """--people values -> (how many, picks): "all", a number, or X,Y,FRAME points (given more than once)."""
+    values = values or ["1"]
+    if len(values) == 1 and values[0].strip().lower() == "all":
+        return 0, ()
+    if len(values) == 1 and values[0].strip().isdigit():
+        if int(values[0]) < 1:
+            raise PoseMoEError("--people wants 1 or more people, 'all', or X,Y,FRAME points; not 0.")
+        return int(values[0]), ()
+    picks = []
+    for text in values:
+        try:
+            x, y, frame = text.split(",")
+            picks.append((float(x), float(y), int(frame)))
+        except ValueError:
+            raise PoseMoEError(f"--people wants 'all', a number, or X,Y,FRAME in pixels and a frame number (for example "
+                               f"640,360,0; give it once per person), not {text!r}.") from None
+    return len(picks), tuple(picks)
+
+
+def _per_person(path: Path, person: int, people: int) -> Path:
+    """The file for one person of several: NAME_person2.bvh beside NAME.bvh (one person: the path given)."""
+    return path if people == 1 else path.with_name(f"{path.stem}_person{person}{path.suffix}")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
     from .export.bvh import write_bvh
     from .lift import Lifter
     from .motion.clean import CleanupSettings, clean, quality_report
-    from .pipeline import Settings, Timings, capture
+    from .pipeline import Settings, Timings, capture_people
     from .preview import write_preview
+    from .take import save_takes
 
     outputs = [Path(p) for p in (args.out, args.bvh, args.preview) if p]
     if Path(args.out).suffix != ".npz":
         raise PoseMoEError(f"The take is written as .npz; give -o something.npz, not {args.out}.")
     for path in outputs:
         _writable(path)
-    settings = Settings(start=args.start, stop=args.stop, person=_person(args.person), max_gap_s=args.max_gap,
+    people, picks = _people(args.people)
+    settings = Settings(start=args.start, stop=args.stop, people=people, picks=picks, max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
-                        max_people=args.max_people, workers=args.workers)
+                        max_people=max(args.max_people, people), workers=args.workers)
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
     timings = Timings()
@@ -109,34 +126,41 @@ def cmd_capture(args: argparse.Namespace) -> int:
         clock = time.perf_counter()
         lifter = Lifter(args.weights, backend=args.backend, device=args.device)
         timings.add("load", time.perf_counter() - clock)
-        take = capture(args.video, settings, lifter=lifter, progress=bars, timings=timings)
+        takes = capture_people(args.video, settings, lifter=lifter, progress=bars, timings=timings)
         clock = time.perf_counter()
-        cleaned = clean(take.joints_world, take.fps, cleanup)
+        cleaned = [clean(take.joints_world, take.fps, cleanup) for take in takes]
         timings.add("clean-up", time.perf_counter() - clock)
         if args.bvh:
             clock = time.perf_counter()
-            written.append(write_bvh(args.bvh, cleaned.motion, scale=args.bvh_scale))
+            for take, motion in zip(takes, cleaned):
+                written.append(write_bvh(_per_person(Path(args.bvh), take.person, len(takes)), motion.motion,
+                                         scale=args.bvh_scale))
             timings.add("bvh", time.perf_counter() - clock)
         if args.preview:
             clock = time.perf_counter()
-            written.append(write_preview(take, args.preview, args.video, progress=bars))
+            written.append(write_preview(takes, args.preview, args.video, progress=bars))
             timings.add("preview", time.perf_counter() - clock)
-        written.append(take.save(args.out))
+        written.append(save_takes(args.out, takes))
     except BaseException:
         for path in written:  # all or nothing: no half-finished set of files
             path.unlink(missing_ok=True)
         raise
     finally:
         bars.close()
-    world = take.joints_world
-    travel = np.linalg.norm(world[-1, 0, :2] - world[0, 0, :2])
-    print(f"take: {len(take)} frames ({take.duration:.1f} s) from frame {take.first_frame}, "
-          f"{int(take.filled.sum())} bridged, {int(take.long_gap.sum())} in long gaps; root travelled {travel:.2f} m; "
-          f"model {take.model}")
-    report = quality_report(take.joints_world, cleaned, take.fps)
-    print(f"{'motion':<10}{'bone-length spread':>20}{'foot skating m/s':>18}{'jitter m/s2':>13}")
-    for name, row in report.items():
-        print(f"{name:<10}{row['bone_length_spread']:>20.3f}{row['foot_skating_m_per_s']:>18.3f}{row['jitter_m_per_s2']:>13.2f}")
+    for take in takes:
+        world = take.joints_world
+        travel = np.linalg.norm(world[-1, 0, :2] - world[0, 0, :2])
+        print(f"person {take.person}: {len(take)} frames ({take.duration:.1f} s) from frame {take.first_frame}, "
+              f"{int(take.filled.sum())} bridged, {int(take.long_gap.sum())} in long gaps; root travelled {travel:.2f} m")
+    print(f"model {takes[0].model}")
+    for note in takes[0].notes:
+        print(note)
+    print(f"{'motion':<18}{'bone-length spread':>20}{'foot skating m/s':>18}{'jitter m/s2':>13}")
+    for take, motion in zip(takes, cleaned):
+        for name, row in quality_report(take.joints_world, motion, take.fps).items():
+            label = name if len(takes) == 1 else f"{name} (person {take.person})"
+            print(f"{label:<18}{row['bone_length_spread']:>20.3f}{row['foot_skating_m_per_s']:>18.3f}"
+                  f"{row['jitter_m_per_s2']:>13.2f}")
     print(f"{'stage':<12}{'seconds':>9}{'frames/s':>10}")
     for stage, seconds in timings.seconds.items():
         rate = f"{timings.frames / seconds:>10.1f}" if seconds > 0 and stage != "load" else f"{'':>10}"
@@ -155,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--weights", help="weights folder (default: the shipped weights)")
     export.add_argument("--out", help="output file (default: model.onnx in the weights folder)")
     export.set_defaults(func=cmd_export_onnx)
-    cap = sub.add_parser("capture", help="video to a 3D take (.npz), optionally a BVH and a preview video")
+    cap = sub.add_parser("capture", help="video to a 3D take (.npz) of one person or several, optionally BVHs and a preview video")
     cap.add_argument("video", help="the video file")
     cap.add_argument("-o", "--out", required=True, help="the take to write (.npz)")
     cap.add_argument("--bvh", help="also write a BVH (Y up, metres unless --bvh-scale)")
@@ -167,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--fov", type=float, default=69.4,
                      help="camera field of view across the longer side, degrees (default 69.4: a phone's main camera)")
     cap.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
-    cap.add_argument("--person", help="X,Y,FRAME: capture the person at this pixel in this frame (default: the largest)")
+    cap.add_argument("--people", action="append", metavar="WHO",
+                     help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "
+                          "(the person at this pixel in this frame; give it once per person). Several people go "
+                          "into one take; their BVHs are NAME_person1.bvh, NAME_person2.bvh, ...")
     cap.add_argument("--max-people", type=int, default=3, help="people to look for in each frame")
     cap.add_argument("--workers", type=int, default=0,
                      help="detection threads, each on a stretch of the video (0: one per core)")

@@ -1,5 +1,5 @@
-"""Video in, Take out: detection, person tracking, left/right repair, gap filling, lifting, root
-trajectory, world frame.
+"""Video in, takes out (one per person captured): detection, person tracking, left/right repair, gap
+filling, lifting, root trajectory, one world frame for everyone.
 
 Long work reports through one callback ``progress(stage, done, total)`` and checks ``cancel()`` between
 frames and between lifting batches; a cancelled capture raises :class:`posemoe.Cancelled` and returns
@@ -26,7 +26,7 @@ from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .swaps import repair_swaps
 from .take import Take
-from .track import NO_PERSON, build_tracks, fill_gaps, select_person
+from .track import NO_PERSON, Track, build_tracks, fill_gaps, on_grid, select_people
 from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
@@ -144,14 +144,15 @@ def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, 
     return detections
 
 
-def capture(video: str | Path, settings: Settings | None = None, *, detector: Detector | None = None,
-            lifter: Lifter | None = None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None, timings: Timings | None = None) -> Take:
-    """Turn a video of one person moving into a Take.
+def capture_people(video: str | Path, settings: Settings | None = None, *, detector: Detector | None = None,
+                   lifter: Lifter | None = None, progress: Progress | None = None,
+                   cancel: Callable[[], bool] | None = None, timings: Timings | None = None) -> list[Take]:
+    """Turn a video of people moving into one Take per person captured (``settings.people`` or
+    ``settings.picks``), person 1 first, all in one world.
 
     detector: any :class:`posemoe.detect.Detector` (default: BlazePose, closed afterwards).
     lifter: a loaded :class:`posemoe.lift.Lifter` (default: the shipped weights on the best device).
-    The take covers the frames from the chosen person's first to last detection.
+    Each take covers the frames from its person's first to last detection.
     """
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
@@ -170,76 +171,110 @@ def capture(video: str | Path, settings: Settings | None = None, *, detector: De
             if own_detector:
                 detector.close()
         name = getattr(detector, "name", type(detector).__name__)
-    return take_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
-                                timings=timings, detector_name=name)
+    return takes_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
+                                 timings=timings, detector_name=name)
 
 
-def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
-                         settings: Settings | None = None, *, lifter: Lifter | None = None,
-                         progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                         timings: Timings | None = None, detector_name: str = "") -> Take:
-    """Everything after detection: choose and follow the person, undo left/right swaps, bridge gaps,
-    lift, place in the world.
+def capture(video: str | Path, settings: Settings | None = None, **options) -> Take:
+    """:func:`capture_people`'s person 1 (the largest, or the first pick): a video of one person into
+    their Take. Options as :func:`capture_people`'s."""
+    return capture_people(video, settings, **options)[0]
+
+
+def _left_out(dropped: list[Track], fps: float, first_frame: int) -> list[str]:
+    """Sentences for the report about people seen too briefly to capture."""
+    if not dropped:
+        return []
+    seen = ", ".join(f"{len(t.frames)} frames from video frame {first_frame + t.frames[0]}" for t in dropped[:5])
+    more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+    who = "a person" if len(dropped) == 1 else f"{len(dropped)} people"
+    return [f"Left out {who} seen too briefly to capture ({seen}{more}; at {fps:g} frames/s)."]
+
+
+def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
+                          settings: Settings | None = None, *, lifter: Lifter | None = None,
+                          progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                          timings: Timings | None = None, detector_name: str = "") -> list[Take]:
+    """Everything after detection: choose and follow the people, undo left/right swaps, bridge gaps,
+    lift, place everyone in one world.
 
     detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)), as from
     :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
-    and "trajectory". The take covers the frames from the chosen person's first to last detection.
+    (all people's frames together) and "trajectory". Returns one take per person captured, person 1
+    first; each covers the frames from its person's first to last detection.
     """
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
     focal = _check_settings(settings, info)
     detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(detections)]
     clock = time.perf_counter()
-    tracks = build_tracks(detections)
-    person = None
-    if settings.person is not None:
-        x, y, frame = settings.person
-        person = (x, y, frame - settings.start)
-    keypoints, confidence = select_person(tracks, len(detections), info.fps, person)
-    seen = np.flatnonzero(confidence.max(1) > 0)
-    if len(seen) == 0:  # detections whose every joint has zero confidence
-        raise PoseMoEError(NO_PERSON)
-    first, last = int(seen[0]), int(seen[-1]) + 1
-    keypoints, confidence = keypoints[first:last], confidence[first:last]
-    keypoints, confidence, repaired = repair_swaps(keypoints, confidence, info.fps)
-    keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
+    picks = tuple((x, y, frame - settings.start) for x, y, frame in settings.picks)
+    chosen, dropped = select_people(build_tracks(detections), info.fps, settings.people, picks)
+    notes = _left_out(dropped, info.fps, settings.start)
+    if settings.people > len(chosen) and not picks:
+        notes.append(f"{settings.people} people were asked for; {len(chosen)} were seen long enough to capture.")
+    people = []
+    for track in chosen:
+        keypoints, confidence = on_grid(track, len(detections))
+        seen = np.flatnonzero(confidence.max(1) > 0)
+        if len(seen) == 0:  # detections whose every joint has zero confidence
+            raise PoseMoEError(NO_PERSON)
+        first, last = int(seen[0]), int(seen[-1]) + 1
+        keypoints, confidence, repaired = repair_swaps(keypoints[first:last], confidence[first:last], info.fps)
+        keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
+        people.append(dict(first=first, keypoints=keypoints, confidence=confidence, repaired=repaired,
+                           filled=filled, long_gap=long_gap))
     timings.add("track", time.perf_counter() - clock)
 
     _check(cancel)
     clock = time.perf_counter()
     lifter = lifter or Lifter()
+    total = sum(len(person["keypoints"]) for person in people)
+    done = 0
 
-    def lift_progress(done: int, total: int) -> None:
+    def lift_progress(frames_done: int, frames: int) -> None:
         _check(cancel)
         if progress is not None:
-            progress("lift", done, total)
+            progress("lift", done + frames_done * len(person["keypoints"]) // max(frames, 1), total)
 
-    # Bridged frames have no detector confidence; the lifter should still use their interpolated 2D.
-    lift_confidence = np.where(filled[:, None], 1.0, confidence)
-    relative = lifter.lift(keypoints, info.width, info.height, lift_confidence, stride=settings.stride,
-                           flip=settings.flip, focal_px=focal if settings.lens_given else None, fps=info.fps,
-                           progress=lift_progress).astype(np.float64)
+    for person in people:
+        # Bridged frames have no detector confidence; the lifter should still use their interpolated 2D.
+        person["lift_confidence"] = np.where(person["filled"][:, None], 1.0, person["confidence"])
+        person["relative"] = lifter.lift(
+            person["keypoints"], info.width, info.height, person["lift_confidence"], stride=settings.stride,
+            flip=settings.flip, focal_px=focal if settings.lens_given else None, fps=info.fps,
+            progress=lift_progress).astype(np.float64)
+        done += len(person["keypoints"])
     timings.add("lift", time.perf_counter() - clock)
 
     _check(cancel)
     clock = time.perf_counter()
     if progress is not None:
         progress("trajectory", 0, 1)
-    root = root_translation(keypoints, lift_confidence, relative, focal, (info.width / 2, info.height / 2),
-                           depth_frames=int(info.fps) | 1)
-    camera = relative + root[:, None, :]
-    rotation, origin = world_frame(camera, weights=(~long_gap).astype(float))
+    for person in people:
+        root = root_translation(person["keypoints"], person["lift_confidence"], person["relative"], focal,
+                                (info.width / 2, info.height / 2), depth_frames=int(info.fps) | 1)
+        person["camera"] = person["relative"] + root[:, None, :]
+    rotation, origin = world_frame([person["camera"] for person in people],
+                                   [(~person["long_gap"]).astype(float) for person in people])
     _check(cancel)  # the last chance: a capture cancelled now must not return a take
     if progress is not None:
         progress("trajectory", 1, 1)
     timings.add("trajectory", time.perf_counter() - clock)
     timings.frames += len(detections)
 
-    return Take(
-        keypoints_2d=keypoints, confidence=confidence, filled=filled, long_gap=long_gap, repaired=repaired,
-        joints_camera=camera, joints_world=to_world(camera, rotation, origin),
-        world_rotation=rotation, world_origin=origin, fps=info.fps, width=info.width, height=info.height,
-        focal_px=focal, first_frame=settings.start + first, source=info.path,
-        model=f"{lifter.config.arch} T={lifter.frames} ({Path(lifter.weights).name}, {lifter.backend})",
-        settings={**{k: v for k, v in vars(settings).items()}, "detector": detector_name},
-    )
+    model = f"{lifter.config.arch} T={lifter.frames} ({Path(lifter.weights).name}, {lifter.backend})"
+    stored = {**{k: v for k, v in vars(settings).items()}, "detector": detector_name}
+    return [Take(keypoints_2d=person["keypoints"], confidence=person["confidence"], filled=person["filled"],
+                 long_gap=person["long_gap"], repaired=person["repaired"], joints_camera=person["camera"],
+                 joints_world=to_world(person["camera"], rotation, origin), world_rotation=rotation,
+                 world_origin=origin, fps=info.fps, width=info.width, height=info.height, focal_px=focal,
+                 first_frame=settings.start + person["first"], source=info.path, model=model, settings=stored,
+                 person=k + 1, notes=notes)
+            for k, person in enumerate(people)]
+
+
+def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
+                         settings: Settings | None = None, **options) -> Take:
+    """:func:`takes_from_detections`' person 1 (the largest, or the first pick)."""
+    return takes_from_detections(detections, info, settings, **options)[0]

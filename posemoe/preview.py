@@ -1,9 +1,11 @@
-"""A preview video: the 2D skeleton drawn on the footage beside a 3D view of the take, so a person sees
-at a glance whether the capture worked (right person, feet on the floor, walking rather than sliding).
+"""A preview video: the 2D skeletons drawn on the footage beside a 3D view of the takes, so a person
+sees at a glance whether the capture worked (right people, feet on the floor, walking rather than
+sliding).
 
-The 3D view is drawn with OpenCV lines through a virtual camera that follows the pelvis from the front
-left and a little above; the floor is a half-metre grid, the pelvis path a trail. Frames bridged by
-interpolation are marked "gap" in the corner.
+Everyone captured from the video is drawn, each labelled with their number ("Person 2") when there are
+several. The 3D view is drawn with OpenCV lines through a virtual camera that follows person 1's pelvis
+from the front left and a little above; the floor is a half-metre grid, each pelvis path a trail.
+Frames bridged by interpolation are marked "gap" beside the label (in the corner for one person).
 """
 
 from __future__ import annotations
@@ -52,11 +54,15 @@ class _View:
         return pixels, z > 0.1
 
 
-def _draw_3d(take: Take, i: int, view: _View) -> np.ndarray:
+def _frame_of(take: Take, frame: int) -> int | None:
+    """The take's index for video frame ``frame``, None outside its frames."""
+    i = frame - take.first_frame
+    return i if 0 <= i < len(take) else None
+
+
+def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> np.ndarray:
     size = view.size
     canvas = np.full((size, size, 3), 245, np.uint8)
-    joints = take.joints_world[i]
-    target = np.array([joints[0, 0], joints[0, 1], 0.9])
     grid = np.arange(-6.0, 6.01, 0.5)
     cx, cy = np.round(target[:2] / 0.5) * 0.5
     for g in grid:
@@ -66,71 +72,104 @@ def _draw_3d(take: Take, i: int, view: _View) -> np.ndarray:
             for k in range(len(seg) - 1):
                 if ok[k] and ok[k + 1]:
                     cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), (215, 215, 215), 1, cv2.LINE_AA)
-    trail = take.joints_world[: i + 1, 0] * (1, 1, 0)
-    pix, ok = view.project(trail, target)
-    for k in range(len(trail) - 1):
-        if ok[k] and ok[k + 1]:
-            cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), (150, 150, 150), 2, cv2.LINE_AA)
-    pix, ok = view.project(joints, target)
-    for parent, child in BONES:
-        if ok[parent] and ok[child]:
-            cv2.line(canvas, tuple(np.int32(pix[parent])), tuple(np.int32(pix[child])), _colour(child), 3, cv2.LINE_AA)
-    for p in pix[ok]:
-        cv2.circle(canvas, tuple(np.int32(p)), 3, (40, 40, 40), -1, cv2.LINE_AA)
+    for take in takes:
+        i = _frame_of(take, frame)
+        if i is None:
+            continue
+        trail = take.joints_world[: i + 1, 0] * (1, 1, 0)
+        pix, ok = view.project(trail, target)
+        for k in range(len(trail) - 1):
+            if ok[k] and ok[k + 1]:
+                cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), (150, 150, 150), 2, cv2.LINE_AA)
+        pix, ok = view.project(take.joints_world[i], target)
+        for parent, child in BONES:
+            if ok[parent] and ok[child]:
+                cv2.line(canvas, tuple(np.int32(pix[parent])), tuple(np.int32(pix[child])), _colour(child), 3, cv2.LINE_AA)
+        for p in pix[ok]:
+            cv2.circle(canvas, tuple(np.int32(p)), 3, (40, 40, 40), -1, cv2.LINE_AA)
+        if len(takes) > 1 and ok[10]:
+            _label(canvas, str(take.person), pix[10] + (0, -12), 0.6)
     cv2.putText(canvas, "3D (floor grid 0.5 m)", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (80, 80, 80), 1, cv2.LINE_AA)
     return canvas
 
 
-def _draw_2d(image: np.ndarray, take: Take, i: int) -> np.ndarray:
+def _label(image: np.ndarray, text: str, at: np.ndarray, scale: float, colour=(255, 255, 255)) -> None:
+    """Text centred above ``at`` (x, y px) on a dark box, readable on any footage."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    x, y = int(at[0] - w / 2), int(at[1])
+    cv2.rectangle(image, (x - 3, y - h - 3), (x + w + 3, y + base), (30, 30, 30), -1)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+
+
+def _draw_2d(image: np.ndarray, takes: list[Take], frame: int) -> np.ndarray:
     scale = HEIGHT / image.shape[0]
-    frame = cv2.resize(image, (round(image.shape[1] * scale), HEIGHT), interpolation=cv2.INTER_AREA)
-    points = take.keypoints_2d[i] * scale
-    seen = take.confidence[i] >= 0.3
-    for parent, child in BONES:
-        style = 3 if seen[parent] and seen[child] else 1
-        cv2.line(frame, tuple(np.int32(points[parent])), tuple(np.int32(points[child])), _colour(child), style, cv2.LINE_AA)
-    if take.filled[i]:
-        cv2.putText(frame, "gap", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 255), 2, cv2.LINE_AA)
-    if take.repaired[i].any():  # the detector had left and right the wrong way round here
-        limbs = " and ".join(name for name, fixed in zip(("legs", "arms"), take.repaired[i]) if fixed)
-        cv2.putText(frame, f"left/right fixed: {limbs}", (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 165, 255), 2, cv2.LINE_AA)
-    return frame
+    canvas = cv2.resize(image, (round(image.shape[1] * scale), HEIGHT), interpolation=cv2.INTER_AREA)
+    for take in takes:
+        i = _frame_of(take, frame)
+        if i is None:
+            continue
+        points = take.keypoints_2d[i] * scale
+        seen = take.confidence[i] >= 0.3
+        for parent, child in BONES:
+            style = 3 if seen[parent] and seen[child] else 1
+            cv2.line(canvas, tuple(np.int32(points[parent])), tuple(np.int32(points[child])), _colour(child), style, cv2.LINE_AA)
+        marks = ["gap"] if take.filled[i] else []
+        if take.repaired[i].any():  # the detector had left and right the wrong way round here
+            marks.append("left/right fixed: " + " and ".join(name for name, fixed in zip(("legs", "arms"), take.repaired[i]) if fixed))
+        if len(takes) > 1:
+            top = points[np.isfinite(points).all(-1)]
+            above = (np.median(top[:, 0]), top[:, 1].min() - 10) if len(top) else (40.0, 30.0)
+            _label(canvas, " ".join([f"Person {take.person}", *marks]), np.array(above), 0.6,
+                   (0, 165, 255) if marks else (255, 255, 255))
+        else:
+            for row, mark in enumerate(marks):
+                cv2.putText(canvas, mark, (10, 30 + 30 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8 if row == 0 else 0.7,
+                            (0, 0, 255) if mark == "gap" else (0, 165, 255), 2, cv2.LINE_AA)
+    return canvas
 
 
-def write_preview(take: Take, path: str | Path, video: str | Path | None = None,
+def write_preview(takes: Take | list[Take], path: str | Path, video: str | Path | None = None,
                   progress: Callable[[str, int, int], None] | None = None,
                   cancel: Callable[[], bool] | None = None) -> Path:
-    """Render the preview of ``take`` (from ``video``, default the take's source) to an ``.mp4``,
-    atomically: a temporary file renamed into place, nothing left behind on failure or cancel."""
+    """Render the preview of one take, or everyone's takes from one video (from ``video``, default
+    the takes' source) to an ``.mp4``, atomically: a temporary file renamed into place, nothing left
+    behind on failure or cancel."""
+    takes = [takes] if isinstance(takes, Take) else list(takes)
     path = Path(path)
     if path.suffix.lower() not in (".mp4", ".avi"):
         raise PoseMoEError(f"A preview is written as .mp4 or .avi; {path} has another extension.")
-    video = video or take.source
+    first = takes[0]
+    video = video or first.source
     view = _View(HEIGHT)
-    width = round(take.width * HEIGHT / take.height) + HEIGHT
+    width = round(first.width * HEIGHT / first.height) + HEIGHT
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
     with atomic_output(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), fourcc, take.fps, (width, HEIGHT))
+        writer = cv2.VideoWriter(str(tmp), fourcc, first.fps, (width, HEIGHT))
         try:
-            _render(take, video, view, width, writer, progress, cancel)
+            _render(takes, video, view, width, writer, progress, cancel)
         finally:
             writer.release()
     return path
 
 
-def _render(take: Take, video: str | Path, view: _View, width: int, writer: cv2.VideoWriter,
+def _render(takes: list[Take], video: str | Path, view: _View, width: int, writer: cv2.VideoWriter,
             progress: Callable[[str, int, int], None] | None, cancel: Callable[[], bool] | None) -> None:
     if not writer.isOpened():
         raise PoseMoEError("OpenCV cannot write this video format here; try an .avi preview instead.")
+    start = min(take.first_frame for take in takes)
+    stop = max(take.first_frame + len(take) for take in takes)
+    lead = takes[0]
     written = 0
-    for frame in read_frames(video, take.first_frame, take.first_frame + len(take)):
+    for frame in read_frames(video, start, stop):
         if cancel is not None and cancel():
             raise Cancelled("The preview was cancelled; nothing was written.")
-        i = frame.index - take.first_frame
-        left = _draw_2d(frame.image, take, i)
-        writer.write(np.hstack([left[:, : width - HEIGHT], _draw_3d(take, i, view)]))
+        # The 3D view follows person 1, held at their first or last frame outside their own.
+        pelvis = lead.joints_world[int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1)), 0]
+        left = _draw_2d(frame.image, takes, frame.index)
+        right = _draw_3d(takes, frame.index, view, np.array([pelvis[0], pelvis[1], 0.9]))
+        writer.write(np.hstack([left[:, : width - HEIGHT], right]))
         written += 1
         if progress is not None:
-            progress("preview", written, len(take))
+            progress("preview", written, stop - start)
     if written == 0:
         raise PoseMoEError(f"No frames of {video} could be read for the preview.")

@@ -15,8 +15,10 @@ from .motion.trajectory import DEFAULT_FOV_DEGREES
 class Settings:
     """Capture settings, stored in every take.
 
-    start, stop: video frame range (stop None: to the end). person: (x px, y px, frame) to pick the
-    person at that point, None for the largest person. max_gap_s: longer detection gaps are flagged
+    start, stop: video frame range (stop None: to the end). people: how many people to capture, the
+    largest first (0: everyone seen long enough, see :func:`posemoe.track.select_people`). picks:
+    (x px, y px, video frame) points, each picking the person there (they override ``people``).
+    max_gap_s: longer detection gaps are flagged
     ``long_gap``. fov_degrees: camera field of view across the longer side, used when focal_px is None
     (the default, a phone's main camera, counts as not knowing the lens: see :attr:`lens_given`).
     flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
@@ -27,7 +29,8 @@ class Settings:
 
     start: int = 0
     stop: int | None = None
-    person: tuple[float, float, int] | None = None
+    people: int = 1
+    picks: tuple[tuple[float, float, int], ...] = ()
     max_gap_s: float = 0.5
     fov_degrees: float = DEFAULT_FOV_DEGREES
     focal_px: float | None = None

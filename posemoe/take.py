@@ -1,7 +1,9 @@
 """A Take: one person's captured motion, everything later stages need, saved as a plain ``.npz``.
 
-The file holds only arrays and one JSON string (no pickles), so it loads in any NumPy without running
-code. Frame ``i`` of a take is frame ``first_frame + i`` of the source video.
+One file holds the takes of everyone captured from one video (:func:`save_takes`, :func:`load_takes`),
+all in one world; a one-person capture is a file with one take. The file holds only arrays and one
+JSON string (no pickles), so it loads in any NumPy without running code. Frame ``i`` of a take is frame
+``first_frame + i`` of the source video; each person's take covers their own frames.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import numpy as np
 from . import PoseMoEError, __version__
 from .files import atomic_output
 
-FORMAT = "posemoe-take/1"
+#: Version 2 holds several people (arrays named ``person<k>.<name>``); version 1, one person's arrays
+#: under their plain names, still reads.
+FORMAT = "posemoe-take/2"
+_ONE_PERSON = "posemoe-take/1"
 
 _ARRAYS = {  # name: trailing shape after the frame axis
     "keypoints_2d": (17, 2),
@@ -40,7 +45,10 @@ class Take:
     (keypoints_2d and confidence are the repaired ones); joints_camera (N, 17, 3) metres, OpenCV camera space
     (x right, y down, z forward); joints_world (N, 17, 3) metres, Z up, floor at Z = 0, Y away from
     the camera; world_rotation (3, 3) and world_origin (3,) map camera to world
-    (``world = (camera - origin) @ rotation.T``); focal_px the focal length used."""
+    (``world = (camera - origin) @ rotation.T``); focal_px the focal length used. person: this
+    person's number in the capture (1 is the largest, or the first picked; everyone captured from one
+    video shares the camera, the world and the numbering); notes: sentences for the user about the
+    capture (people left out, for example)."""
 
     keypoints_2d: np.ndarray
     confidence: np.ndarray
@@ -59,6 +67,8 @@ class Take:
     source: str = ""
     model: str = ""
     settings: dict = field(default_factory=dict)
+    person: int = 1
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.joints_world)
@@ -69,36 +79,70 @@ class Take:
         return len(self) / self.fps
 
     def save(self, path: str | Path) -> Path:
-        """Write the take atomically (a temporary file renamed into place): no partial file on failure."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise PoseMoEError(f"A take is saved as .npz; {path} has another extension.")
-        meta = {k: v for k, v in asdict(self).items() if k not in _ARRAYS and k not in ("world_rotation", "world_origin")}
-        meta.update(format=FORMAT, posemoe=__version__)
-        with atomic_output(path) as tmp:
-            np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), world_rotation=self.world_rotation,
-                                world_origin=self.world_origin, **{k: getattr(self, k) for k in _ARRAYS})
-        return path
+        """Write this one take (see :func:`save_takes`)."""
+        return save_takes(path, [self])
 
     @classmethod
     def load(cls, path: str | Path) -> "Take":
-        """Read a take written by :meth:`save`; a wrong or damaged file raises PoseMoEError."""
-        path = Path(path)
-        if not path.is_file():
-            raise PoseMoEError(f"There is no take at {path}: check the path.")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in (*_ARRAYS, "world_rotation", "world_origin") if k in data or k not in _ADDED}
+        """Read a file holding one person's take; raises PoseMoEError for a wrong or damaged file, or
+        one with several people (read those with :func:`load_takes`)."""
+        takes = load_takes(path)
+        if len(takes) != 1:
+            raise PoseMoEError(f"{path} holds {len(takes)} people; read it with posemoe.take.load_takes.")
+        return takes[0]
+
+
+def save_takes(path: str | Path, takes: list[Take]) -> Path:
+    """Write everyone's takes to one ``.npz`` atomically (a temporary file renamed into place): no
+    partial file on failure."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise PoseMoEError(f"A take is saved as .npz; {path} has another extension.")
+    if not takes:
+        raise PoseMoEError("There is no take to save: nobody was captured.")
+    people, arrays = [], {}
+    for k, take in enumerate(takes):
+        people.append({k: v for k, v in asdict(take).items() if k not in _ARRAYS and k not in ("world_rotation", "world_origin")})
+        for name in (*_ARRAYS, "world_rotation", "world_origin"):
+            arrays[f"person{k}.{name}"] = getattr(take, name)
+    meta = {"format": FORMAT, "posemoe": __version__, "people": people}
+    with atomic_output(path) as tmp:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def load_takes(path: str | Path) -> list[Take]:
+    """Read everyone's takes from a file written by :func:`save_takes` (or a one-person take of
+    format version 1); a wrong or damaged file raises PoseMoEError."""
+    path = Path(path)
+    if not path.is_file():
+        raise PoseMoEError(f"There is no take at {path}: check the path.")
+    names = (*_ARRAYS, "world_rotation", "world_origin")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            version = meta.get("format")
+            if version == _ONE_PERSON:
+                people = [{k: v for k, v in meta.items() if k not in ("format", "posemoe")}]
+                prefixes = [""]
+            elif version == FORMAT:
+                people = meta["people"]
+                prefixes = [f"person{k}." for k in range(len(people))]
+            else:
+                raise PoseMoEError(f"{path} is not a {FORMAT} file; capture the video again with this version.")
+            arrays = []
+            for prefix in prefixes:
+                found = {name: data[prefix + name] for name in names if prefix + name in data or name not in _ADDED}
                 for name, shape in _ADDED.items():  # takes saved before the array existed
-                    arrays.setdefault(name, np.zeros((len(arrays["joints_world"]), *shape), dtype=bool))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error
-        if meta.pop("format", None) != FORMAT:
-            raise PoseMoEError(f"{path} is not a {FORMAT} file; capture the video again with this version.")
-        meta.pop("posemoe", None)
-        n = len(arrays["joints_world"])
+                    found.setdefault(name, np.zeros((len(found["joints_world"]), *shape), dtype=bool))
+                arrays.append(found)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error
+    takes = []
+    for found, person in zip(arrays, people):
+        n = len(found["joints_world"])
         for name, shape in _ARRAYS.items():
-            if arrays[name].shape != (n, *shape):
-                raise PoseMoEError(f"{path} is damaged: {name} has shape {arrays[name].shape}, expected {(n, *shape)}.")
-        return cls(**arrays, **meta)
+            if found[name].shape != (n, *shape):
+                raise PoseMoEError(f"{path} is damaged: {name} has shape {found[name].shape}, expected {(n, *shape)}.")
+        takes.append(Take(**found, **person))
+    return takes

@@ -1,11 +1,16 @@
-"""Following one person through a video, and bridging the frames where the detector lost them.
+"""Following people through a video, and bridging the frames where the detector lost them.
 
 Detectors return everyone in each frame, in no particular order. Tracks are built by matching each
 frame's people to the tracks seen in the last ``max_lost`` frames (Hungarian assignment on box overlap),
 pieces of one person are stitched together (a person who leaves the picture and comes back, or whom
 the detector loses for a few frames, starts a new piece; pieces join when the gap, the distance and the
-size between them are plausible for one person), then one track is chosen: the largest person, or the
-one at a point the user gives.
+size between them are plausible for one person), then the people to capture are chosen: the largest,
+several largest or everyone, or those at points the user gives.
+
+Identity is kept by motion alone: box overlap from frame to frame, joint-by-joint pose similarity where
+two boxes overlap about equally, and a plausible place, size and speed across a gap. No appearance
+(clothes' colour) is used yet: the detector hands on keypoints only, and the corpus's crossings are
+measured first (``benchmarks/people.py``).
 """
 
 from __future__ import annotations
@@ -194,39 +199,75 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
     return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
-def select_person(tracks: list[Track], num_frames: int, fps: float,
-                  point: tuple[float, float, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Choose one person and lay their detections on the frame grid.
+def _eligible(tracks: list[Track], fps: float) -> list[Track]:
+    """The tracks seen long enough to be someone to capture: for at least two seconds or a quarter of
+    the longest track's frames, so that a passer-by close to the lens, or a body the detector drew for a
+    few frames, is not captured."""
+    longest = max(len(t.frames) for t in tracks)
+    return [t for t in tracks if len(t.frames) >= min(0.25 * longest, 2.0 * fps)]
 
-    Track pieces are first stitched (:func:`stitch`). point: (x px, y px, frame) picks the person whose
-    box at that frame (or the nearest frame they were seen) contains or is nearest to the point. None
-    picks the largest person (median box height) among those seen for at least two seconds or a quarter
-    of the longest track, so a passer-by close to the lens does not win. Returns keypoints
-    (num_frames, 17, 2) px with NaN where the person was not detected, and confidence (num_frames, 17)
-    with 0 there.
+
+def on_grid(track: Track, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A track's detections on the frame grid: keypoints (num_frames, 17, 2) px, NaN where the person
+    was not detected, and confidence (num_frames, 17), 0 there."""
+    keypoints = np.full((num_frames, 17, 2), np.nan)
+    confidence = np.zeros((num_frames, 17))
+    keypoints[track.frames] = np.array(track.keypoints)
+    confidence[track.frames] = np.array(track.confidence)
+    return keypoints, confidence
+
+
+def _nearest(tracks: list[Track], point: tuple[float, float, int]) -> Track:
+    """The track whose box at the point's frame (or the nearest frame it was seen) contains or is
+    nearest to the point (x px, y px, frame)."""
+    x, y, frame = point
+
+    def distance(track: Track) -> float:
+        i = int(np.argmin(np.abs(np.array(track.frames) - frame)))
+        box = track.boxes[i]
+        outside = np.maximum(np.maximum(box[:2] - (x, y), (x, y) - box[2:]), 0.0)
+        return float(np.linalg.norm(outside)) + abs(track.frames[i] - frame) * 1e-3
+
+    return min(tracks, key=distance)
+
+
+def select_people(tracks: list[Track], fps: float, count: int = 1,
+                  picks: tuple[tuple[float, float, int], ...] = ()) -> tuple[list[Track], list[Track]]:
+    """Choose whom to capture, after stitching the track pieces of each person (:func:`stitch`).
+
+    count: the ``count`` largest people (median box height), 0 for everyone, among those seen long
+    enough (see :func:`_eligible`); largest first, so person 1 is whom a one-person capture takes.
+    picks: (x px, y px, frame) points, each picking the person whose box at that frame (or the nearest
+    frame they were seen) contains or is nearest to it, in the order given; they override ``count``.
+    Returns (chosen, dropped): the chosen tracks, and the people not captured because they were seen
+    too briefly (when everyone is asked for; for the report).
     """
     if not tracks:
         raise PoseMoEError(NO_PERSON)
+    if count < 0:
+        raise PoseMoEError(f"{count} people cannot be captured: ask for 1 or more, or 0 for everyone.")
     tracks = stitch(tracks, fps)
-    if point is None:
-        longest = max(len(t.frames) for t in tracks)
-        candidates = [t for t in tracks if len(t.frames) >= min(0.25 * longest, 2.0 * fps)]
-        chosen = max(candidates, key=lambda t: t.height)
-    else:
-        x, y, frame = point
+    if picks:
+        chosen = [_nearest(tracks, point) for point in picks]
+        for i, track in enumerate(chosen):
+            if any(track is other for other in chosen[:i]):
+                x, y, frame = picks[i]
+                raise PoseMoEError(f"The pick {x:g},{y:g},{frame} names the same person as an earlier pick: "
+                                   "give each person's point once.")
+        return chosen, []
+    eligible = sorted(_eligible(tracks, fps), key=lambda t: -t.height)
+    chosen = eligible[:count] if count else eligible
+    dropped = [t for t in tracks if not any(t is c for c in eligible)] if count == 0 else []
+    return chosen, dropped
 
-        def distance(track: Track) -> float:
-            i = int(np.argmin(np.abs(np.array(track.frames) - frame)))
-            box = track.boxes[i]
-            outside = np.maximum(np.maximum(box[:2] - (x, y), (x, y) - box[2:]), 0.0)
-            return float(np.linalg.norm(outside)) + abs(track.frames[i] - frame) * 1e-3
 
-        chosen = min(tracks, key=distance)
-    keypoints = np.full((num_frames, 17, 2), np.nan)
-    confidence = np.zeros((num_frames, 17))
-    keypoints[chosen.frames] = np.array(chosen.keypoints)
-    confidence[chosen.frames] = np.array(chosen.confidence)
-    return keypoints, confidence
+def select_person(tracks: list[Track], num_frames: int, fps: float,
+                  point: tuple[float, float, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One person's detections on the frame grid (see :func:`select_people`): the largest, or the one
+    at ``point``. Returns keypoints (num_frames, 17, 2) px with NaN where the person was not detected,
+    and confidence (num_frames, 17) with 0 there."""
+    chosen, _ = select_people(tracks, fps, picks=(point,) if point is not None else ())
+    return on_grid(chosen[0], num_frames)
 
 
 def fill_gaps(keypoints: np.ndarray, confidence: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -130,8 +130,7 @@ def _settings_from(data: dict):
     from .settings import Settings
 
     data = dict(data)
-    if data.get("person") is not None:
-        data["person"] = tuple(data["person"])
+    data["picks"] = tuple(tuple(pick) for pick in data.get("picks", ()))
     return Settings(**data)
 
 

@@ -158,7 +158,7 @@ def test_world_frame_puts_the_walk_on_a_level_floor(pitch, roll):
     level = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # world -> camera looking along +Y
     tilt = Rotation.from_euler("xz", [pitch, roll], degrees=True).as_matrix()
     camera = (world - (0.0, 0.0, 1.5)) @ (tilt @ level).T
-    rotation, origin = world_frame(camera)
+    rotation, origin = world_frame([camera])
     found = to_world(camera, rotation, origin)
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
     assert np.linalg.det(rotation) == pytest.approx(1.0)
@@ -168,3 +168,25 @@ def test_world_frame_puts_the_walk_on_a_level_floor(pitch, roll):
     # Distances along the floor are kept: the walk's sideways-and-away path has its true length.
     path = np.linalg.norm(np.diff(found[:, 0, :2], axis=0), axis=1).sum()
     assert path == pytest.approx(np.linalg.norm(np.diff(world[:, 0, :2], axis=0), axis=1).sum(), rel=1e-3)
+
+
+@pytest.mark.parametrize("pitch, roll", [(0.0, 0.0), (10.0, -4.0)])
+def test_one_world_for_two_people_keeps_the_one_on_a_box_above_the_floor(pitch, roll):
+    # A walker on the floor and someone standing on a 1.3 m box, filmed by one pitched, rolled camera.
+    n = 90
+    t = np.arange(n) / 30.0
+    walker = POSE + np.stack([-1.0 + 1.0 * t, 4.0 + 1.0 * t, np.full(n, 0.95)], axis=1)[:, None]  # diagonally away
+    boxed = np.stack([Rotation.from_euler("z", 10 * np.sin(s), degrees=True).apply(POSE) for s in t])
+    boxed = boxed + np.array([1.5, 7.0, 0.95 + 1.3])
+    level = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    tilt = Rotation.from_euler("xz", [pitch, roll], degrees=True).as_matrix()
+    cameras = [(world - (0.0, 0.0, 1.5)) @ (tilt @ level).T for world in (walker, boxed)]
+    rotation, origin = world_frame(cameras)
+    found = [to_world(camera, rotation, origin) for camera in cameras]
+    assert np.abs(found[0][:, [3, 6], 2] - 0.08).max() < 0.015  # the walker on the floor (POSE stands 1 cm uneven)
+    # The other on the box, 1.3 m up (within 5 cm: the slope prior leaves a little of a 10 degree pitch).
+    assert np.abs(found[1][:, [3, 6], 2] - 1.38).max() < 0.05
+    np.testing.assert_allclose(found[0][0, 0, :2], 0.0, atol=1e-9)  # origin under the first person
+    # Swapping who is first changes the origin only, not the heights.
+    rotation, origin = world_frame(cameras[::-1])
+    assert np.abs(to_world(cameras[1], rotation, origin)[:, [3, 6], 2] - 1.38).max() < 0.05

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from posemoe import PoseMoEError
-from posemoe.take import Take
+from posemoe.take import Take, load_takes, save_takes
 from posemoe.video import probe, read_frames
 
 from conftest import ROOT
@@ -83,10 +85,41 @@ def test_damaged_or_foreign_take_files_are_refused(tmp_path):
         _take().save(tmp_path / "take.txt")
 
 
+def _save_version_1(take: Take, path, arrays=("keypoints_2d", "confidence", "filled", "long_gap", "repaired",
+                                               "joints_camera", "joints_world")):
+    """A one-person take as posemoe-take/1 wrote it: plain array names, the fields in the meta."""
+    meta = {"format": "posemoe-take/1", "posemoe": "0.1", "fps": take.fps, "width": take.width, "height": take.height,
+            "focal_px": take.focal_px, "first_frame": take.first_frame, "source": take.source, "model": take.model,
+            "settings": take.settings}
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), world_rotation=take.world_rotation,
+                        world_origin=take.world_origin, **{name: getattr(take, name) for name in arrays})
+    return path
+
+
+def test_a_version_1_take_still_reads(tmp_path):
+    take = _take()
+    loaded = Take.load(_save_version_1(take, tmp_path / "old.npz"))
+    np.testing.assert_array_equal(loaded.joints_world, take.joints_world)
+    assert (loaded.person, loaded.notes, loaded.first_frame, loaded.settings) == (1, [], 3, take.settings)
+    assert [len(t) for t in load_takes(tmp_path / "old.npz")] == [12]
+
+
 def test_a_take_saved_before_the_repair_flags_loads_without_them(tmp_path):
-    path = _take().save(tmp_path / "take.npz")
-    with np.load(path) as data:
-        older = {name: data[name] for name in data.files if name != "repaired"}
-    np.savez_compressed(path, **older)
-    loaded = Take.load(path)
+    names = ("keypoints_2d", "confidence", "filled", "long_gap", "joints_camera", "joints_world")
+    loaded = Take.load(_save_version_1(_take(), tmp_path / "take.npz", names))
     assert loaded.repaired.shape == (12, 2) and not loaded.repaired.any()
+
+
+def test_several_people_share_one_file(tmp_path):
+    first, second = _take(12), _take(7)
+    second.person, second.first_frame, second.notes = 2, 40, ["one person seen briefly was left out"]
+    second.joints_world = second.joints_world + 1.0
+    path = save_takes(tmp_path / "two.npz", [first, second])
+    loaded = load_takes(path)
+    assert [(t.person, len(t), t.first_frame) for t in loaded] == [(1, 12, 3), (2, 7, 40)]
+    np.testing.assert_array_equal(loaded[1].joints_world, second.joints_world)
+    assert loaded[1].notes == second.notes
+    with pytest.raises(PoseMoEError, match="holds 2 people"):
+        Take.load(path)
+    with pytest.raises(PoseMoEError, match="nobody"):
+        save_takes(tmp_path / "none.npz", [])

@@ -8,9 +8,10 @@ same idea as the closed-form trajectory of weak-perspective lifters, without the
 approximation). Depth is the least certain of the three; it is smoothed over about a second and the
 other two solved again for the smoothed depth.
 
-The world frame: Z up (the normal of the floor the feet touch, see :func:`floor_normal`), Y the
-camera's viewing direction laid flat on the floor, X to the right; the floor at Z = 0 is put under the
-planted ankles, which sit ``ANKLE_HEIGHT`` above the sole.
+The world frame, one for everyone in the video: Z up (the normal of the floor the feet touch, see
+:func:`floor_normal`), Y the camera's viewing direction laid flat on the floor, X to the right; the
+floor at Z = 0 is put under the lowest person's planted ankles, which sit ``ANKLE_HEIGHT`` above the
+sole.
 """
 
 from __future__ import annotations
@@ -80,55 +81,66 @@ def root_translation(keypoints: np.ndarray, confidence: np.ndarray, relative: np
     return np.column_stack([side, depth])
 
 
-def floor_normal(ankles: np.ndarray, weights: np.ndarray, slope_std: float = 0.15,
-                 noise_std: float = 0.03) -> np.ndarray:
+def floor_normal(ankles: np.ndarray, weights: np.ndarray, groups: np.ndarray | None = None,
+                 slope_std: float = 0.15, noise_std: float = 0.03) -> np.ndarray:
     """The floor's up direction in camera space from where the feet touch it.
 
-    ankles: (N, 2, 3) camera-space metres of both ankles; weights (N,). Each frame's lower ankle is a
-    floor sample (swing feet are dropped by refitting to the lowest 70 %). The plane
-    ``y = a x + b z + c`` is fitted by least squares with a Gaussian prior on the slopes (std
+    ankles: (N, 2, 3) camera-space metres of both ankles; weights (N,); groups (N,) int: which person
+    each sample is (default: all one). Each frame's lower ankle is a floor sample (swing feet are
+    dropped by refitting to each person's lowest 70 %). The planes ``y = a x + b z + c_g`` share their
+    slopes and have one height ``c_g`` per person (someone on a box stands on a surface parallel to
+    the floor, not on it); they are fitted by least squares with a Gaussian prior on the slopes (std
     ``slope_std``, ~8.5 degrees) around a level camera: a walk across the picture fixes the camera's
     roll but not its pitch, and the prior keeps the direction that the feet do not measure level.
     Returns the unit normal (3,) pointing up (towards -y).
     """
+    groups = np.zeros(len(ankles), dtype=int) if groups is None else np.asarray(groups)
+    _, groups = np.unique(groups, return_inverse=True)
+    count = int(groups.max()) + 1 if len(groups) else 1
     lower = ankles[np.arange(len(ankles)), np.argmax(ankles[..., 1], axis=1)]
-    design = np.column_stack([lower[:, 0], lower[:, 2], np.ones(len(lower))])
-    prior = np.diag([1.0, 1.0, 0.0]) * (noise_std / slope_std) ** 2
+    design = np.column_stack([lower[:, 0], lower[:, 2], np.eye(count)[groups]])
+    prior = np.diag([1.0, 1.0] + [0.0] * count) * (noise_std / slope_std) ** 2
     use = weights > 0
     for _ in range(3):
         w = np.where(use, weights, 0.0)
-        coef = np.linalg.solve(design.T @ (design * w[:, None]) + prior * max(w.sum(), 1.0) / max(len(w), 1),
-                               design.T @ (w * lower[:, 1]))
+        coef = np.linalg.solve(design.T @ (design * w[:, None]) + prior * max(w.sum(), 1.0) / max(len(w), 1)
+                               + 1e-9 * np.eye(len(prior)), design.T @ (w * lower[:, 1]))
         residual = lower[:, 1] - design @ coef  # > 0: below the plane (y points down)
-        use = (weights > 0) & (residual >= np.percentile(residual[weights > 0], 30))
+        use = weights > 0
+        for g in range(count):
+            mine = (groups == g) & (weights > 0)
+            if mine.any():
+                use &= (groups != g) | (residual >= np.percentile(residual[mine], 30))
     normal = np.array([coef[0], -1.0, coef[1]])
     return normal / np.linalg.norm(normal)
 
 
-def world_frame(joints: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A Z-up world with the floor at Z = 0, from camera-space joints.
+def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One Z-up world with the floor at Z = 0 for everyone filmed by one camera.
 
-    joints (N, 17, 3) camera-space metres; weights (N,) how much each frame counts (0 for guessed
-    frames; default all 1). Returns (rotation (3, 3), origin (3,)) with
-    ``world = (camera - origin) @ rotation.T``: rows of ``rotation`` are the world X (right), Y
-    (forward, away from the camera) and Z (up) axes in camera coordinates; origin is the floor point
-    under the first well-seen frame's pelvis.
+    people: each person's camera-space joints (N_k, 17, 3) metres; weights: per person (N_k,), how
+    much each frame counts (0 for guessed frames; default all 1). Returns (rotation (3, 3), origin (3,))
+    with ``world = (camera - origin) @ rotation.T``: rows of ``rotation`` are the world X (right), Y
+    (forward, away from the camera) and Z (up) axes in camera coordinates. Up is the normal of the
+    surfaces everyone's feet touch (:func:`floor_normal`); the floor is the lowest of them, so someone
+    standing on a box keeps their height above it; the origin is the floor point under the first
+    person's first well-seen pelvis.
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    weights = np.ones(len(joints)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if weights.sum() <= 0:
-        weights = np.ones(len(joints))
-    up = floor_normal(joints[:, [3, 6]], weights)
+    people = [np.asarray(joints, dtype=np.float64) for joints in people]
+    weights = [np.ones(len(j)) if weights is None else np.asarray(w, dtype=np.float64) for j, w in
+               zip(people, weights if weights is not None else [None] * len(people))]
+    weights = [w if w.sum() > 0 else np.ones(len(w)) for w in weights]
+    up = floor_normal(np.concatenate([j[:, [3, 6]] for j in people]), np.concatenate(weights),
+                      np.concatenate([np.full(len(j), k) for k, j in enumerate(people)]))
     forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
     if np.linalg.norm(forward) < 1e-6:  # looking straight down at the person: any horizontal forward
         forward = np.array([0.0, 1.0, 0.0]) - up[1] * up
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
     rotation = np.stack([right, forward, up])
-    lowest = (joints[:, [3, 6]] @ up).min(1)[weights > 0]
-    floor = np.percentile(lowest, 20) - ANKLE_HEIGHT
-    first = int(np.argmax(weights > 0))
-    pelvis = joints[first, 0]
+    floor = min(np.percentile((j[:, [3, 6]] @ up).min(1)[w > 0], 20) for j, w in zip(people, weights)) - ANKLE_HEIGHT
+    first = int(np.argmax(weights[0] > 0))
+    pelvis = people[0][first, 0]
     origin = pelvis - (pelvis @ up - floor) * up
     return rotation, origin
 
