@@ -16,6 +16,9 @@ cannot spoil the others) and each stamped with the machine it ran on:
 - detection on real footage: the detector against MediaPipe's own PoseLandmarker, clip by clip on the
   sample and ``../shared/media/real/``, and what looking for people less often would save and cost
   (``benchmarks/detect.py``; only the sample without ``../shared``);
+- several people: synthetic two-person scenes from Human3.6M S9/S11 through one virtual camera, and the
+  real clips with several people against the reference and hand labels (``benchmarks/people.py``; the
+  synthetic part needs ``../shared/data``, the real part ``../shared/media/real``, the sample always);
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
   (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
 - the detector error model training uses, its errors against the real detections' on S9/S11
@@ -65,6 +68,7 @@ SECTIONS = {
     "product": ["benchmarks/product.py", "--every", "3"],
     "speed": ["benchmarks/capture.py"],
     "detect": ["benchmarks/detect.py"],
+    "people": ["benchmarks/people.py"],
     "swaps": ["benchmarks/swaps.py"],
     "detector_errors": ["benchmarks/detector_errors.py"],
     "keyframes": ["benchmarks/keyframes.py"],

@@ -1,4 +1,5 @@
-"""A captured take into the open scene: clean-up, the animated armature, the capture camera with the video.
+"""Captured takes into the open scene: clean-up, an animated armature per person, the capture camera
+with the video.
 
 Used by the capture operator and by the batch conversion. Everything happens in one call inside
 :func:`scene_transaction`, so a failure half way removes what the call made and puts back the scene
@@ -182,3 +183,38 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
         warnings.append("The capture camera shows the take's world; a retargeted rig moves in its own space, so "
                         "it may not lie exactly on the video.")
     return Applied(armature, action, raw_action, made_camera, cleaned, report, warnings)
+
+
+def person_name(name: str, take: Take, people: int) -> str:
+    """The name of one person's armature and action: ``name`` alone for a one-person capture,
+    ``<name> Person <k>`` for one of several."""
+    return name if people == 1 else f"{name} Person {take.person}"
+
+
+def apply_takes(takes: list[Take], cleanup: CleanupSettings, name: str, *, target=None, frame_start: float = 1,
+                frame_step: float = 1.0, camera: bool = True, **options) -> list[Applied]:
+    """Put everyone captured from one video into the current scene, all or nothing (one capture, one
+    undo step): each person as :func:`apply_take` puts one, on an armature of their own named by
+    :func:`person_name`, with the keys of every video frame on one scene frame for everyone.
+
+    frame_start: the scene frame of the earliest take's first video frame. target: the armature person
+    1 is retargeted onto; each other person gets a copy of it (an object of its own sharing the
+    armature's bones) next to it. One capture camera (with person 1). Other options as
+    :func:`apply_take`'s.
+    """
+    if not takes:
+        raise PoseMoEError("The capture found nobody to put into the scene.")
+    first = min(take.first_frame for take in takes)
+    applied = []
+    with scene_transaction(bpy.context.scene):
+        for k, take in enumerate(takes):
+            armature = target
+            if target is not None and k > 0:
+                armature = target.copy()  # its own pose and action; the bones' data is shared
+                armature.name = person_name(target.name, take, len(takes))
+                for collection in target.users_collection:
+                    collection.objects.link(armature)
+            applied.append(apply_take(take, cleanup, person_name(name, take, len(takes)), target=armature,
+                                      frame_start=frame_start + (take.first_frame - first) * frame_step,
+                                      frame_step=frame_step, camera=camera and k == 0, **options))
+    return applied

@@ -7,7 +7,9 @@ For every video: capture (detection, lifting, trajectory), clean-up, our armatur
 ``<name>`` (cleaned, assigned) and ``<name>.raw`` (the rig fitted to the raw take, kept with a fake
 user), saved as ``DIR/<name>.blend`` together with ``<name>.npz`` (the take), ``<name>_preview.mp4``,
 optionally ``<name>.bvh`` / ``<name>.fbx`` from Blender's own exporters, and ``<name>.json``, a report
-(ok or the error, frames, timings, motion quality, outputs). Everything runs synchronously: no modal
+(ok or the error, frames, timings, motion quality, outputs). With ``--people all`` (or a number, or
+``X,Y,FRAME`` picks) everyone captured gets an armature of their own, ``<name> Person <k>``, in the one
+``.blend`` and the one take, and a BVH / FBX each, ``<name>_person<k>.bvh``. Everything runs synchronously: no modal
 operators or timers, which do not run in background mode. A clip that fails is reported and leaves no
 files; the others are still converted; the exit status is 1 if any clip failed.
 """
@@ -37,7 +39,9 @@ from posemoe import PoseMoEError  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.lift import Lifter  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, quality_report  # noqa: E402
-from posemoe.pipeline import Settings, Timings, capture  # noqa: E402
+from posemoe.cli import parse_people, per_person_path  # noqa: E402
+from posemoe.pipeline import Settings, Timings, capture_people  # noqa: E402
+from posemoe.take import save_takes  # noqa: E402
 from posemoe.preview import write_preview  # noqa: E402
 
 
@@ -60,6 +64,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--armature", help="the armature object's name in --rig")
     parser.add_argument("--map", help="bone map for --rig: rigify_fk, rigify_metarig, mixamo or a JSON file "
                         "(default: detected from the bone names)")
+    parser.add_argument("--people", action="append", metavar="WHO",
+                        help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "
+                             "(given once per person)")
     parser.add_argument("--fov", type=float, default=69.4, help="camera field of view across the longer side, degrees")
     args = parser.parse_args(argv)
     if (args.rig is None) != (args.armature is None):
@@ -88,7 +95,10 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
     """Convert one video; returns its report. Raises PoseMoEError (nothing written) on failure."""
     name = video.stem
     timings = Timings()
-    take = capture(video, Settings(fov_degrees=args.fov), lifter=lifter, timings=timings)
+    people, picks = parse_people(args.people)
+    takes = capture_people(video, Settings(fov_degrees=args.fov, people=people, picks=picks,
+                                           max_people=max(Settings.max_people, people)),
+                           lifter=lifter, timings=timings)
     clock = time.perf_counter()
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
@@ -102,29 +112,24 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
                                "pass one of those with --armature.")
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
-        bpy.context.scene.frame_start = bpy.context.scene.frame_end = 1  # apply_take grows it to the take
-    applied = apply.apply_take(take, cleanup, name, target=target, bone_map=args.map, camera=True, match="video",
-                               frame_start=bpy.context.scene.frame_start if target is not None else 1, video=video)
-    armature, cleaned = applied.armature, applied.cleaned
+        bpy.context.scene.frame_start = bpy.context.scene.frame_end = 1  # apply_takes grows it to the takes
+    applied = apply.apply_takes(takes, cleanup, name, target=target, bone_map=args.map, camera=True, match="video",
+                                frame_start=bpy.context.scene.frame_start if target is not None else 1, video=video)
     timings.add("clean-up and keys", time.perf_counter() - clock)
 
     outputs = {"blend": out / f"{name}.blend", "take": out / f"{name}.npz"}
     if not args.no_preview:
         outputs["preview"] = out / f"{name}_preview.mp4"
-    if args.bvh:
-        outputs["bvh"] = out / f"{name}.bvh"
-    if args.fbx:
-        outputs["fbx"] = out / f"{name}.fbx"
+    exports = [(kind, per_person_path(out / f"{name}.{kind}", take.person, len(takes)), person)
+               for kind in ("bvh", "fbx") if getattr(args, kind) for take, person in zip(takes, applied)]
     written: list[Path] = []
     try:
         clock = time.perf_counter()
-        written.append(take.save(outputs["take"]))
+        written.append(save_takes(outputs["take"], takes))
         if "preview" in outputs:
-            written.append(write_preview(take, outputs["preview"], video))
-        if "bvh" in outputs:
-            written.append(rig.export_bvh(armature, outputs["bvh"]))
-        if "fbx" in outputs:
-            written.append(rig.export_fbx(armature, outputs["fbx"]))
+            written.append(write_preview(takes, outputs["preview"], video))
+        for kind, path, person in exports:
+            written.append(rig.export_bvh(person.armature, path) if kind == "bvh" else rig.export_fbx(person.armature, path))
         _save_blend(outputs["blend"])
         written.append(outputs["blend"])
         timings.add("write", time.perf_counter() - clock)
@@ -132,13 +137,25 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    for kind, path, _ in exports:  # one person: "bvh": the file; several: "bvh": [one per person]
+        outputs[kind] = [*outputs.get(kind, []), path]
+    outputs = {k: (str(v[0]) if len(v) == 1 else [str(p) for p in v]) if isinstance(v, list) else str(v)
+               for k, v in outputs.items()}
+
+    def person(take, done: apply.Applied) -> dict:
+        cleaned = done.cleaned
+        return {"person": take.person, "frames": len(take), "first_frame": take.first_frame,
+                "armature": done.armature.name,
+                "actions": [a.name for a in (done.action, done.raw_action) if a is not None],
+                "root_travel_m": float(((cleaned.joints[-1, 0, :2] - cleaned.joints[0, 0, :2]) ** 2).sum() ** 0.5),
+                "quality": quality_report(take.joints_world, cleaned, take.fps)}
+
+    everyone = [person(take, done) for take, done in zip(takes, applied)]
     return {
-        "video": str(video), "ok": True, "frames": len(take), "first_frame": take.first_frame, "fps": take.fps,
-        "actions": [a.name for a in (applied.action, applied.raw_action) if a is not None], "armature": armature.name,
-        "camera": applied.camera.name if applied.camera else None, "warnings": applied.warnings,
-        "root_travel_m": float(((cleaned.joints[-1, 0, :2] - cleaned.joints[0, 0, :2]) ** 2).sum() ** 0.5),
-        "quality": quality_report(take.joints_world, cleaned, take.fps),
-        "timings_s": timings.seconds, "outputs": {k: str(v) for k, v in outputs.items()},
+        "video": str(video), "ok": True, **everyone[0], "fps": takes[0].fps, "people": everyone,
+        "notes": takes[0].notes, "camera": applied[0].camera.name if applied[0].camera else None,
+        "warnings": [w for done in applied for w in done.warnings],
+        "timings_s": timings.seconds, "outputs": outputs,
     }
 
 
@@ -170,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         except PoseMoEError as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
-        status = f"ok, {report['frames']} frames -> {report['outputs']['blend']}" if report["ok"] else f"FAILED: {report['error']}"
+        people = f"{len(report['people'])} people, " if report["ok"] and len(report["people"]) > 1 else ""
+        status = f"ok, {people}{report['frames']} frames -> {report['outputs']['blend']}" if report["ok"] else f"FAILED: {report['error']}"
         print(f"{video}: {status} ({report['seconds']:.1f} s)")
     print(f"{len(args.videos) - failed} of {len(args.videos)} videos converted; reports in {out}")
     return 1 if failed else 0

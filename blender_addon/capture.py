@@ -3,7 +3,8 @@
 Invoked from the panel it is modal: the capture runs beside Blender (a thread, or the worker Python of
 the preferences, see :mod:`posemoe.worker`), a timer polls it, the progress bar and the status bar
 show the stage and percentage, Esc or the panel's Cancel stops it. The scene is not touched until the
-take is complete; then :func:`apply.apply_take` puts it in, all or nothing, as one undo step.
+capture is complete; then :func:`apply.apply_takes` puts everyone captured in, all or nothing, as one
+undo step.
 Executed (scripts, ``blender --background``, tests) it runs the same steps synchronously.
 """
 
@@ -18,7 +19,7 @@ from posemoe.settings import Settings
 from posemoe.worker import CaptureJob, start_capture
 
 from . import retarget, sources
-from .apply import Applied, apply_take
+from .apply import Applied, apply_takes
 from .preferences import preferences
 
 POLL_S = 0.1
@@ -33,6 +34,7 @@ class CaptureSession:
 
     def __init__(self, context):
         settings = context.scene.posemoe
+        self.notes: list[str] = []  # the capture's sentences for the user, once it is done
         self.source = sources.resolve(context)  # a file, a Movie Clip or a sequencer strip, with its timing
         self.video = self.source.path
         self.target = None
@@ -55,7 +57,7 @@ class CaptureSession:
                                        height=settings.height or None)
         self.show_video, self.match_scene = settings.show_video, settings.match_scene
         capture_settings = Settings(start=self.source.start, stop=self.source.stop, flip=settings.flip,
-                                    stride=settings.stride or None, fov_degrees=settings.fov)
+                                    stride=settings.stride or None, fov_degrees=settings.fov, **people(settings))
         prefs = preferences(context)
         self.job: CaptureJob = start_capture(
             self.video, capture_settings,
@@ -63,20 +65,31 @@ class CaptureSession:
             weights=bpy.path.abspath(prefs.weights) if prefs and prefs.weights else None,
             backend=prefs.backend.lower() if prefs else "auto", device=prefs.device.lower() if prefs else "auto")
 
-    def apply(self, context) -> Applied:
-        """Put the finished job's take into the scene (raises the job's error or Cancelled)."""
-        take = self.job.result()
+    def apply(self, context) -> list[Applied]:
+        """Put the finished job's takes into the scene (raises the job's error or Cancelled)."""
+        takes = self.job.result()
+        self.notes = takes[0].notes
         match = ("range" if self.source.timed else "video") if self.match_scene else "none"
-        return apply_take(take, self.cleanup, self.source.name, target=self.target, bone_map=self.bone_map,
-                          camera=self.show_video, match=match,
-                          frame_start=self.source.scene_frame(take.first_frame, context.scene),
-                          frame_step=self.source.step, video=self.video, clip=self.source.clip)
+        first = min(take.first_frame for take in takes)
+        return apply_takes(takes, self.cleanup, self.source.name, target=self.target, bone_map=self.bone_map,
+                           camera=self.show_video, match=match,
+                           frame_start=self.source.scene_frame(first, context.scene),
+                           frame_step=self.source.step, video=self.video, clip=self.source.clip)
 
 
-def _summary(applied: Applied) -> str:
-    frames = len(applied.cleaned.joints)
-    text = f"Captured {frames} frames onto '{applied.armature.name}' (action '{applied.action.name}')."
-    return " ".join([text, *applied.warnings])
+def people(settings) -> dict:
+    """The panel's People choice as :class:`posemoe.settings.Settings` fields."""
+    if settings.people == "ALL":
+        return {"people": 0}
+    if settings.people == "PICK":
+        return {"picks": ((float(settings.pick[0]), float(settings.pick[1]), int(settings.pick_frame)),)}
+    return {"people": 1}
+
+
+def _summary(applied: list[Applied], notes: list[str]) -> str:
+    onto = [f"{len(a.cleaned.joints)} frames onto '{a.armature.name}' (action '{a.action.name}')" for a in applied]
+    text = f"Captured {onto[0]}." if len(onto) == 1 else f"Captured {len(onto)} people: {'; '.join(onto)}."
+    return " ".join([text, *notes, *(w for a in applied for w in a.warnings)])
 
 
 class POSEMOE_OT_capture(Operator):
@@ -111,7 +124,7 @@ class POSEMOE_OT_capture(Operator):
             return {"CANCELLED"}
         finally:
             wm.progress_end()
-        self.report({"INFO"}, _summary(applied))
+        self.report({"INFO"}, _summary(applied, session.notes))
         return {"FINISHED"}
 
     # The modal path: the panel's button.
@@ -154,7 +167,7 @@ class POSEMOE_OT_capture(Operator):
         except PoseMoEError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, _summary(applied))
+        self.report({"INFO"}, _summary(applied, session.notes))
         return {"FINISHED"}
 
     def cancel(self, context):

@@ -36,6 +36,12 @@ class VIEW3D_PT_posemoe_capture(Panel):
             else:
                 column.label(text="The scene has no sequencer strips", icon="INFO")
 
+        column = layout.column(heading="People")
+        column.prop(settings, "people", text="")
+        if settings.people == "PICK":
+            column.prop(settings, "pick")
+            column.prop(settings, "pick_frame")
+
         column = layout.column(heading="Lifting")
         column.prop(settings, "flip")
         column.prop(settings, "stride")

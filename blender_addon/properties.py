@@ -5,7 +5,8 @@ annotations, which must stay values, not strings.
 """
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
+                       StringProperty)
 from bpy.types import PropertyGroup
 
 from posemoe.motion.trajectory import DEFAULT_FOV_DEGREES
@@ -28,12 +29,23 @@ class PoseMoESettings(PropertyGroup):
                ("CLIP", "Movie Clip", "A Movie Clip of this file; keys on the scene frames where it shows each frame"),
                ("STRIP", "Sequencer Strip", "A movie strip of the Video Sequencer; keys on the scene frames where it "
                                             "shows each frame")])
-    video: StringProperty(name="Video", subtype="FILE_PATH", description="The video of one person moving")
+    video: StringProperty(name="Video", subtype="FILE_PATH", description="The video of people moving")
     clip: PointerProperty(name="Clip", type=bpy.types.MovieClip, description="The Movie Clip to capture")
     strip: StringProperty(name="Strip", description="The movie strip to capture (empty: the active strip)")
     start: IntProperty(name="Start", min=0, default=0, description="First video frame to capture (0: the first)")
     stop: IntProperty(name="End", min=0, default=0,
                       description="Video frame to stop before (0: to the end of the video)")
+
+    people: EnumProperty(
+        name="People", default="LARGEST",
+        items=[("LARGEST", "Largest", "The largest person in the picture (seen for long enough)"),
+               ("ALL", "All", "Everyone seen for long enough, each on an armature of their own (Person 1, 2, ...; "
+                              "1 is the largest), all in one world"),
+               ("PICK", "Pick", "The person at a point of one video frame")])
+    pick: FloatVectorProperty(name="Point", size=2, min=0.0, default=(0.0, 0.0), precision=0,
+                              description="The point on the person to capture: x and y in video pixels from the "
+                                          "top left")
+    pick_frame: IntProperty(name="At Frame", min=0, default=0, description="The video frame the point is on")
 
     flip: BoolProperty(name="Flip Averaging", default=True,
                        description="Also lift the mirrored video and average: steadier, twice the lifting time")

@@ -75,7 +75,7 @@ def _writable(path: Path) -> None:
         raise PoseMoEError(f"Cannot write {path}: {existing} is not writable. Choose another output folder.")
 
 
-def _people(values: list[str] | None) -> tuple[int, tuple[tuple[float, float, int], ...]]:
+def parse_people(values: list[str] | None) -> tuple[int, tuple[tuple[float, float, int], ...]]:
     """--people values -> (how many, picks): "all", a number, or X,Y,FRAME points (given more than once)."""
     values = values or ["1"]
     if len(values) == 1 and values[0].strip().lower() == "all":
@@ -95,7 +95,7 @@ def _people(values: list[str] | None) -> tuple[int, tuple[tuple[float, float, in
     return len(picks), tuple(picks)
 
 
-def _per_person(path: Path, person: int, people: int) -> Path:
+def per_person_path(path: Path, person: int, people: int) -> Path:
     """The file for one person of several: NAME_person2.bvh beside NAME.bvh (one person: the path given)."""
     return path if people == 1 else path.with_name(f"{path.stem}_person{person}{path.suffix}")
 
@@ -113,7 +113,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         raise PoseMoEError(f"The take is written as .npz; give -o something.npz, not {args.out}.")
     for path in outputs:
         _writable(path)
-    people, picks = _people(args.people)
+    people, picks = parse_people(args.people)
     settings = Settings(start=args.start, stop=args.stop, people=people, picks=picks, max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
                         max_people=max(args.max_people, people), workers=args.workers)
@@ -133,7 +133,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         if args.bvh:
             clock = time.perf_counter()
             for take, motion in zip(takes, cleaned):
-                written.append(write_bvh(_per_person(Path(args.bvh), take.person, len(takes)), motion.motion,
+                written.append(write_bvh(per_person_path(Path(args.bvh), take.person, len(takes)), motion.motion,
                                          scale=args.bvh_scale))
             timings.add("bvh", time.perf_counter() - clock)
         if args.preview:

@@ -28,6 +28,16 @@ from . import PoseMoEError
 
 MIN_CONFIDENCE = 0.3  # joints below this do not count for boxes (the lifter's own threshold)
 MAX_REENTRY_SPEED = 2.0  # body heights per second a person may move while out of sight
+#: Everyone (``count`` 0) is those seen for at least this long (or a quarter of the longest track, in
+#: a short clip) and at least ``MIN_SIZE`` times as tall as the tallest of them: shorter or smaller
+#: tracks are a skeleton the detector drew for a moment, or on a piece of furniture (the table of
+#: people_one_by_one: 37 px tall beside people of 360), and are left out with a note.
+MIN_SEEN_S = 1.0
+MIN_SIZE = 0.2
+#: Joints from the head down to each ankle (Human3.6M order): the length of the path through them in
+#: the picture is a body's height whatever its pose, crouched or stretched, except where a segment
+#: points at the camera.
+_CHAINS = ((10, 9, 8, 7, 0, 1, 2, 3), (10, 9, 8, 7, 0, 4, 5, 6))
 NO_PERSON = "No person was detected in the video: check that one person is fully in view and well lit."
 
 
@@ -87,6 +97,18 @@ class Track:
         return float(np.median([b[3] - b[1] for b in self.boxes]))
 
     @property
+    def stature(self) -> float:
+        """The body's height in pixels whatever its pose (crouching, jumping): the median over frames of
+        the longer head-to-ankle path through confident joints (see ``_CHAINS``); the box height
+        where no frame has a whole chain."""
+        lengths = []
+        for points, confidence in zip(self.keypoints, self.confidence):
+            for chain in _CHAINS:
+                if (confidence[list(chain)] >= MIN_CONFIDENCE).all():
+                    lengths.append(np.linalg.norm(np.diff(points[list(chain)], axis=0), axis=-1).sum())
+        return float(np.median(lengths)) if lengths else self.height
+
+    @property
     def size(self) -> float:
         """How much of the video this person fills: box heights summed over frames (pixel-frames)."""
         return float(sum(b[3] - b[1] for b in self.boxes))
@@ -140,7 +162,8 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
 
 def _plausible_join(first: Track, second: Track, fps: float, first_height: float, second_height: float) -> bool:
     """Could ``second`` (starting about when ``first`` ends) be the same person, back in view or
-    re-detected? Heights: the tracks' median box heights (px), computed once by the caller."""
+    re-detected? Heights: the tracks' statures (px, :attr:`Track.stature`: a man who jumps off a box
+    and lands crouching keeps his), computed once by the caller."""
     gap_s = max(second.frames[0] - first.frames[-1], 1) / fps
     height = max(first_height, second_height)
     similar = 0.75 <= second_height / max(first_height, 1e-6) <= 1.33
@@ -175,7 +198,7 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
 
     def add(track: Track) -> None:
         new = next(ids)
-        pieces[new], heights[new] = track, track.height
+        pieces[new], heights[new] = track, track.stature
         first, last = track.frames[0], track.frames[-1]
         for _, other in starts[bisect.bisect_left(starts, (last - 2, -1)):bisect.bisect_right(starts, (last + max_gap, math.inf))]:
             if other in pieces:
@@ -199,12 +222,13 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
     return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
-def _eligible(tracks: list[Track], fps: float) -> list[Track]:
-    """The tracks seen long enough to be someone to capture: for at least two seconds or a quarter of
-    the longest track's frames, so that a passer-by close to the lens, or a body the detector drew for a
-    few frames, is not captured."""
+def _eligible(tracks: list[Track], fps: float, seconds: float) -> list[Track]:
+    """The tracks seen for at least ``seconds`` or a quarter of the longest track's frames, and at
+    least ``MIN_SIZE`` times as tall as the tallest of those."""
     longest = max(len(t.frames) for t in tracks)
-    return [t for t in tracks if len(t.frames) >= min(0.25 * longest, 2.0 * fps)]
+    seen = [t for t in tracks if len(t.frames) >= min(0.25 * longest, seconds * fps)]
+    tallest = max(t.height for t in seen)
+    return [t for t in seen if t.height >= MIN_SIZE * tallest]
 
 
 def on_grid(track: Track, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,8 +259,10 @@ def select_people(tracks: list[Track], fps: float, count: int = 1,
                   picks: tuple[tuple[float, float, int], ...] = ()) -> tuple[list[Track], list[Track]]:
     """Choose whom to capture, after stitching the track pieces of each person (:func:`stitch`).
 
-    count: the ``count`` largest people (median box height), 0 for everyone, among those seen long
-    enough (see :func:`_eligible`); largest first, so person 1 is whom a one-person capture takes.
+    count: the ``count`` largest people (median box height), 0 for everyone seen long enough
+    (``MIN_SEEN_S``, ``MIN_SIZE``); largest first. Person 1, whom a one-person capture takes, is the
+    largest of those seen for at least two seconds (or a quarter of the longest track), so that a
+    passer-by close to the lens does not take the main subject's place.
     picks: (x px, y px, frame) points, each picking the person whose box at that frame (or the nearest
     frame they were seen) contains or is nearest to it, in the order given; they override ``count``.
     Returns (chosen, dropped): the chosen tracks, and the people not captured because they were seen
@@ -255,9 +281,10 @@ def select_people(tracks: list[Track], fps: float, count: int = 1,
                 raise PoseMoEError(f"The pick {x:g},{y:g},{frame} names the same person as an earlier pick: "
                                    "give each person's point once.")
         return chosen, []
-    eligible = sorted(_eligible(tracks, fps), key=lambda t: -t.height)
-    chosen = eligible[:count] if count else eligible
-    dropped = [t for t in tracks if not any(t is c for c in eligible)] if count == 0 else []
+    first = max(_eligible(tracks, fps, 2.0), key=lambda t: t.height)
+    others = sorted((t for t in _eligible(tracks, fps, MIN_SEEN_S) if t is not first), key=lambda t: -t.height)
+    chosen = [first, *others][:count] if count else [first, *others]
+    dropped = [t for t in tracks if not any(t is c for c in chosen)] if count == 0 else []
     return chosen, dropped
 
 

@@ -137,13 +137,14 @@ def _settings_from(data: dict):
 def _capture(job: Job, progress, cancel=None):
     """Run the capture a job describes and save its take; returns the take's path."""
     from .lift import Lifter
-    from .pipeline import capture
+    from .pipeline import capture_people
+    from .take import save_takes
 
     lifter = Lifter(job.weights, backend=job.backend, device=job.device)
-    take = capture(job.video, _settings_from(job.settings), lifter=lifter, progress=progress, cancel=cancel)
+    takes = capture_people(job.video, _settings_from(job.settings), lifter=lifter, progress=progress, cancel=cancel)
     if cancel is not None and cancel():
         raise Cancelled("The capture was cancelled; nothing was written.")
-    return take.save(job.out)
+    return save_takes(job.out, takes)
 
 
 class CaptureJob:
@@ -162,7 +163,7 @@ class CaptureJob:
         self._events: queue.Queue = queue.Queue()
         self.stage, self.done, self.total = "start", 0, 1
         self.finished = False
-        self._take = None
+        self._takes = None
         self._error: PoseMoEError | None = None
 
     # Subclasses start the work and put ("progress", stage, done, total), ("done", path) or
@@ -200,10 +201,10 @@ class CaptureJob:
         if kind == "progress":
             self.stage, self.done, self.total = event[1], int(event[2]), int(event[3])
         elif kind == "done":
-            from .take import Take
+            from .take import load_takes
 
             try:
-                self._take = Take.load(event[1])
+                self._takes = load_takes(event[1])
             except PoseMoEError as error:
                 self._error = error
             self._finish("done")
@@ -217,12 +218,13 @@ class CaptureJob:
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def result(self):
-        """The :class:`posemoe.take.Take` of a finished job; raises its PoseMoEError if it failed."""
+        """The takes (:class:`posemoe.take.Take`, person 1 first) of a finished job; raises its
+        PoseMoEError if it failed."""
         if not self.finished:
             raise RuntimeError("result() of a capture that is still running")
         if self._error is not None:
             raise self._error
-        return self._take
+        return self._takes
 
     def wait(self, progress=None, timeout: float | None = None):
         """Block until the job ends, calling ``progress(job)`` on every event; returns :meth:`result`.

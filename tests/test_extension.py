@@ -118,6 +118,25 @@ def test_capture_operator_animates_a_new_armature_with_the_video_camera(addon):
     assert 0 < projected.x < 1 and 0 < projected.y < 1 and projected.z > 0
 
 
+def test_capture_operator_puts_everyone_on_an_armature_of_their_own(addon):
+    # Frames 0-100: the man on the box from frame 3, the walker from frame 59.
+    _empty_scene()
+    _settings(start=0, stop=100, people="ALL")
+    assert bpy.ops.posemoe.capture() == {"FINISHED"}
+    armatures = {o.name: o for o in bpy.data.objects if o.type == "ARMATURE"}
+    assert set(armatures) == {"walk Person 1", "walk Person 2"}
+    assert [o.name for o in bpy.data.objects if o.type == "CAMERA"] == ["walk Person 1 camera"]
+    starts = {}
+    for name, armature in armatures.items():
+        assert armature.animation_data.action.name == name
+        starts[name] = round(armature.animation_data.action.frame_range[0])
+    # One timeline: the man on the box's first video frame (3 or so) at the scene's first frame, the
+    # walker's (59 or so) 56 frames later, as in the video.
+    assert starts["walk Person 2"] == 1 and 50 <= starts["walk Person 1"] <= 60
+    assert _travelled(armatures["walk Person 1"], "pelvis") > 0.3
+    bpy.context.scene.posemoe.people = "LARGEST"
+
+
 def test_capture_is_one_undo_step(addon):
     # Blender's undo needs a window, which the bpy module has not (ed.undo's poll fails headless): what
     # can be checked here is that the operator asks for an undo step, and that a capture only adds data
@@ -230,7 +249,7 @@ root, video = sys.argv[1], sys.argv[2]
 sys.path.insert(0, root)
 import bpy
 import blender_addon
-from blender_addon.apply import apply_take
+from blender_addon.apply import apply_takes
 from posemoe.motion.clean import CleanupSettings
 from posemoe.settings import Settings
 from posemoe.worker import can_capture_here, check_setup, start_capture
@@ -245,7 +264,7 @@ try:
 except RuntimeError as error:
     assert "worker interpreter" in str(error), error
 job = start_capture(video, Settings(start=70, stop=100), python=sys.executable)  # the worker has them all
-applied = apply_take(job.wait(timeout=300), CleanupSettings(), "walk")
+(applied,) = apply_takes(job.wait(timeout=300), CleanupSettings(), "walk")
 assert applied.armature.animation_data.action.name == "walk"
 blender_addon.unregister()
 assert not {"cv2", "torch", "onnxruntime"} & set(sys.modules), sorted(sys.modules)

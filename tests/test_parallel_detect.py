@@ -78,6 +78,27 @@ def test_two_threads_give_the_one_thread_detections():
     assert np.median(apart) < 0.01 * info.width and max(apart) < 0.03 * info.width
 
 
+def test_a_person_followed_over_the_seam_is_not_lost():
+    # The man walking on the box's roof (feet above y = 460 px): the person detector finds him near
+    # the start of the clip, then seldom; the landmark model follows him until frame 168. A thread
+    # starting at the seam (frame 115) does not find him, so the thread before it carries him on.
+    settings = Settings(start=0, stop=230, workers=2)
+    shared = detect_video_in_threads(SAMPLE, settings, 2)
+    detector = BlazePoseDetector()
+    try:
+        alone = detect_video(SAMPLE, detector, settings)
+    finally:
+        detector.close()
+
+    def on_the_box(people: np.ndarray) -> bool:
+        return bool(len(people)) and bool((np.nanmax(people[..., 1], 1) < 460).any())
+
+    seen_alone = [i for i, (people, _) in enumerate(alone) if on_the_box(people)]
+    seen_shared = [i for i, (people, _) in enumerate(shared) if on_the_box(people)]
+    assert max(seen_alone) > 150  # followed well past the seam by one stream
+    assert seen_shared == seen_alone
+
+
 def test_capture_with_workers_records_the_detector_and_covers_the_clip():
     take = capture(SAMPLE, Settings(start=70, stop=130, workers=2))
     assert take.settings["detector"] == BlazePoseDetector.name

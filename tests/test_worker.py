@@ -49,11 +49,13 @@ def test_check_reports_what_works_in_plain_words():
 
 
 @pytest.mark.parametrize("kind", ["worker", "thread"])
-def test_capture_beside_the_caller_gives_the_take(kind):
+def test_capture_beside_the_caller_gives_the_takes(kind):
     job = start_capture(SAMPLE, SHORT, python=sys.executable if kind == "worker" else None)
     assert isinstance(job, WorkerJob if kind == "worker" else ThreadJob)
     seen = []
-    take = job.wait(progress=lambda j: seen.append((j.stage, j.fraction)), timeout=300)
+    takes = job.wait(progress=lambda j: seen.append((j.stage, j.fraction)), timeout=300)
+    assert [t.person for t in takes] == [1]
+    take = takes[0]
     assert 30 <= len(take) <= 40 and take.first_frame >= 70
     assert np.isfinite(take.joints_world).all()
     stages = [stage for stage, _ in seen]

@@ -85,6 +85,9 @@ class BlazePoseDetector:
         self.max_people, self.min_detection, self.min_presence = max_people, min_detection, min_presence
         self.look_every = look_every
         self.looks = 0  # looks with the person detector so far (benchmarks/detect.py reports them)
+        #: False: follow the people already followed, never look for others (a stretch of the video
+        #: carried over its seam, see posemoe.detect.parallel).
+        self.looking = True
         self._regions: list[Region] = []  # where to look for the people followed, in the next frame
         self._frame = 0
 
@@ -93,7 +96,7 @@ class BlazePoseDetector:
         regions = associate(self._regions)
         due = self._frame % self.look_every == 0 or not regions
         self._frame += 1
-        if len(regions) < self.max_people and due:
+        if self.looking and len(regions) < self.max_people and due:
             self.looks += 1
             regions = associate(regions, [person.region for person in find_people(image, self.min_detection)])
         found = [landmarks(image, region) for region in regions[:self.max_people]]

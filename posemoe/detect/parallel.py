@@ -4,9 +4,15 @@ Detection is by far the slowest stage of a capture. A stretch's work (decoding w
 two models on ONNX Runtime) runs in native code that lets go of Python's lock, so one thread per core,
 each on one contiguous stretch, uses the cores nearly as well as processes would, without their start-up
 (a process imports the libraries and loads the models: seconds, more than the whole detection of a short
-clip), pickled messages, or the trouble of starting Python processes from inside Blender. At a seam the
-stretch's detector looks for people afresh, as at the start of any video; the tracker links people
-across it by their keypoints alone.
+clip), pickled messages, or the trouble of starting Python processes from inside Blender.
+
+At a seam the later stretch's detector looks for people afresh, as at the start of any video, and its
+person detector may not find at once someone the earlier stretch was following (on the bundled walk the
+man on the box is followed by the landmark model for 50 frames after the detector last finds him). So
+each stretch but the last carries on over its seam, following the people it has (landmark model only,
+no looks for new people), for as long as one of them is missing from the later stretch's own results
+at the same frame; its people there are added to that frame's. One stream and several threads then see
+the same people (``tests/test_parallel_detect.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from typing import Callable
 import numpy as np
 
 from .. import PoseMoEError
+from ..track import box_iou, person_boxes
+
+#: Two people at one frame, from two stretches, are one person when their keypoints' boxes overlap by
+#: more than this (intersection over union).
+SAME_PERSON = 0.5
 
 #: Below this many frames per thread, a second stretch (a seek, which decodes from the key frame before
 #: it, and a fresh look for people) costs more than it saves.
@@ -50,14 +61,26 @@ class _Stopped(Exception):
     """The caller asked the threads to stop."""
 
 
+def _merge(primary: tuple[np.ndarray, np.ndarray], extra: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's people from its own stretch and those carried over a seam: (keypoints (P, 17, 2),
+    confidence (P, 17)) each -> the union, a carried person dropped where it is one already there."""
+    if len(extra[0]) == 0:
+        return primary
+    if len(primary[0]):
+        overlap = box_iou(person_boxes(*extra), person_boxes(*primary)).max(1)
+        extra = (extra[0][overlap <= SAME_PERSON], extra[1][overlap <= SAME_PERSON])
+    return np.concatenate([primary[0], extra[0]]), np.concatenate([primary[1], extra[1]])
+
+
 def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], max_people: int,
                       on_frame: Callable[[int, np.ndarray, np.ndarray], None],
                       check: Callable[[], None]) -> tuple[float, float]:
     """Detect the frame ``ranges`` of ``path`` (see :func:`stretches`), one thread each, with the
-    default detector.
+    default detector, each carrying its people over its seam (see the module's docstring).
 
-    on_frame(index, keypoints (P, 17, 2) px, confidence (P, 17)) is called in the calling thread for
-    every frame, in any order, as results arrive; check() is called often and may raise (cancel): every
+    on_frame(index, keypoints (P, 17, 2) px, confidence (P, 17)) is called in the calling thread as
+    results arrive, in any order, at least once for every frame; a frame whose people grow (someone
+    carried over a seam) is given again, whole. check() is called often and may raise (cancel): every
     thread then stops within a frame and the exception propagates. Returns the threads' summed
     (decode, detect) seconds. A thread that fails raises its error here, as a PoseMoEError, after the
     others have stopped. Frames a truncated file lacks simply never arrive.
@@ -67,6 +90,11 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
     inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a slow consumer holds the threads back
     stop = threading.Event()
     totals = {"decode": 0.0, "detect": 0.0}
+    # Each stretch's own results by frame, for the stretch before it to compare its people with.
+    published: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    finished: set[int] = set()  # stretches that will publish no more
+    news = threading.Condition()
+    overall_end = ranges[-1][1] if ranges else None
 
     def put(message) -> None:
         while not stop.is_set():
@@ -77,15 +105,47 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                 continue
         raise _Stopped
 
-    def work(start: int, end: int | None) -> None:
+    def theirs(index: int, owner: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frame's own results from the stretch that owns it; None if it will never have them."""
+        with news:
+            while index not in published and owner not in finished:
+                if stop.is_set():
+                    raise _Stopped
+                news.wait(0.1)
+            return published.get(index)
+
+    def owner_of(index: int) -> int:
+        return next((i for i, (_, end) in enumerate(ranges) if end is None or index < end), len(ranges) - 1)
+
+    def work(number: int, start: int, end: int | None) -> None:
         seconds: dict[str, float] = {}
         try:
             detector = default_detector(max_people)
             try:
-                for frame in detect_frames(detector, path, start, end, seconds):
-                    put(("frame", frame))
+                # To the end of the whole range: past its own end a stretch only follows its people.
+                for index, keypoints, confidence in detect_frames(detector, path, start, overall_end, seconds):
+                    if end is None or index < end:
+                        with news:
+                            published[index] = (keypoints, confidence)
+                            news.notify_all()
+                        put(("frame", (index, keypoints, confidence)))
+                        detector.looking = end is None or index + 1 < end  # past the seam: follow only
+                        continue
+                    if len(keypoints) == 0:
+                        break
+                    own = theirs(index, owner_of(index))
+                    if own is None:
+                        break
+                    missing = (box_iou(person_boxes(keypoints, confidence), person_boxes(*own)).max(1) <= SAME_PERSON
+                               if len(own[0]) else np.ones(len(keypoints), dtype=bool))
+                    if not missing.any():
+                        break
+                    put(("extra", (index, keypoints[missing], confidence[missing])))
             finally:
                 detector.close()
+                with news:
+                    finished.add(number)
+                    news.notify_all()
             put(("done", seconds))
         except _Stopped:
             return
@@ -96,8 +156,10 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
             except _Stopped:
                 return
 
-    threads = [threading.Thread(target=work, args=stretch, name=f"posemoe-detect-{i}", daemon=True)
+    threads = [threading.Thread(target=work, args=(i, *stretch), name=f"posemoe-detect-{i}", daemon=True)
                for i, stretch in enumerate(ranges)]
+    frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    extras: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
         for thread in threads:
             thread.start()
@@ -109,7 +171,14 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
             except queue.Empty:
                 continue
             if kind == "frame":
-                on_frame(*payload)
+                index, *result = payload
+                frames[index] = tuple(result)
+                on_frame(index, *(_merge(frames[index], extras[index]) if index in extras else frames[index]))
+            elif kind == "extra":
+                index, *result = payload
+                extras[index] = _merge(extras[index], tuple(result)) if index in extras else tuple(result)
+                if index in frames:
+                    on_frame(index, *_merge(frames[index], extras[index]))
             elif kind == "done":
                 totals["decode"] += payload.get("decode", 0.0)
                 totals["detect"] += payload.get("detect", 0.0)
