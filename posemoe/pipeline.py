@@ -182,13 +182,15 @@ def capture(video: str | Path, settings: Settings | None = None, **options) -> T
 
 
 def _left_out(dropped: list[Track], fps: float, first_frame: int) -> list[str]:
-    """Sentences for the report about people seen too briefly to capture."""
+    """Sentences for the report about the detections left out of "everyone"."""
     if not dropped:
         return []
-    seen = ", ".join(f"{len(t.frames)} frames from video frame {first_frame + t.frames[0]}" for t in dropped[:5])
+    frames = lambda t: f"{len(t.frames)} frame{'s' if len(t.frames) != 1 else ''}"  # noqa: E731
+    seen = ", ".join(f"{frames(t)} from video frame {first_frame + t.frames[0]}" for t in dropped[:5])
     more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
-    who = "a person" if len(dropped) == 1 else f"{len(dropped)} people"
-    return [f"Left out {who} seen too briefly to capture ({seen}{more}; at {fps:g} frames/s)."]
+    return [f"Left out {len(dropped)} track{'s' if len(dropped) != 1 else ''} seen too briefly (under a second) or "
+            f"too small (under a fifth of the tallest person) to be someone to capture ({seen}{more}; at {fps:g} "
+            "frames/s)."]
 
 
 def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
