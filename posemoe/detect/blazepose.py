@@ -104,6 +104,10 @@ class BlazePoseDetector:
         self._regions = [pose.next_region() for pose in found]
         return found
 
+    def keep(self, which: np.ndarray) -> None:
+        """which (P,) bool, one per person of the last frame's result: follow on only those marked."""
+        self._regions = [region for region, kept in zip(self._regions, which) if kept]
+
     def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
         """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17)."""
         found = self.poses(image)

@@ -11,8 +11,9 @@ person detector may not find at once someone the earlier stretch was following (
 man on the box is followed by the landmark model for 50 frames after the detector last finds him). So
 each stretch but the last carries on over its seam, following the people it has (landmark model only,
 no looks for new people), for as long as one of them is missing from the later stretch's own results
-at the same frame; its people there are added to that frame's. One stream and several threads then see
-the same people (``tests/test_parallel_detect.py``).
+at the same frame, and only those; its people there are added to that frame's. One stream and several
+threads then see the same people (``tests/test_parallel_detect.py``), at the cost of following them on
+(one landmark model call per carried person per frame).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                     if not missing.any():
                         break
                     put(("extra", (index, keypoints[missing], confidence[missing])))
+                    detector.keep(missing)  # those the later stretch has need not be followed here
             finally:
                 detector.close()
                 with news:
