@@ -156,3 +156,33 @@ def test_batch_retargets_each_person_onto_a_copy_of_the_rig(tmp_path):
         hips.append(rig.matrix_world @ evaluated.pose.bones["mixamorig:Hips"].head)
     assert (hips[0] - hips[1]).length > 0.3  # two people in two places, not one rig posed twice
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _take_of(world: np.ndarray, person: int, first_frame: int) -> Take:
+    """A take holding ``world`` (N, 17, 3) metres, as a capture of a 30 frames/s video would."""
+    n = len(world)
+    return Take(keypoints_2d=np.zeros((n, 17, 2)), confidence=np.ones((n, 17)), filled=np.zeros(n, bool),
+                long_gap=np.zeros(n, bool), repaired=np.zeros((n, 2), bool), joints_camera=world.copy(),
+                joints_world=world, world_rotation=np.eye(3), world_origin=np.zeros(3), fps=30.0, width=640,
+                height=480, focal_px=500.0, first_frame=first_frame, person=person)
+
+
+def test_everyone_arrives_on_one_timeline_or_nobody_does():
+    bpy = pytest.importorskip("bpy")
+    from blender_addon.apply import apply_takes
+    from conftest import synthetic_motion
+    from posemoe.motion.clean import CleanupSettings
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    first = _take_of(synthetic_motion(60, 0) / 1000.0, 1, 20)
+    second = _take_of(synthetic_motion(45, 1) / 1000.0, 2, 5)
+    applied = apply_takes([first, second], CleanupSettings(), "duo", camera=False, frame_start=1)
+    assert [a.armature.name for a in applied] == ["duo Person 1", "duo Person 2"]
+    # Video frame 5 (person 2's first) at scene frame 1, video frame 20 (person 1's) at 16.
+    assert [round(a.action.frame_range[0]) for a in applied] == [16, 1]
+    before = {name: len(getattr(bpy.data, name)) for name in ("objects", "armatures", "actions")}
+    broken = _take_of(np.full((30, 17, 3), np.nan), 2, 0)  # person 2 fails after person 1 was put in
+    with pytest.raises(Exception):
+        apply_takes([first, broken], CleanupSettings(), "again", camera=False)
+    assert {name: len(getattr(bpy.data, name)) for name in before} == before
+    bpy.ops.wm.read_factory_settings(use_empty=True)
