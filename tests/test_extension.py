@@ -324,9 +324,11 @@ def _shown_video_frame(scene, frame: int, candidates: range, folder) -> int:
 
 
 def _capture_session(addon):
+    """Capture the scene's settings: (person 1's take, what was applied for them)."""
     session = addon.capture.CaptureSession(bpy.context)
-    take = session.job.wait(timeout=600)
-    return take, session.apply(bpy.context)
+    (take,) = session.job.wait(timeout=600)
+    (applied,) = session.apply(bpy.context)
+    return take, applied
 
 
 def _key_frames(addon, action) -> np.ndarray:
