@@ -75,21 +75,33 @@ def pose_similarity(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarr
     return np.exp(-0.5 * (median / (0.2 * np.maximum(scale, 1.0))) ** 2)
 
 
+def stature(keypoints: np.ndarray, confidence: np.ndarray) -> float:
+    """keypoints (17, 2) px, confidence (17,) -> the longer head-to-ankle path through the joints (see
+    ``_CHAINS``), px; NaN where neither chain is confident throughout."""
+    longest = np.nan
+    for chain in _CHAINS:
+        if (confidence[list(chain)] >= MIN_CONFIDENCE).all():
+            longest = np.fmax(longest, np.linalg.norm(np.diff(keypoints[list(chain)], axis=0), axis=-1).sum())
+    return float(longest)
+
+
 @dataclass
 class Track:
     """One person's detections: frame indices (into the list of frames given to :func:`build_tracks`),
-    keypoints (n, 17, 2) px, confidence (n, 17) and boxes (n, 4)."""
+    keypoints (n, 17, 2) px, confidence (n, 17), boxes (n, 4) and statures (n,) px (see :func:`stature`)."""
 
     frames: list[int] = field(default_factory=list)
     keypoints: list[np.ndarray] = field(default_factory=list)
     confidence: list[np.ndarray] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
+    statures: list[float] = field(default_factory=list)
 
     def add(self, frame: int, keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> None:
         self.frames.append(frame)
         self.keypoints.append(keypoints)
         self.confidence.append(confidence)
         self.boxes.append(box)
+        self.statures.append(stature(keypoints, confidence))
 
     @property
     def height(self) -> float:
@@ -99,14 +111,9 @@ class Track:
     @property
     def stature(self) -> float:
         """The body's height in pixels whatever its pose (crouching, jumping): the median over frames of
-        the longer head-to-ankle path through confident joints (see ``_CHAINS``); the box height
-        where no frame has a whole chain."""
-        lengths = []
-        for points, confidence in zip(self.keypoints, self.confidence):
-            for chain in _CHAINS:
-                if (confidence[list(chain)] >= MIN_CONFIDENCE).all():
-                    lengths.append(np.linalg.norm(np.diff(points[list(chain)], axis=0), axis=-1).sum())
-        return float(np.median(lengths)) if lengths else self.height
+        :func:`stature` (the box height where no frame has a whole head-to-ankle chain)."""
+        statures = np.asarray(self.statures)
+        return float(np.nanmedian(statures)) if np.isfinite(statures).any() else self.height
 
     @property
     def size(self) -> float:
@@ -218,7 +225,8 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
         a, b = pieces.pop(i), pieces.pop(j)
         keep = [k for k, f in enumerate(a.frames) if f < b.frames[0]]
         add(Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
-                  [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes))
+                  [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes,
+                  [a.statures[k] for k in keep] + b.statures))
     return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
