@@ -103,11 +103,13 @@ def test_batch_conversion_gives_an_armature_per_person(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")}
     run = subprocess.run([sys.executable, str(ROOT / "blender_addon" / "batch.py"), str(HANDSHAKE), "--out", str(out),
-                          "--people", "all", "--bvh", "--no-preview"], env=env, capture_output=True, text=True, timeout=600)
+                          "--people", "all", "--bvh", "--fbx", "--no-preview"], env=env, capture_output=True, text=True,
+                         timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     name = HANDSHAKE.stem
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{name}.blend", f"{name}.json", f"{name}.npz", f"{name}_person1.bvh", f"{name}_person2.bvh"])
+        [f"{name}.blend", f"{name}.json", f"{name}.npz", f"{name}_person1.bvh", f"{name}_person2.bvh",
+         f"{name}_person1.fbx", f"{name}_person2.fbx"])
     report = json.loads((out / f"{name}.json").read_text())
     assert [p["armature"] for p in report["people"]] == [f"{name} Person 1", f"{name} Person 2"]
 
