@@ -235,6 +235,8 @@ def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info:
     done = 0
 
     def lift_progress(frames_done: int, frames: int) -> None:
+        # The lifter counts its own steps for the person being lifted (``person``, the loop's below);
+        # the bar counts everyone's frames.
         _check(cancel)
         if progress is not None:
             progress("lift", done + frames_done * len(person["keypoints"]) // max(frames, 1), total)
