@@ -75,13 +75,14 @@ def pose_similarity(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarr
     return np.exp(-0.5 * (median / (0.2 * np.maximum(scale, 1.0))) ** 2)
 
 
-def stature(keypoints: np.ndarray, confidence: np.ndarray) -> float:
-    """keypoints (17, 2) px, confidence (17,) -> the longer head-to-ankle path through the joints (see
-    ``_CHAINS``), px; NaN where neither chain is confident throughout."""
-    longest = np.nan
+def stature(keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> float:
+    """keypoints (17, 2) px, confidence (17,), box (4,) x0, y0, x1, y1 px -> the body's height in the
+    picture whatever its pose, px: the longer head-to-ankle path through confident joints (see
+    ``_CHAINS``), or the box's height where that is more (a body seen in part has no whole chain)."""
+    longest = box[3] - box[1]
     for chain in _CHAINS:
         if (confidence[list(chain)] >= MIN_CONFIDENCE).all():
-            longest = np.fmax(longest, np.linalg.norm(np.diff(keypoints[list(chain)], axis=0), axis=-1).sum())
+            longest = max(longest, np.linalg.norm(np.diff(keypoints[list(chain)], axis=0), axis=-1).sum())
     return float(longest)
 
 
@@ -101,7 +102,7 @@ class Track:
         self.keypoints.append(keypoints)
         self.confidence.append(confidence)
         self.boxes.append(box)
-        self.statures.append(stature(keypoints, confidence))
+        self.statures.append(stature(keypoints, confidence, box))
 
     @property
     def height(self) -> float:
@@ -111,9 +112,8 @@ class Track:
     @property
     def stature(self) -> float:
         """The body's height in pixels whatever its pose (crouching, jumping): the median over frames of
-        :func:`stature` (the box height where no frame has a whole head-to-ankle chain)."""
-        statures = np.asarray(self.statures)
-        return float(np.nanmedian(statures)) if np.isfinite(statures).any() else self.height
+        :func:`stature`."""
+        return float(np.median(self.statures))
 
     @property
     def size(self) -> float:

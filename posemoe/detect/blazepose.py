@@ -93,10 +93,14 @@ class BlazePoseDetector:
 
     def poses(self, image: np.ndarray) -> list[Pose]:
         """image (H, W, 3) uint8 BGR, the next frame -> everyone's :class:`Pose` in it."""
+        # Whether to look is decided on the people followed from the last frame, before their regions
+        # are merged: MediaPipe gates its person detector on that count (three followed, of three
+        # wanted: no look, even where two of the regions then merge into one).
+        following = len(self._regions)
         regions = associate(self._regions)
         due = self._frame % self.look_every == 0 or not regions
         self._frame += 1
-        if self.looking and len(regions) < self.max_people and due:
+        if self.looking and following < self.max_people and due:
             self.looks += 1
             regions = associate(regions, [person.region for person in find_people(image, self.min_detection)])
         found = [landmarks(image, region) for region in regions[:self.max_people]]
