@@ -91,8 +91,9 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
     inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a slow consumer holds the threads back
     stop = threading.Event()
     totals = {"decode": 0.0, "detect": 0.0}
-    # Each stretch's own results by frame, for the stretch before it to compare its people with.
-    published: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    # Each stretch's people's boxes (P, 4) by frame, for the stretch before it to compare its own with;
+    # dropped once that one is done (a few bytes a frame meanwhile: memory stays flat on long videos).
+    published: dict[int, np.ndarray] = {}
     finished: set[int] = set()  # stretches that will publish no more
     news = threading.Condition()
     overall_end = ranges[-1][1] if ranges else None
@@ -106,8 +107,8 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                 continue
         raise _Stopped
 
-    def theirs(index: int, owner: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The frame's own results from the stretch that owns it; None if it will never have them."""
+    def theirs(index: int, owner: int) -> np.ndarray | None:
+        """The boxes of the people the stretch that owns the frame found there; None if it never will."""
         with news:
             while index not in published and owner not in finished:
                 if stop.is_set():
@@ -126,9 +127,10 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                 # To the end of the whole range: past its own end a stretch only follows its people.
                 for index, keypoints, confidence in detect_frames(detector, path, start, overall_end, seconds):
                     if end is None or index < end:
-                        with news:
-                            published[index] = (keypoints, confidence)
-                            news.notify_all()
+                        if not set(range(number)) <= finished:  # a stretch before may still ask
+                            with news:
+                                published[index] = person_boxes(keypoints, confidence)
+                                news.notify_all()
                         put(("frame", (index, keypoints, confidence)))
                         detector.looking = end is None or index + 1 < end  # past the seam: follow only
                         continue
@@ -137,8 +139,8 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                     own = theirs(index, owner_of(index))
                     if own is None:
                         break
-                    missing = (box_iou(person_boxes(keypoints, confidence), person_boxes(*own)).max(1) <= SAME_PERSON
-                               if len(own[0]) else np.ones(len(keypoints), dtype=bool))
+                    missing = (box_iou(person_boxes(keypoints, confidence), own).max(1) <= SAME_PERSON
+                               if len(own) else np.ones(len(keypoints), dtype=bool))
                     if not missing.any():
                         break
                     put(("extra", (index, keypoints[missing], confidence[missing])))
@@ -147,6 +149,8 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                 detector.close()
                 with news:
                     finished.add(number)
+                    for index in [i for i in published if set(range(owner_of(i))) <= finished]:
+                        del published[index]  # every stretch before its owner is done: nobody will ask
                     news.notify_all()
             put(("done", seconds))
         except _Stopped:
