@@ -269,7 +269,8 @@ def identity(labels: dict, boxes_at) -> dict:
     for person, points in labels.items():
         for frame, x, y in points:
             total += 1
-            ids, boxes = zip(*boxes_at(frame)) if boxes_at(frame) else ((), ())
+            held_there = boxes_at(frame)
+            ids, boxes = zip(*held_there) if held_there else ((), ())
             k = _holder(list(boxes), x, y)
             if k is not None:
                 found += 1

@@ -127,8 +127,8 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     person's first well-seen pelvis.
     """
     people = [np.asarray(joints, dtype=np.float64) for joints in people]
-    weights = [np.ones(len(j)) if weights is None else np.asarray(w, dtype=np.float64) for j, w in
-               zip(people, weights if weights is not None else [None] * len(people))]
+    weights = ([np.ones(len(j)) for j in people] if weights is None
+               else [np.asarray(w, dtype=np.float64) for w in weights])
     weights = [w if w.sum() > 0 else np.ones(len(w)) for w in weights]
     up = floor_normal(np.concatenate([j[:, [3, 6]] for j in people]), np.concatenate(weights),
                       np.concatenate([np.full(len(j), k) for k, j in enumerate(people)]))
