@@ -18,12 +18,13 @@ def mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(pred - gt, axis=-1)))
 
 
-def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Align each pose in ``pred`` to ``gt`` with the best similarity transform.
+def similarity_transform(pred: np.ndarray, gt: np.ndarray, scale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The similarity transform that best maps the points ``pred`` onto ``gt``.
 
-    pred, gt: (..., J, 3). For every pose, finds rotation R, scale s and translation t minimising
-    ``sum ||s R pred_j + t - gt_j||^2`` (Umeyama's closed form, reflections excluded).
-    Returns the aligned prediction, (..., J, 3).
+    pred, gt: (..., K, 3), K matching points per set. Finds rotation R, scale s (1 with ``scale``
+    False: a rigid transform) and translation t minimising ``sum ||s pred_k @ R + t - gt_k||^2``
+    (Umeyama's closed form, reflections excluded). Returns (s (...), R (..., 3, 3), t (..., 1, 3)), so
+    that ``s[..., None, None] * points @ R + t`` maps any other points of pred's frame.
     """
     mu_p = pred.mean(axis=-2, keepdims=True)
     mu_g = gt.mean(axis=-2, keepdims=True)
@@ -39,8 +40,17 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     vt[..., -1, :] *= d[..., None]
     rot = u @ vt  # applied on the right: p0 @ rot
     var_p = np.sum(p0**2, axis=(-2, -1))
-    scale = np.sum(sigma, axis=-1) / np.maximum(var_p, 1e-12)
-    return scale[..., None, None] * (p0 @ rot) + mu_g
+    s = np.sum(sigma, axis=-1) / np.maximum(var_p, 1e-12) if scale else np.ones(var_p.shape)
+    return s, rot, mu_g - s[..., None, None] * (mu_p @ rot)
+
+
+def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Align each pose in ``pred`` to ``gt`` with the best similarity transform.
+
+    pred, gt: (..., J, 3). Returns the aligned prediction, (..., J, 3) (see :func:`similarity_transform`).
+    """
+    s, rot, t = similarity_transform(pred, gt)
+    return s[..., None, None] * (pred @ rot) + t
 
 
 def p_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -93,3 +103,46 @@ def auc(pred: np.ndarray, gt: np.ndarray, max_threshold: float = 0.150, steps: i
     dist = np.linalg.norm(pred - gt, axis=-1).ravel()
     thresholds = np.linspace(0.0, max_threshold, steps)
     return float(np.mean([(dist < t).mean() for t in thresholds]))
+
+
+def _segments(frames: int, length: int) -> list[slice]:
+    """Consecutive ``length``-frame segments of a take of ``frames`` frames (a shorter take: one)."""
+    if frames <= length:
+        return [slice(0, frames)]
+    return [slice(start, start + length) for start in range(0, frames - length + 1, length)]
+
+
+def wa_mpjpe(pred: np.ndarray, gt: np.ndarray, length: int = 100) -> float:
+    """World-aligned MPJPE (WA-MPJPE100, as WHAM and GVHMR report it): the take cut into ``length``-frame
+    segments, each segment's prediction aligned to the truth with one similarity transform over all its
+    joints and frames, then MPJPE. pred, gt: (N, J, 3) world metres (any two world frames). Returns
+    metres."""
+    errors = []
+    for part in _segments(len(gt), length):
+        p, g = pred[part], gt[part]
+        s, rot, t = similarity_transform(p.reshape(-1, 3), g.reshape(-1, 3))
+        errors.append(np.linalg.norm(s * p @ rot + t - g, axis=-1).ravel())
+    return float(np.concatenate(errors).mean())
+
+
+def w_mpjpe(pred: np.ndarray, gt: np.ndarray, length: int = 100) -> float:
+    """World MPJPE (W-MPJPE100, as WHAM and GVHMR report it): as :func:`wa_mpjpe`, but each segment is
+    aligned on its first two frames only, so drift of the path over the segment counts in full.
+    pred, gt: (N, J, 3) world metres. Returns metres."""
+    errors = []
+    for part in _segments(len(gt), length):
+        p, g = pred[part], gt[part]
+        s, rot, t = similarity_transform(p[:2].reshape(-1, 3), g[:2].reshape(-1, 3))
+        errors.append(np.linalg.norm(s * p @ rot + t - g, axis=-1).ravel())
+    return float(np.concatenate(errors).mean())
+
+
+def root_translation_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """RTE, as GVHMR reports it: the root's path (N, 3) aligned to the truth's (N, 3) by one rigid
+    transform (no scale), the mean distance between them as a share of the distance the truth travels
+    (a fraction: x 100 for %). Undefined (NaN) for a truth that does not move."""
+    _, rot, t = similarity_transform(pred, gt, scale=False)
+    travelled = float(np.linalg.norm(np.diff(gt, axis=0), axis=-1).sum())
+    if travelled <= 0:
+        return float("nan")
+    return float(np.linalg.norm(pred @ rot + t - gt, axis=-1).mean() / travelled)

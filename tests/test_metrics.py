@@ -69,3 +69,38 @@ def test_procrustes_never_reflects():
     aligned = metrics.procrustes_align(mirror, gt)
     # A reflection would fit perfectly; a rotation cannot.
     assert metrics.mpjpe(aligned, gt) > 0.1
+
+
+walks = arrays(np.float64, (230, 4, 3), elements=st.floats(-0.25, 0.25, allow_nan=False, width=32))
+
+
+@settings(max_examples=25, deadline=None)
+@given(walks, st.floats(0.5, 2), arrays(np.float64, 3, elements=st.floats(-3, 3)), arrays(np.float64, 3, elements=st.floats(-5, 5)))
+def test_world_metrics_ignore_where_the_world_frame_is(body, scale, rotvec, shift):
+    # A walk: a body (joints spread out, moving) that travels 2 m along x, seen in another world frame
+    # (turned, moved, scaled).
+    body = body + np.array([[0, 0, 0], [0.6, 0, 0.5], [-0.6, 0.3, 1.0], [0, -0.3, 1.5]])
+    truth = body + np.linspace(0, 2, len(body))[:, None, None] * np.array([1.0, 0.0, 0.0])
+    moved = scale * truth @ Rotation.from_rotvec(rotvec).as_matrix() + shift
+    assert metrics.wa_mpjpe(moved, truth) < 1e-6
+    assert metrics.w_mpjpe(moved, truth) < 1e-6
+    rigid = truth @ Rotation.from_rotvec(rotvec).as_matrix() + shift
+    assert metrics.root_translation_error(rigid[:, 0], truth[:, 0]) < 1e-6
+
+
+def test_world_metrics_by_hand():
+    # The truth walks 3 m along x in 300 frames with its four joints spread; the prediction is right in
+    # each 100-frame segment's first two frames and 50 mm off sideways in its other 98.
+    frames = np.arange(300)
+    body = np.array([[0, 0, 0], [0.2, 0, 0.5], [-0.2, 0.1, 1.0], [0, -0.1, 1.5]])
+    truth = body[None] + (frames * 0.01)[:, None, None] * np.array([1.0, 0.0, 0.0])
+    pred = truth.copy()
+    pred[(frames % 100) >= 2] += np.array([0.0, 0.05, 0.0])
+    # Aligned on the first two frames the transform is the identity: 98 % of frames 50 mm off.
+    assert abs(metrics.w_mpjpe(pred, truth) - 0.98 * 0.05) < 1e-9
+    # Aligned on the whole segment, the best similarity shifts by nearly 49 mm, leaving two frames
+    # about 49 mm off and the rest about 1 mm.
+    assert 0.0015 < metrics.wa_mpjpe(pred, truth) < 0.0025
+    # RTE: the mean distance (at most the 50 mm) over the 3 m travelled.
+    assert 0.0 < metrics.root_translation_error(pred[:, 0], truth[:, 0]) < 0.05 / 2.97
+    assert np.isnan(metrics.root_translation_error(np.zeros((5, 3)), np.zeros((5, 3))))
