@@ -124,7 +124,7 @@ def run(video: Path, detector) -> dict:
     found = [(keypoints, confidence) for _, keypoints, confidence in detect_frames(detector, video, 0, None, seconds)]
     wall = time.perf_counter() - clock
     detector.close()
-    detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(found)]
+    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
     try:
         chosen, confidence = select_person(build_tracks(detections), len(detections), info.fps)
     except PoseMoEError:  # nobody in the whole clip

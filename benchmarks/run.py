@@ -19,6 +19,12 @@ cannot spoil the others) and each stamped with the machine it ran on:
 - several people: synthetic two-person scenes from Human3.6M S9/S11 through one virtual camera, and the
   real clips with several people against the reference and hand labels (``benchmarks/people.py``; the
   synthetic part needs ``../shared/data``, the real part ``../shared/media/real``, the sample always);
+- world-grounded motion: the root's path, the floor and the feet (WA-MPJPE100, W-MPJPE100, RTE, foot
+  sliding, penetration and float, camera tilt) on the virtual phone cameras of product's (b), through
+  the capture's whole path from 2D keypoints (``benchmarks/world.py``; skipped like accuracy without
+  ``../shared/data``);
+- hands: hand keypoints against MediaPipe's HandLandmarker on ``../shared/media/real/hands/``
+  (``benchmarks/hands.py``) and finger angles on synthetic hands (``benchmarks/fingers.py``);
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
   (``benchmarks/swaps.py``; the held-out part needs ``../shared/data``);
 - the detector error model training uses, its errors against the real detections' on S9/S11
@@ -69,6 +75,9 @@ SECTIONS = {
     "speed": ["benchmarks/capture.py"],
     "detect": ["benchmarks/detect.py"],
     "people": ["benchmarks/people.py"],
+    "world": ["benchmarks/world.py", "--before", "benchmarks/world_before.json"],
+    "hands": ["benchmarks/hands.py"],
+    "fingers": ["benchmarks/fingers.py"],
     "swaps": ["benchmarks/swaps.py"],
     "detector_errors": ["benchmarks/detector_errors.py"],
     "keyframes": ["benchmarks/keyframes.py"],
@@ -85,7 +94,7 @@ def _demoted(markdown: str) -> str:
 
 def run_section(name: str, folder: Path) -> tuple[str, object]:
     """Run one section's script; returns (its Markdown, its JSON figures)."""
-    if name in ("accuracy", "ablation", "product", "detector_errors") and not SHARED.is_dir():
+    if name in ("accuracy", "ablation", "product", "detector_errors", "world") and not SHARED.is_dir():
         message = f"Skipped: the {name} benchmark needs the Human3.6M files in {SHARED}."
         return f"# {name.capitalize()}\n\n{message}\n", {"skipped": message}
     markdown, figures = folder / f"{name}.md", folder / f"{name}.json"

@@ -48,7 +48,7 @@ def detect_sample() -> tuple[np.ndarray, np.ndarray, float]:
         found = detect_video(SAMPLE, detector, Settings(workers=1))
     finally:
         detector.close()
-    detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(found)]
+    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
     keypoints, confidence = select_person(build_tracks(detections), len(detections), info.fps)
     return keypoints, confidence, info.fps
 

@@ -19,7 +19,8 @@ Figures (the truth: Human3.6M's world, Z up, at the camera's instants):
   GVHMR define them (:mod:`posemoe.metrics`);
 - RTE (%): the root's whole path rigidly aligned to the truth's, mean distance over the distance the
   truth travels;
-- root depth error (mm, and % of the true depth): the pelvis's distance from the camera, raw take;
+- root depth error (mm, and % of the true depth): the cleaned pelvis's depth in the camera (scaled with
+  the take when the height is given, as the Blender scene's camera is);
 - foot sliding (mm per frame): how far the captured ankle moves from one frame to the next while the
   truth's ankle is planted (slower than 0.2 m/s and within 5 cm of its lowest), raw take and cleaned;
 - penetration / float (mm): while the truth's ankle is planted, how far the captured sole (ankle less
@@ -98,8 +99,13 @@ def score(take, cleaned, truth_world: np.ndarray, truth_camera_root: np.ndarray,
     joints = cleaned.joints
     contact = planted(truth_world[:, ANKLES], fps)
     sole = joints[:, ANKLES, 2] - ANKLE_HEIGHT  # (N, 2) m above the captured floor
-    depth = take.joints_camera[:, 0, 2]
-    up = take.world_rotation[2]
+    # The pelvis's depth in the camera as the user's scene has it: the camera scaled with the take about
+    # the same floor point (blender_addon.apply.capture_camera), so a height given moves both.
+    rotation, origin = np.asarray(take.world_rotation), np.asarray(take.world_origin)
+    anchor = np.array([take.joints_world[0, 0, 0], take.joints_world[0, 0, 1], 0.0])
+    camera = anchor + (-rotation @ origin - anchor) * cleaned.scale
+    depth = (joints[:, 0] - camera) @ rotation[:, 2]
+    up = rotation[2]
     return {
         "frames": len(joints),
         "wa_mpjpe100_mm": 1000 * metrics.wa_mpjpe(joints, truth_world),
@@ -153,7 +159,9 @@ def per_action(rows: list[dict]) -> dict[str, dict[str, float]]:
     return table
 
 
-def markdown(results: dict, fps: float, every: int, weights: str, seconds: float) -> str:
+def markdown(results: dict, fps: float, every: int, weights: str, seconds: float, before: dict | None = None) -> str:
+    """The tables; ``before``: an earlier run's JSON (``--json``), whose rows come first, marked with
+    the commit it measured."""
     count = len(next(iter(results.values())))
     lines = [f"Human3.6M S9/S11, {count} sequences (every {every}{'st' if every == 1 else 'th'} test sequence), "
              f"each filmed by its own virtual phone camera (benchmarks/product.py's (b)) at {fps:g} frames/s, through "
@@ -163,18 +171,36 @@ def markdown(results: dict, fps: float, every: int, weights: str, seconds: float
              "penetration / float (mm) | frames sinking > 2 cm (%) | camera tilt error (deg) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     tables = {name: per_action(rows) for name, rows in results.items()}
-    for name, table in tables.items():
+    earlier = {f"before ({before['commit']}): {name}": per_action(rows) for name, rows in before["results"].items()} if before else {}
+    for name, table in {**earlier, **tables}.items():
         a = table["all"]
         lines.append(f"| {name} | {a['wa_mpjpe100_mm']:.0f} | {a['w_mpjpe100_mm']:.0f} | {a['rte_pct']:.2f} | "
                      f"{a['root_depth_mm']:.0f} / {a['root_depth_pct']:.1f} | {a['sliding_raw_mm']:.1f} / {a['sliding_mm']:.1f} | "
                      f"{a['penetration_mm']:.1f} / {a['float_mm']:.1f} | {a['sinking_pct']:.1f} | {a['tilt_deg']:.1f} |")
     first = next(iter(tables))
-    lines += ["", f"Per action, {first}: WA-MPJPE100 / W-MPJPE100 (mm), RTE (%), foot sliding cleaned (mm per frame):", "",
-              "| action | WA / W (mm) | RTE (%) | sliding (mm/frame) |", "|---|---:|---:|---:|"]
+    was = per_action(before["results"][first]) if before and first in before["results"] else {}
+    lines += ["", f"Per action, {first}" + (f" (before: {before['commit']})" if was else "") + ":", "",
+              "| action | WA-MPJPE100 (mm) | W-MPJPE100 (mm) | RTE (%) | foot sliding, cleaned (mm per frame) |",
+              "|---|---:|---:|---:|---:|"]
     for action, a in tables[first].items():
-        if action != "all":
-            lines.append(f"| {action} | {a['wa_mpjpe100_mm']:.0f} / {a['w_mpjpe100_mm']:.0f} | {a['rte_pct']:.2f} | {a['sliding_mm']:.1f} |")
+        if action == "all":
+            continue
+        cells = []
+        for figure, digits in (("wa_mpjpe100_mm", 0), ("w_mpjpe100_mm", 0), ("rte_pct", 2), ("sliding_mm", 1)):
+            cell = f"{a[figure]:.{digits}f}"
+            cells.append(f"{was[action][figure]:.{digits}f} -> {cell}" if action in was else cell)
+        lines.append(f"| {action} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def commit() -> str:
+    """The checkout's commit (short), with "+changes" when its files differ from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def main(argv=None) -> int:
@@ -184,6 +210,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     parser.add_argument("--json", help="also write every sequence's figures to this JSON file")
+    parser.add_argument("--before", help="an earlier run's --json, shown first (its \"commit\" names what it measured)")
     args = parser.parse_args(argv)
     if not DATA.is_file():
         print(f"needs {DATA} (Human3.6M, not shipped)", file=sys.stderr)
@@ -192,14 +219,16 @@ def main(argv=None) -> int:
     sequences = [(index, key, joints) for index, (key, joints) in enumerate(world.items())][::args.every]
     clock = time.perf_counter()
     results = run(Lifter(args.weights), sequences, args.fps)
-    text = markdown(results, args.fps, args.every, Path(args.weights).name, time.perf_counter() - clock)
+    before = json.loads(Path(args.before).read_text()) if args.before else None
+    text = markdown(results, args.fps, args.every, Path(args.weights).name, time.perf_counter() - clock, before)
     print(text)
     if args.markdown:
         with atomic_output(args.markdown) as tmp:
             tmp.write_text(f"# World-grounded motion\n\nGenerated by `python benchmarks/world.py`.\n\n{text}\n")
     if args.json:
         with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"machine": describe_machine(), "fps": args.fps, "results": results}, indent=1) + "\n")
+            tmp.write_text(json.dumps({"machine": describe_machine(), "fps": args.fps, "commit": commit(), "results": results},
+                                      indent=1) + "\n")
     return 0
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from posemoe import PoseMoEError
 from posemoe.motion.clean import Cleaned, CleanupSettings, clean
+from posemoe.motion.fingers import body_hands
 from posemoe.take import Take
 
 from . import retarget as retargeting
@@ -138,6 +139,8 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
     ``frame_start + i * frame_step``. match: "video" sets the scene's frame rate and render size to
     the video's and grows its frame range to hold the keys; "range" only grows the range (a clip or a
     strip whose timing the keys follow, which the frame rate would change); "none" changes nothing.
+    A take with hands (``take.hand_presence`` above 0 somewhere) also keys the fingers: our armature is
+    built with finger bones, a target gets them through its bone map's ``fingers``.
     """
     scene = bpy.context.scene
     if target is not None and target.type != "ARMATURE":
@@ -145,6 +148,7 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
     if match not in ("video", "range", "none"):
         raise ValueError(f"match must be 'video', 'range' or 'none', not {match!r}")
     cleaned = clean(take.joints_world, take.fps, cleanup)
+    hands = body_hands(take, cleaned.motion)  # None without hands
     warnings = []
     with scene_transaction(scene):
         if match == "video":
@@ -167,17 +171,19 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
                 scene.camera = made_camera
         raw_action = report = None
         if target is None:
-            armature = rig.build_armature(cleaned.motion, name)
+            armature = rig.build_armature(cleaned.motion, name, hands=hands)
             if keep_raw:
                 raw = clean(take.joints_world, take.fps, CleanupSettings(smoothing="none", foot_lock="never",
                                                                           height=cleanup.height))
-                raw_action = rig.write_action(armature, raw.motion, f"{name}.raw", frame_start, frame_step)
+                raw_hands = body_hands(take, raw.motion) if hands is not None else None
+                raw_action = rig.write_action(armature, raw.motion, f"{name}.raw", frame_start, frame_step,
+                                              hands=raw_hands)
                 raw_action.use_fake_user = True
-            action = rig.write_action(armature, cleaned.motion, name, frame_start, frame_step)
+            action = rig.write_action(armature, cleaned.motion, name, frame_start, frame_step, hands=hands)
         else:
             armature = target
             action, report = retargeting.retarget(cleaned.motion, target, bone_map, action_name=name,
-                                                  frame_start=frame_start, frame_step=frame_step)
+                                                  frame_start=frame_start, frame_step=frame_step, hands=hands)
     warnings += list(report.warnings) if report is not None else []
     if camera and target is not None and cleanup.root == "full":
         warnings.append("The capture camera shows the take's world; a retargeted rig moves in its own space, so "

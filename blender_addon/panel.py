@@ -41,6 +41,7 @@ class VIEW3D_PT_posemoe_capture(Panel):
         if settings.people == "PICK":
             column.prop(settings, "pick")
             column.prop(settings, "pick_frame")
+        column.prop(settings, "hands")
 
         column = layout.column(heading="Lifting")
         column.prop(settings, "flip")

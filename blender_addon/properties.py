@@ -46,6 +46,9 @@ class PoseMoESettings(PropertyGroup):
                               description="The point on the person to capture: x and y in video pixels from the "
                                           "top left")
     pick_frame: IntProperty(name="At Frame", min=0, default=0, description="The video frame the point is on")
+    hands: BoolProperty(name="Hands", default=False,
+                        description="Also capture the fingers (slower: about 40 ms more per person per frame on "
+                                    "one core)")
 
     flip: BoolProperty(name="Flip Averaging", default=True,
                        description="Also lift the mirrored video and average: steadier, twice the lifting time")
@@ -77,7 +80,7 @@ class PoseMoESettings(PropertyGroup):
 
     target: EnumProperty(
         name="Target", default="NEW",
-        items=[("NEW", "New Armature", "Build PoseMoE's 16-bone armature"),
+        items=[("NEW", "New Armature", "Build PoseMoE's 16-bone armature (46 with Hands: three bones a finger)"),
                ("EXISTING", "Existing Armature", "Retarget onto an armature of the scene through a bone map")])
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                               description="The armature to animate")

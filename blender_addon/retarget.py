@@ -10,7 +10,9 @@ and rolls. A **bone map** (JSON, shipped in ``maps/``) says, for every target bo
   nearest mapped bone above them;
 
 plus the ``root`` bone (it also gets ``location``), the ``essential`` bones without which there is
-nothing sensible to key, and optional constant custom ``properties`` to key (Rigify's IK/FK switches).
+nothing sensible to key, optional constant custom ``properties`` to key (Rigify's IK/FK switches), and
+an optional ``fingers`` table, {target bone: our hand or finger bone}, which a take with hands keys
+(the finger work lives in :mod:`fingers`).
 
 Shipped maps: ``rigify_metarig`` (the human meta-rig, ``Add > Armature > Human (Meta-Rig)``),
 ``rigify_fk`` (the FK controls of a rig Rigify generated from it) and ``mixamo`` (``mixamorig:Hips``
@@ -70,6 +72,7 @@ from posemoe import PoseMoEError
 from posemoe.motion.solve import SkeletonMotion, shortest_arc
 from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
+from . import fingers
 from .rig import fcurve_factory, fill_fcurve, interpolation_value, rest_joint_positions
 
 #: The folder of the shipped bone maps (``<name>.json``).
@@ -108,7 +111,8 @@ class Driver:
 class BoneMap:
     """A bone map: ``bones`` {target bone name: Driver}, ``root`` (gets location), ``essential`` (the
     bones a retarget cannot do without), ``properties`` ((bone, custom property, value) keyed once),
-    ``prefix`` (what :func:`match_map` found in front of the names; already part of every name here)."""
+    ``prefix`` (what :func:`match_map` found in front of the names; already part of every name here),
+    ``fingers`` {target bone: our hand or finger bone} (keyed when the take has hands)."""
 
     name: str
     description: str
@@ -117,13 +121,15 @@ class BoneMap:
     essential: tuple[str, ...]
     properties: tuple[tuple[str, str, float], ...] = ()
     prefix: str = ""
+    fingers: dict[str, str] = field(default_factory=dict)
 
     def with_prefix(self, prefix: str) -> BoneMap:
         """The same map with ``prefix`` put in front of every bone name."""
         return replace(self, prefix=self.prefix + prefix, root=prefix + self.root,
                        bones={prefix + k: v for k, v in self.bones.items()},
                        essential=tuple(prefix + b for b in self.essential),
-                       properties=tuple((prefix + b, p, v) for b, p, v in self.properties))
+                       properties=tuple((prefix + b, p, v) for b, p, v in self.properties),
+                       fingers={prefix + k: v for k, v in self.fingers.items()})
 
     def bone_of_segment(self, segment: tuple[int, int]) -> str | None:
         """The first mapped bone that takes ``segment``'s direction, or None."""
@@ -181,7 +187,7 @@ def parse_map(data: Mapping, source: str = "bone map") -> BoneMap:
             raise PoseMoEError(f"{source}: each of its 'properties' needs 'bone', 'property' and a number "
                                "'value'.") from None
     return BoneMap(str(data.get("name", source)), str(data.get("description", "")), root, bones,
-                   essential, tuple(properties))
+                   essential, tuple(properties), fingers=fingers.parse_fingers(data, source))
 
 
 def load_map(name_or_path: str | Path) -> BoneMap:
@@ -514,7 +520,8 @@ def _read_back(obj, names: list[str], frames: np.ndarray) -> dict[str, np.ndarra
 
 
 def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping | str | Path | None = None,
-             action_name: str = "PoseMoE take", frame_start: float = 1, frame_step: float = 1.0):
+             action_name: str = "PoseMoE take", frame_start: float = 1, frame_step: float = 1.0,
+             hands=None):
     """Key ``motion`` onto ``armature_obj`` through a bone map, as a new action; make it the armature's.
 
     ``bone_map``: None (:func:`detect_map`), a shipped map's name, a JSON file's path, its parsed JSON,
@@ -522,6 +529,8 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
     per take frame at ``frame_start + i * frame_step`` (see the module docstring for the maths). The action is named
     ``action_name`` (Blender adds ``.001`` when the name is taken: no existing action is changed); the
     action the armature had keeps a fake user. Mapped pose bones are set to QUATERNION rotation.
+    ``hands`` (:func:`posemoe.motion.fingers.body_hands` of the take on ``motion``) also keys the map's
+    finger bones and turns the hands with the palms (see :mod:`fingers`).
     Returns (the action, a :class:`RetargetReport`). Raises PoseMoEError, changing nothing, when the
     motion or the armature cannot be used.
     """
@@ -547,6 +556,8 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
 
     table = _bone_table(armature_obj)
     plan = _plan(motion, resolved, table, facing_rotation(resolved, armature_obj))
+    keyed_fingers, finger_warnings = ({}, []) if hands is None else fingers.extend_plan(
+        plan, resolved, table, hands, lambda b: _depth(table, b))
     rotations, location, dependent, readable = _solve_keys(plan, resolved, table, {})
     if readable:
         bpy.context.view_layer.update()  # a freshly linked object joins view_layer.objects at the next update
@@ -558,12 +569,14 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
     properties = [(b, p, v) for b, p, v in resolved.properties if b in pose_bones and p in pose_bones[b].keys()]
     report = RetargetReport(
         map_name=map_name, prefix=resolved.prefix,
-        mapped={b: JOINT_NAMES[resolved.bones[b].joint] for b in plan.order},
-        unmapped=[b.name for b in armature_obj.data.bones if b.name not in resolved.bones],
+        mapped={b: keyed_fingers[b] if b in keyed_fingers else JOINT_NAMES[resolved.bones[b].joint]
+                for b in plan.order},
+        unmapped=[b.name for b in armature_obj.data.bones
+                  if b.name not in resolved.bones and b.name not in keyed_fingers],
         missing=missing, scale=plan.scale,
         world_scale=plan.scale * float(np.cbrt(abs(np.linalg.det(np.array(armature_obj.matrix_world)[:3, :3])))),
         rotation_mode_changed=[b for b in plan.order if pose_bones[b].rotation_mode != "QUATERNION"],
-        properties=properties)
+        properties=properties, warnings=finger_warnings)
     for b in plan.order:
         if table[b].constrained:
             report.warnings.append(f"Bone '{b}' has constraints, drivers or no inherited rotation; it may not "

@@ -34,9 +34,34 @@ hand.R       RWrist -> hand (leaf bone)    forearm.R    yes
 
 and the same with .L for the left side (LHip ... LWrist).
 
+Hands and fingers (only when the take captured hands, :class:`posemoe.motion.fingers.BodyHands`; a take
+without hands builds exactly the 16 bones above): ``hand`` then spans the wrist to the middle finger's
+knuckle (MCP) and follows the palm, and each hand gains 15 finger bones, three per finger, named as
+Rigify names them, with the side suffix:
+
+=============  ===============================================  ============  =========
+bone           head -> tail (MediaPipe hand landmarks)          parent        connected
+=============  ===============================================  ============  =========
+hand.R         wrist -> middle MCP (the palm)                   forearm.R     yes
+thumb.01.R     thumb CMC -> MCP (metacarpal)                    hand.R        no
+thumb.02.R     thumb MCP -> IP                                  thumb.01.R    yes
+thumb.03.R     thumb IP -> tip                                  thumb.02.R    yes
+f_index.01.R   index MCP -> PIP (and f_middle, f_ring, f_pinky) hand.R        no
+f_index.02.R   index PIP -> DIP                                 f_index.01.R  yes
+f_index.03.R   index DIP -> tip                                 f_index.02.R  yes
+=============  ===============================================  ============  =========
+
+and the same with .L. Their rest pose is the take's hand (its measured shape, scaled to the forearm)
+with straight fingers, palms down; the thumb's zero points 45 degrees off the middle finger in the
+palm's plane, its nail to the side. Rolls of the hand bones: local Y along the bone, local Z out of
+the back of the hand or finger (up in the rest pose, the nail side), local X the flexion axis: a
+finger curls towards the palm by a *negative* rotation about its X (the solve's convention,
+``posemoe.motion.fingers``); on the left hand X points the other way (a mirror image, as Blender's
+X-mirror makes it), so the same curl is the same sign on both hands.
+
 Rolls are set so each bone's axes are predictable: local Y runs along the bone (Blender's rule) and
-local Z points forward (-Y) for every bone but the feet, whose Z points up (+Z); so X is the knee's
-and the spine's bending axis.
+local Z points forward (-Y) for every bone of the body but the feet, whose Z points up (+Z); so X is the
+knee's and the spine's bending axis (the hands and fingers: see above).
 
 The keys
 --------
@@ -44,7 +69,9 @@ Every pose bone gets ``rotation_quaternion`` (w, x, y, z) keys, the root bone ``
 ``location``, one key per take frame at frames ``frame_start, frame_start + 1, ...``, LINEAR
 interpolation (the take is sampled once per frame; LINEAR plays back exactly those samples without
 Bezier overshoot between them). The take's frame rate is stored on the action as ``posemoe_fps``; the
-scene's frame rate is left alone (the exporters use the stored one). Keys are in armature space: with
+scene's frame rate is left alone (the exporters use the stored one). With hands, the hand bones take
+the palm's rotation (relative to the forearm as solved) and the fingers the solve's per-segment
+rotations, held or relaxed where a hand was not seen, in the same action. Keys are in armature space: with
 the armature object at the origin, unrotated and unscaled, the evaluated bones reproduce
 ``motion.joint_positions()``.
 
@@ -67,6 +94,7 @@ import numpy as np
 
 from posemoe import PoseMoEError
 from posemoe.files import atomic_output
+from posemoe.motion.fingers import HAND_BONES, HAND_PARENTS, SIDES, WRIST_JOINT, BodyHands
 from posemoe.motion.solve import SkeletonMotion
 from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -131,6 +159,18 @@ JOINT_ON_BONE: tuple[tuple[str, str], ...] = tuple(
     for j in range(NUM_JOINTS)
 )
 ROOT_BONE = BONE_OF_JOINT[0]
+#: Our rig's side suffix per hand (:data:`posemoe.motion.fingers.SIDES` order: left, right).
+SIDE_SUFFIX = {"left": ".L", "right": ".R"}
+
+
+def hand_bone_names(side: str) -> tuple[str, ...]:
+    """The 16 bones of one hand on our rig (``hand.L``, ``thumb.01.L``, ... ``f_pinky.03.L``), in
+    :data:`posemoe.motion.fingers.HAND_BONES` order; the first is the body's hand bone."""
+    return tuple(name + SIDE_SUFFIX[side] for name in HAND_BONES)
+
+
+#: Every finger bone of both hands (not the hand bones themselves), parents first.
+FINGER_BONES: tuple[str, ...] = tuple(name for side in SIDES for name in hand_bone_names(side)[1:])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -240,8 +280,11 @@ def _edit_mode(obj) -> Iterator[None]:
         bpy.ops.object.mode_set(mode="OBJECT")
 
 
-def build_armature(motion: SkeletonMotion, name: str, collection=None):
+def build_armature(motion: SkeletonMotion, name: str, collection=None, hands: BodyHands | None = None):
     """Build PoseMoE's armature in the rest pose of ``motion`` (its ``offsets``, metres).
+
+    ``hands`` (the take's hands on this motion, :func:`posemoe.motion.fingers.body_hands`) adds the
+    finger bones and lets ``hand`` span the palm; None (a take without hands) builds the body alone.
 
     ``collection`` (default: the scene's master collection) must be in the current view layer. Returns
     the new armature object, named ``name`` (Blender makes the name unique), selected and active, in
@@ -272,6 +315,8 @@ def build_armature(motion: SkeletonMotion, name: str, collection=None):
                 if spec.parent is not None:
                     bone.parent = edit_bones[spec.parent]
                     bone.use_connect = spec.connected
+            if hands is not None:
+                _add_hand_bones(edit_bones, hands, rest)
         for pose_bone in obj.pose.bones:
             pose_bone.rotation_mode = "QUATERNION"
         data["posemoe_rig"] = RIG_VERSION
@@ -280,6 +325,28 @@ def build_armature(motion: SkeletonMotion, name: str, collection=None):
         bpy.data.armatures.remove(data)
         raise
     return obj
+
+
+def _add_hand_bones(edit_bones, hands: BodyHands, rest: np.ndarray) -> None:
+    """In edit mode: re-span each ``hand`` bone over the palm and add its fingers (module docstring)."""
+    for k, side in enumerate(SIDES):
+        names = hand_bone_names(side)
+        wrist = rest[WRIST_JOINT[side]]
+        for b, name in enumerate(names):
+            bone = edit_bones[name] if b == 0 else edit_bones.new(name)
+            frame = hands.rest[k, b]
+            bone.head = wrist + hands.heads[k, b]
+            bone.tail = wrist + hands.heads[k, b] + hands.lengths[k, b] * frame[:, 1]
+            bone.align_roll(frame[:, 2])
+            if b > 0:
+                parent = HAND_PARENTS[b]
+                bone.parent = edit_bones[names[parent]]
+                bone.use_connect = parent > 0
+
+
+def armature_has_fingers(obj) -> bool:
+    """Whether a PoseMoE armature carries finger bones (built from a take with hands)."""
+    return all(name in obj.data.bones for name in FINGER_BONES)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -304,8 +371,9 @@ def _continuous(q: np.ndarray) -> np.ndarray:
     return q
 
 
-def pose_keys(obj, motion: SkeletonMotion) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The keys that make ``obj`` (a PoseMoE armature) follow ``motion``.
+def pose_keys(obj, motion: SkeletonMotion, hands: BodyHands | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The keys that make ``obj`` (a PoseMoE armature) follow ``motion`` (and ``hands``: the hand bones
+    turn with the palm and the armature's finger bones, where it has them, with the fingers).
 
     Returns ({bone name: (N, 4) rotation_quaternion (w, x, y, z)}, (N, 3) location of the root bone,
     metres in the root bone's rest axes). A bone's pose rotation is relative to its rest orientation
@@ -315,17 +383,38 @@ def pose_keys(obj, motion: SkeletonMotion) -> tuple[dict[str, np.ndarray], np.nd
     """
     world = np.asarray(motion.quaternions, dtype=np.float64)[..., [3, 0, 1, 2]]  # scipy's x, y, z, w -> w, x, y, z
     conjugate = np.array([1.0, -1.0, -1.0, -1.0])
-    rotations = {}
+    locals_ = {}
     for spec in BONES:
         # motion.local_quaternions() in NumPy: the same product, 20 times faster than scipy's on long takes.
         parent = PARENTS[spec.joint]
-        local = world[:, spec.joint] if parent < 0 else _qmul(world[:, parent] * conjugate, world[:, spec.joint])
-        rest = np.array(obj.data.bones[spec.name].matrix_local.to_quaternion())  # (w, x, y, z)
-        rotations[spec.name] = _continuous(_qmul(_qmul(rest * conjugate, local), rest))
+        locals_[spec.name] = world[:, spec.joint] if parent < 0 else _qmul(world[:, parent] * conjugate,
+                                                                             world[:, spec.joint])
+    if hands is not None:
+        locals_.update(hand_local_quaternions(obj, motion, hands))
+    rotations = {}
+    for bone, local in locals_.items():
+        rest = np.array(obj.data.bones[bone].matrix_local.to_quaternion())  # (w, x, y, z)
+        rotations[bone] = _continuous(_qmul(_qmul(rest * conjugate, local), rest))
     root = obj.data.bones[ROOT_BONE]
     rest_axes = np.array(root.matrix_local.to_3x3())  # columns: the bone's axes in armature space
     location = (np.asarray(motion.root_positions, dtype=np.float64) - np.array(root.head_local)) @ rest_axes
     return rotations, location
+
+
+def hand_local_quaternions(obj, motion: SkeletonMotion, hands: BodyHands) -> dict[str, np.ndarray]:
+    """{bone: (N, 4) (w, x, y, z) its rotation relative to its parent's, world axes} for the hand bones
+    of ``obj`` and, where it has them, its finger bones."""
+    from scipy.spatial.transform import Rotation
+
+    n = len(motion.quaternions)
+    body = Rotation.from_quat(np.asarray(motion.quaternions, dtype=np.float64).reshape(-1, 4)).as_matrix()
+    local = hands.local_rotations(body.reshape(n, NUM_JOINTS, 3, 3))
+    out = {}
+    for k, side in enumerate(SIDES):
+        for b, name in enumerate(hand_bone_names(side)):
+            if name in obj.data.bones:
+                out[name] = Rotation.from_matrix(local[:, k, b]).as_quat(scalar_first=True)
+    return out
 
 
 def interpolation_value(name: str) -> int:
@@ -392,7 +481,7 @@ def channelbag_fcurves(action, obj=None) -> list:
 
 
 def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_start: float = 1,
-                 frame_step: float = 1.0):
+                 frame_step: float = 1.0, hands: BodyHands | None = None):
     """Key ``motion`` onto a PoseMoE armature as a new action, and make it the armature's action.
 
     One key per take frame, at frames ``frame_start + i * frame_step`` (a step other than 1: a video
@@ -401,7 +490,8 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
     ``action_name.001`` and so on when that name is taken: no existing action is changed. The action
     the armature had before keeps a fake user, so Blender does not drop it on save. Other bones'
     location and every bone's scale are reset to rest, so nothing but the take moves the armature.
-    Returns the action.
+    ``hands`` (the take's hands on ``motion``): the hand bones follow the palms and the armature's finger
+    bones the fingers; without, a finger bone the armature has is keyed at rest. Returns the action.
     """
     n = _check_motion(motion)
     _check_armature(armature_obj)
@@ -409,7 +499,13 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
     if armature_obj.animation_data is not None and armature_obj.animation_data.use_tweak_mode:
         raise PoseMoEError(f"Armature '{armature_obj.name}' is in NLA tweak mode; leave it (Tab in the NLA "
                            "editor) and try again.")
-    rotations, location = pose_keys(armature_obj, motion)
+    if hands is not None and hands.rotations.shape[0] != n:
+        raise PoseMoEError(f"The hands hold {hands.rotations.shape[0]} frames and the body {n}; solve both "
+                           "from one take.")
+    rotations, location = pose_keys(armature_obj, motion, hands)
+    for bone in FINGER_BONES:  # a finger bone without keys would keep whatever pose it was left in
+        if bone in armature_obj.data.bones and bone not in rotations:
+            rotations[bone] = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
 
     co = np.empty(2 * n, dtype=np.float32)
     co[0::2] = frame_start + np.arange(n) * frame_step
@@ -420,7 +516,7 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
         new_fcurve, slot = fcurve_factory(action, armature_obj)
         pose_bones = armature_obj.pose.bones
         channels = [(ROOT_BONE, "location", location)]
-        channels += [(spec.name, "rotation_quaternion", rotations[spec.name]) for spec in BONES]
+        channels += [(bone, "rotation_quaternion", values) for bone, values in rotations.items()]
         for bone, prop, values in channels:
             data_path = pose_bones[bone].path_from_id(prop)
             for index in range(values.shape[1]):

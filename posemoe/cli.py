@@ -102,6 +102,7 @@ def per_person_path(path: Path, person: int, people: int) -> Path:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     from .export.bvh import write_bvh
+    from .motion.fingers import body_hands
     from .lift import Lifter
     from .motion.clean import CleanupSettings, clean, quality_report
     from .pipeline import Settings, Timings, capture_people
@@ -116,7 +117,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     people, picks = parse_people(args.people)
     settings = Settings(start=args.start, stop=args.stop, people=people, picks=picks, max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
-                        max_people=max(args.max_people, people), workers=args.workers)
+                        max_people=max(args.max_people, people), workers=args.workers, hands=args.hands)
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
     timings = Timings()
@@ -134,7 +135,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             clock = time.perf_counter()
             for take, motion in zip(takes, cleaned):
                 written.append(write_bvh(per_person_path(Path(args.bvh), take.person, len(takes)), motion.motion,
-                                         scale=args.bvh_scale))
+                                         scale=args.bvh_scale, hands=body_hands(take, motion.motion)))
             timings.add("bvh", time.perf_counter() - clock)
         if args.preview:
             clock = time.perf_counter()
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                           "(the person at this pixel in this frame; give it once per person). Several people go "
                           "into one take; their BVHs are NAME_person1.bvh, NAME_person2.bvh, ...")
     cap.add_argument("--max-people", type=int, default=3, help="people to look for in each frame")
+    cap.add_argument("--hands", action="store_true",
+                     help="also capture the hands (21 landmarks each, in the take; slower, see docs/benchmarks.md)")
     cap.add_argument("--workers", type=int, default=0,
                      help="detection threads, each on a stretch of the video (0: one per core)")
     cap.add_argument("--start", type=int, default=0, help="first video frame")

@@ -26,7 +26,7 @@ from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .swaps import repair_swaps
 from .take import Take
-from .track import NO_PERSON, Track, build_tracks, fill_gaps, on_grid, select_people
+from .track import NO_PERSON, Track, build_tracks, fill_gaps, hands_on_grid, on_grid, select_people
 from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
@@ -60,25 +60,30 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     return float(focal)
 
 
-def _detector_output(frame: int, keypoints, confidence, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's detector output as (P, 17, 2) px and (P, 17) floats, confidence in [0, 1] (NaN: 0).
+def _detector_output(frame: int, width: int, height: int, keypoints, confidence, *extra) -> tuple[np.ndarray, ...]:
+    """One frame's detector output as (P, 17, 2) px and (P, 17) floats, confidence in [0, 1] (NaN: 0),
+    and the hands (P, 2, 21, 4) where the detector gives them (see :mod:`posemoe.detect`).
 
     Joints more than a frame's width or height outside the picture become NaN (not detected): detectors
     place unseen joints a little beyond the edge, but one that far out is not a measurement.
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
     confidence = np.asarray(confidence, dtype=np.float64)
+    hands = tuple(np.asarray(hand, dtype=np.float64) for hand in extra[:1])
     if keypoints.size == 0 and confidence.size == 0:  # nobody, in whatever empty shape
-        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))
+        return (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))) + tuple(np.zeros((0, 2, 21, 4)) for _ in hands)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 2) or confidence.shape != keypoints.shape[:2]:
         raise PoseMoEError(f"The detector gave keypoints shaped {keypoints.shape} and confidences shaped {confidence.shape} "
                            f"in frame {frame}; a detector returns (people, {NUM_JOINTS}, 2) and (people, {NUM_JOINTS}) "
                            "(see posemoe.detect).")
+    if hands and hands[0].shape != (len(keypoints), 2, 21, 4):
+        raise PoseMoEError(f"The detector gave hands shaped {hands[0].shape} in frame {frame}; a detector that finds hands "
+                           f"returns them as (people, 2, 21, 4) (see posemoe.detect).")
     size = np.array([width, height], dtype=np.float64)
     with np.errstate(invalid="ignore"):  # NaN joints compare False and stay NaN
         far = (np.abs(keypoints - size / 2) > 1.5 * size).any(-1)
     keypoints = np.where(far[..., None], np.nan, keypoints)
-    return keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)
+    return (keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)) + hands
 
 
 def _end_frame(settings: Settings, info: VideoInfo) -> int:
@@ -88,18 +93,18 @@ def _end_frame(settings: Settings, info: VideoInfo) -> int:
 
 def detect_video(path: str | Path, detector: Detector, settings: Settings, progress: Progress | None = None,
                  cancel: Callable[[], bool] | None = None,
-                 timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                 timings: Timings | None = None) -> list[tuple[np.ndarray, ...]]:
     """Everyone's keypoints in every frame of ``settings.start:settings.stop``: a list of
-    (keypoints (P, 17, 2) px, confidence (P, 17)), one entry per frame read."""
+    (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]), one entry per frame read."""
     info = probe(path)
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
     detections = []
     seconds = {"decode": 0.0, "detect": 0.0}
-    for _, keypoints, confidence in detect_frames(detector, path, settings.start, settings.stop, seconds):
+    for _, keypoints, confidence, *hands in detect_frames(detector, path, settings.start, settings.stop, seconds):
         _check(cancel)
         # Checked as it arrives: a detector that breaks the protocol fails now, not after the whole video.
-        detections.append(_detector_output(len(detections), keypoints, confidence, info.width, info.height))
+        detections.append(_detector_output(len(detections), info.width, info.height, keypoints, confidence, *hands))
         if progress is not None:
             progress("detect", len(detections), max(total, len(detections)))
     if not detections:
@@ -112,23 +117,24 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
 
 def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, progress: Progress | None = None,
                             cancel: Callable[[], bool] | None = None,
-                            timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                            timings: Timings | None = None) -> list[tuple[np.ndarray, ...]]:
     """As :func:`detect_video` with the default detector, the frames shared out over ``workers``
     threads (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
     decoding and detection as the threads' own clocks split them."""
     info = probe(path)
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
-    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    found: dict[int, tuple[np.ndarray, ...]] = {}
 
-    def on_frame(index: int, keypoints: np.ndarray, confidence: np.ndarray) -> None:
-        found[index] = _detector_output(index - settings.start, keypoints, confidence, info.width, info.height)
+    def on_frame(index: int, keypoints: np.ndarray, confidence: np.ndarray, *hands: np.ndarray) -> None:
+        found[index] = _detector_output(index - settings.start, info.width, info.height, keypoints, confidence, *hands)
         if progress is not None:
             progress("detect", len(found), max(total, len(found)))
 
     clock = time.perf_counter()
     ranges = stretches(settings.start, end, workers, open_end=settings.stop is None)
-    decode, detect = detect_in_threads(path, ranges, settings.max_people, on_frame, lambda: _check(cancel))
+    decode, detect = detect_in_threads(path, ranges, settings.max_people, on_frame, lambda: _check(cancel),
+                                       hands=settings.hands)
     detections = []
     for index in range(settings.start, settings.start + len(found)):
         if index not in found:  # a truncated file: keep what precedes the first unreadable frame
@@ -164,7 +170,7 @@ def capture_people(video: str | Path, settings: Settings | None = None, *, detec
         name = BlazePoseDetector.name
     else:
         own_detector = detector is None
-        detector = detector or default_detector(settings.max_people)
+        detector = detector or default_detector(settings.max_people, hands=settings.hands)
         try:
             detections = detect_video(video, detector, settings, progress, cancel, timings)
         finally:
@@ -193,22 +199,22 @@ def _left_out(dropped: list[Track], fps: float, first_frame: int) -> list[str]:
             "frames/s)."]
 
 
-def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
+def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoInfo,
                           settings: Settings | None = None, *, lifter: Lifter | None = None,
                           progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                           timings: Timings | None = None, detector_name: str = "") -> list[Take]:
     """Everything after detection: choose and follow the people, undo left/right swaps, bridge gaps,
     lift, place everyone in one world.
 
-    detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)), as from
-    :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
+    detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]),
+    as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
     (all people's frames together) and "trajectory". Returns one take per person captured, person 1
     first; each covers the frames from its person's first to last detection.
     """
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
     focal = _check_settings(settings, info)
-    detections = [_detector_output(i, *frame, info.width, info.height) for i, frame in enumerate(detections)]
+    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(detections)]
     clock = time.perf_counter()
     picks = tuple((x, y, frame - settings.start) for x, y, frame in settings.picks)
     chosen, dropped = select_people(build_tracks(detections), info.fps, settings.people, picks)
@@ -224,8 +230,11 @@ def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info:
         first, last = int(seen[0]), int(seen[-1]) + 1
         keypoints, confidence, repaired = repair_swaps(keypoints[first:last], confidence[first:last], info.fps)
         keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
+        hands = hands_on_grid(track, len(detections))[first:last]
+        # A hand is the one at the body's wrist: where the arms' labels were put back, so are the hands'.
+        hands[repaired[:, 1]] = hands[repaired[:, 1], ::-1]
         people.append(dict(first=first, keypoints=keypoints, confidence=confidence, repaired=repaired,
-                           filled=filled, long_gap=long_gap))
+                           filled=filled, long_gap=long_gap, hands=hands))
     timings.add("track", time.perf_counter() - clock)
 
     _check(cancel)
@@ -274,11 +283,12 @@ def takes_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info:
                  joints_world=to_world(person["camera"], rotation, origin), world_rotation=rotation,
                  world_origin=origin, fps=info.fps, width=info.width, height=info.height, focal_px=focal,
                  first_frame=settings.start + person["first"], source=info.path, model=model, settings=stored,
-                 person=k + 1, notes=notes)
+                 person=k + 1, notes=notes, hands_2d=person["hands"][..., :3].astype(np.float32),
+                 hand_presence=person["hands"][..., 0, 3].astype(np.float32))
             for k, person in enumerate(people)]
 
 
-def take_from_detections(detections: list[tuple[np.ndarray, np.ndarray]], info: VideoInfo,
+def take_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoInfo,
                          settings: Settings | None = None, **options) -> Take:
     """:func:`takes_from_detections`' person 1 (the largest, or the first pick)."""
     return takes_from_detections(detections, info, settings, **options)[0]

@@ -24,7 +24,8 @@ class Settings:
     flip, stride: lifting options (see :meth:`posemoe.lift.Lifter.lift`). max_people: people the
     detector looks for in each frame. workers: threads that share the default detector's work, each
     on its own stretch of the video (0: one per CPU core, at least 60 frames each, see
-    :func:`posemoe.detect.parallel.auto_workers`; 1: all in the calling thread).
+    :func:`posemoe.detect.parallel.auto_workers`; 1: all in the calling thread). hands: also capture
+    each person's hands (21 landmarks each, ``Take.hands_2d``), for finger keys.
     """
 
     start: int = 0
@@ -38,6 +39,7 @@ class Settings:
     stride: int | None = None
     max_people: int = 3
     workers: int = 0
+    hands: bool = False
 
     @property
     def lens_given(self) -> bool:

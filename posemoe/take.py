@@ -31,9 +31,11 @@ _ARRAYS = {  # name: trailing shape after the frame axis
     "repaired": (2,),
     "joints_camera": (17, 3),
     "joints_world": (17, 3),
+    "hands_2d": (2, 21, 3),
+    "hand_presence": (2,),
 }
-#: Arrays added to the format after takes were first saved: an older take reads them as all False.
-_ADDED = {"repaired": (2,)}
+#: Arrays added to the format after takes were first saved, and what an older take reads instead.
+_ADDED = {"repaired": False, "hands_2d": np.nan, "hand_presence": 0.0}
 
 
 @dataclass
@@ -42,7 +44,11 @@ class Take:
     detector's, 0 where it saw nothing; filled (N,) frames bridged by interpolation; long_gap (N,)
     frames inside a gap too long to trust; repaired (N, 2) frames whose legs (column 0) or arms
     (column 1) the detector had labelled left for right, put back by :func:`posemoe.swaps.repair_swaps`
-    (keypoints_2d and confidence are the repaired ones); joints_camera (N, 17, 3) metres, OpenCV camera space
+    (keypoints_2d and confidence are the repaired ones); hands_2d (N, 2, 21, 3) each hand's 21 landmarks
+    in MediaPipe's order (hand 0 the person's left, 1 the right): x, y pixels and z, the hand model's
+    depth relative to the wrist in the same pixel scale (towards the camera negative), NaN where the
+    hand was not captured; hand_presence (N, 2) in [0, 1], 0 where not captured or not asked for;
+    joints_camera (N, 17, 3) metres, OpenCV camera space
     (x right, y down, z forward); joints_world (N, 17, 3) metres, Z up, floor at Z = 0, Y away from
     the camera; world_rotation (3, 3) and world_origin (3,) map camera to world
     (``world = (camera - origin) @ rotation.T``); focal_px the focal length used. person: this
@@ -69,6 +75,16 @@ class Take:
     settings: dict = field(default_factory=dict)
     person: int = 1
     notes: list[str] = field(default_factory=list)
+    hands_2d: np.ndarray | None = None
+    hand_presence: np.ndarray | None = None
+
+    def __post_init__(self):
+        # A capture without hands (or from before hands existed): no hand seen in any frame.
+        n = len(self.joints_world)
+        if self.hands_2d is None:
+            self.hands_2d = np.full((n, 2, 21, 3), np.nan, dtype=np.float32)
+        if self.hand_presence is None:
+            self.hand_presence = np.zeros((n, 2), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.joints_world)
@@ -133,8 +149,8 @@ def load_takes(path: str | Path) -> list[Take]:
             arrays = []
             for prefix in prefixes:
                 found = {name: data[prefix + name] for name in names if prefix + name in data or name not in _ADDED}
-                for name, shape in _ADDED.items():  # takes saved before the array existed
-                    found.setdefault(name, np.zeros((len(found["joints_world"]), *shape), dtype=bool))
+                for name, fill in _ADDED.items():  # takes saved before the array existed
+                    found.setdefault(name, np.full((len(found["joints_world"]), *_ARRAYS[name]), fill))
                 arrays.append(found)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error

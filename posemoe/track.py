@@ -89,20 +89,24 @@ def stature(keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> f
 @dataclass
 class Track:
     """One person's detections: frame indices (into the list of frames given to :func:`build_tracks`),
-    keypoints (n, 17, 2) px, confidence (n, 17), boxes (n, 4) and statures (n,) px (see :func:`stature`)."""
+    keypoints (n, 17, 2) px, confidence (n, 17), boxes (n, 4), statures (n,) px (see :func:`stature`)
+    and hands (n, 2, 21, 4), each None where the detector found no hands (see :mod:`posemoe.detect`)."""
 
     frames: list[int] = field(default_factory=list)
     keypoints: list[np.ndarray] = field(default_factory=list)
     confidence: list[np.ndarray] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     statures: list[float] = field(default_factory=list)
+    hands: list[np.ndarray | None] = field(default_factory=list)
 
-    def add(self, frame: int, keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> None:
+    def add(self, frame: int, keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray,
+            hands: np.ndarray | None = None) -> None:
         self.frames.append(frame)
         self.keypoints.append(keypoints)
         self.confidence.append(confidence)
         self.boxes.append(box)
         self.statures.append(stature(keypoints, confidence, box))
+        self.hands.append(hands)
 
     @property
     def height(self) -> float:
@@ -125,18 +129,20 @@ class Track:
         return 0.5 * (box[:2] + box[2:])
 
 
-def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int = 5,
+def build_tracks(detections: list[tuple[np.ndarray, ...]], max_lost: int = 5,
                  min_iou: float = 0.1, duplicate_iou: float = 0.6) -> list[Track]:
-    """detections: per frame, (keypoints (P, 17, 2) px, confidence (P, 17)). Returns the tracks.
+    """detections: per frame, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]).
+    Returns the tracks.
 
     Two detections of one frame overlapping by more than ``duplicate_iou`` are one person seen twice
     (BlazePose sometimes does that); the less confident one is dropped.
     """
     tracks: list[Track] = []
     active: list[Track] = []
-    for frame, (keypoints, confidence) in enumerate(detections):
+    for frame, (keypoints, confidence, *extra) in enumerate(detections):
         if len(keypoints) == 0:
             continue
+        hands = extra[0] if extra else [None] * len(keypoints)
         boxes = person_boxes(keypoints, confidence)
         order = np.argsort(-np.asarray(confidence).mean(1))
         keep: list[int] = []
@@ -157,12 +163,12 @@ def build_tracks(detections: list[tuple[np.ndarray, np.ndarray]], max_lost: int 
             for r, c in zip(*linear_sum_assignment(-iou * (0.5 + 0.5 * similar))):
                 if iou[r, c] >= min_iou:
                     i = keep[r]
-                    live[c].add(frame, keypoints[i], confidence[i], boxes[i])
+                    live[c].add(frame, keypoints[i], confidence[i], boxes[i], hands[i])
                     matched.add(i)
         for i in keep:
             if i not in matched:
                 tracks.append(Track())
-                tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i])
+                tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i], hands[i])
                 active.append(tracks[-1])  # after matching: live (the same list) is done with
     return tracks
 
@@ -226,7 +232,7 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
         keep = [k for k, f in enumerate(a.frames) if f < b.frames[0]]
         add(Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
                   [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes,
-                  [a.statures[k] for k in keep] + b.statures))
+                  [a.statures[k] for k in keep] + b.statures, [a.hands[k] for k in keep] + b.hands))
     return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
@@ -247,6 +253,17 @@ def on_grid(track: Track, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     keypoints[track.frames] = np.array(track.keypoints)
     confidence[track.frames] = np.array(track.confidence)
     return keypoints, confidence
+
+
+def hands_on_grid(track: Track, num_frames: int) -> np.ndarray:
+    """A track's hands on the frame grid: (num_frames, 2, 21, 4) (see :mod:`posemoe.detect`), NaN and
+    presence 0 where the person or the hand was not found or hands were not asked for."""
+    hands = np.full((num_frames, 2, 21, 4), np.nan)
+    hands[..., 3] = 0.0
+    for frame, found in zip(track.frames, track.hands):
+        if found is not None:
+            hands[frame] = found
+    return hands
 
 
 def _nearest(tracks: list[Track], point: tuple[float, float, int]) -> Track:

@@ -137,6 +137,30 @@ def test_capture_operator_puts_everyone_on_an_armature_of_their_own(addon):
     bpy.context.scene.posemoe.people = "LARGEST"
 
 
+def test_capture_operator_keys_the_fingers_with_hands_on(addon):
+    # A signer, from the extension zip alone (the hand models travel in the posemoe wheel).
+    video = ROOT.parent / "shared" / "media" / "real" / "hands" / "asl_sign_yes.mkv"
+    if not video.is_file():
+        pytest.skip("../shared/media/real/hands is absent")
+    _empty_scene()
+    _settings(video=str(video), start=0, stop=30, hands=True)
+    try:
+        assert bpy.ops.posemoe.capture() == {"FINISHED"}
+    finally:
+        bpy.context.scene.posemoe.hands = False
+    (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    bones = set(armature.data.bones.keys())
+    assert {"f_index.01.L", "f_index.03.R", "thumb.01.L", "f_pinky.02.R"} <= bones
+    curves = {c.data_path for c in armature.animation_data.action.fcurves}
+    assert 'pose.bones["f_index.02.R"].rotation_quaternion' in curves
+    # The fingers move: a signer's index finger does not hold one angle for a second.
+    turns = []
+    for frame in (1, 15, 30):
+        bpy.context.scene.frame_set(frame)
+        turns.append(np.array(armature.pose.bones["f_index.02.R"].rotation_quaternion))
+    assert max(abs(float(a @ b)) for a, b in ((turns[0], turns[1]), (turns[1], turns[2]))) < 0.9999
+
+
 def test_capture_is_one_undo_step(addon):
     # Blender's undo needs a window, which the bpy module has not (ed.undo's poll fails headless): what
     # can be checked here is that the operator asks for an undo step, and that a capture only adds data

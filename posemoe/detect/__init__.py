@@ -8,6 +8,10 @@ Any object with this shape plugs into :func:`posemoe.pipeline.capture`::
             return keypoints, confidence  # (P, 17, 2) pixels and (P, 17) in [0, 1], P people (may be 0)
         def close(self): ...
 
+A detector that also finds hands returns a third array, hands (P, 2, 21, 4): each person's left and
+right hand's 21 landmarks in MediaPipe's order, x, y px, z relative depth px, and the hand's presence
+in [0, 1] as the fourth channel (NaN and 0 where a hand was not found).
+
 Keypoints are in our 17-joint order (:data:`posemoe.skeleton.JOINT_NAMES`). Detectors that output the
 COCO-17 layout (RTMPose, ViTPose, YOLO-pose) convert with :func:`posemoe.detect.layout.coco_to_h36m`.
 The default detector is BlazePose (:class:`posemoe.detect.blazepose.BlazePoseDetector`), which follows
@@ -59,11 +63,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
-def default_detector(max_people: int = 3) -> Detector:
-    """The shipped detector: BlazePose Full (both models on ONNX Runtime), offline."""
+def default_detector(max_people: int = 3, hands: bool = False) -> Detector:
+    """The shipped detector: BlazePose Full (both models on ONNX Runtime), offline; with ``hands``, also
+    MediaPipe's hand models (:mod:`posemoe.detect.hands`)."""
     from .blazepose import BlazePoseDetector
 
-    return BlazePoseDetector(max_people=max_people)
+    return BlazePoseDetector(max_people=max_people, hands=hands)
 
 
 def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | None,

@@ -73,13 +73,14 @@ class BlazePoseDetector:
     than ``max_people`` are followed, and in every frame while nobody is (see the module's docstring).
 
     min_detection: the person detector's score a new person needs; min_presence: the landmark model's
-    presence score needed to keep following one.
+    presence score needed to keep following one; hands: also find everyone's hands
+    (:class:`posemoe.detect.hands.HandDetector`), which :meth:`detect` then returns as a third array.
     """
 
     name = "blazepose-full"
 
     def __init__(self, max_people: int = 3, min_detection: float = MIN_DETECTION, min_presence: float = MIN_PRESENCE,
-                 look_every: int = LOOK_EVERY):
+                 look_every: int = LOOK_EVERY, hands: bool = False):
         if look_every < 1:
             raise ValueError(f"look_every must be 1 or more, not {look_every}")
         self.max_people, self.min_detection, self.min_presence = max_people, min_detection, min_presence
@@ -90,6 +91,11 @@ class BlazePoseDetector:
         self.looking = True
         self._regions: list[Region] = []  # where to look for the people followed, in the next frame
         self._frame = 0
+        self._hands = None
+        if hands:
+            from .hands import HandDetector
+
+            self._hands = HandDetector()
 
     def poses(self, image: np.ndarray) -> list[Pose]:
         """image (H, W, 3) uint8 BGR, the next frame -> everyone's :class:`Pose` in it."""
@@ -112,14 +118,22 @@ class BlazePoseDetector:
         """which (P,) bool, one per person of the last frame's result: follow on only those marked."""
         self._regions = [region for region, kept in zip(self._regions, which) if kept]
 
-    def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
-        """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17)."""
+    def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, ...]:
+        """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17), and
+        with ``hands`` also hands (P, 2, 21, 4): each person's left and right hand's 21 landmarks (x, y
+        px, z the relative depth in px) with the hand's presence repeated as the fourth channel (NaN
+        and 0 where not found)."""
         found = self.poses(image)
         if not found:
-            return np.zeros((0, 17, 2)), np.zeros((0, 17))
+            empty = (np.zeros((0, 17, 2)), np.zeros((0, 17)))
+            return empty + (np.zeros((0, 2, 21, 4)),) if self._hands is not None else empty
         points = np.array([pose.points[:33] for pose in found])
         visibility = np.array([pose.visibility[:33] for pose in found])
-        return blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0))
+        result = blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0))
+        if self._hands is None:
+            return result
+        hands, presence, _ = self._hands.detect(image, points, visibility)
+        return result + (np.concatenate([hands, np.repeat(presence[..., None, None], 21, axis=2)], axis=-1),)
 
     def close(self) -> None:
         """Nothing to release (the models' sessions are shared); kept for the Detector protocol."""

@@ -62,24 +62,26 @@ class _Stopped(Exception):
     """The caller asked the threads to stop."""
 
 
-def _merge(primary: tuple[np.ndarray, np.ndarray], extra: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _merge(primary: tuple[np.ndarray, ...], extra: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     """One frame's people from its own stretch and those carried over a seam: (keypoints (P, 17, 2),
-    confidence (P, 17)) each -> the union, a carried person dropped where it is one already there."""
+    confidence (P, 17)[, hands (P, 2, 21, 4)]) each -> the union, a carried person dropped where it is
+    one already there."""
     if len(extra[0]) == 0:
         return primary
     if len(primary[0]):
-        overlap = box_iou(person_boxes(*extra), person_boxes(*primary)).max(1)
-        extra = (extra[0][overlap <= SAME_PERSON], extra[1][overlap <= SAME_PERSON])
-    return np.concatenate([primary[0], extra[0]]), np.concatenate([primary[1], extra[1]])
+        new = box_iou(person_boxes(*extra[:2]), person_boxes(*primary[:2])).max(1) <= SAME_PERSON
+        extra = tuple(array[new] for array in extra)
+    return tuple(np.concatenate([mine, carried]) for mine, carried in zip(primary, extra))
 
 
 def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], max_people: int,
-                      on_frame: Callable[[int, np.ndarray, np.ndarray], None],
-                      check: Callable[[], None]) -> tuple[float, float]:
+                      on_frame: Callable[..., None], check: Callable[[], None],
+                      hands: bool = False) -> tuple[float, float]:
     """Detect the frame ``ranges`` of ``path`` (see :func:`stretches`), one thread each, with the
     default detector, each carrying its people over its seam (see the module's docstring).
 
-    on_frame(index, keypoints (P, 17, 2) px, confidence (P, 17)) is called in the calling thread as
+    on_frame(index, keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4) with ``hands``,
+    see :mod:`posemoe.detect`]) is called in the calling thread as
     results arrive, in any order, at least once for every frame; a frame whose people grow (someone
     carried over a seam) is given again, whole. check() is called often and may raise (cancel): every
     thread then stops within a frame and the exception propagates. Returns the threads' summed
@@ -122,16 +124,17 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
     def work(number: int, start: int, end: int | None) -> None:
         seconds: dict[str, float] = {}
         try:
-            detector = default_detector(max_people)
+            detector = default_detector(max_people, hands=hands)
             try:
                 # To the end of the whole range: past its own end a stretch only follows its people.
-                for index, keypoints, confidence in detect_frames(detector, path, start, overall_end, seconds):
+                for index, *result in detect_frames(detector, path, start, overall_end, seconds):
+                    keypoints, confidence = result[:2]
                     if end is None or index < end:
                         if not set(range(number)) <= finished:  # a stretch before may still ask
                             with news:
                                 published[index] = person_boxes(keypoints, confidence)
                                 news.notify_all()
-                        put(("frame", (index, keypoints, confidence)))
+                        put(("frame", (index, *result)))
                         detector.looking = end is None or index + 1 < end  # past the seam: follow only
                         continue
                     if len(keypoints) == 0:
@@ -143,7 +146,7 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                                if len(own) else np.ones(len(keypoints), dtype=bool))
                     if not missing.any():
                         break
-                    put(("extra", (index, keypoints[missing], confidence[missing])))
+                    put(("extra", (index, *(array[missing] for array in result))))
                     detector.keep(missing)  # those the later stretch has need not be followed here
             finally:
                 detector.close()
@@ -164,8 +167,8 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
 
     threads = [threading.Thread(target=work, args=(i, *stretch), name=f"posemoe-detect-{i}", daemon=True)
                for i, stretch in enumerate(ranges)]
-    frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    extras: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    frames: dict[int, tuple[np.ndarray, ...]] = {}
+    extras: dict[int, tuple[np.ndarray, ...]] = {}
     try:
         for thread in threads:
             thread.start()

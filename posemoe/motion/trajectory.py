@@ -26,6 +26,11 @@ from .. import PoseMoEError
 DEFAULT_FOV_DEGREES = 69.4  # across the longer side: a 26 mm full-frame-equivalent lens, most phones' main camera
 ANKLE_HEIGHT = 0.08  # metres from the sole to Human3.6M's ankle joint ("Foot")
 MIN_CONFIDENCE = 0.3
+#: A lower ankle that moves less than this from one frame to the next (metres) is standing on the
+#: floor: the floor's height is the median of those ankles' (``benchmarks/world.py``: the 20th
+#: percentile of all frames, used before, left planted feet 28 mm above the floor on average, this 19).
+PLANTED_STEP = 0.02
+MIN_PLANTED = 10  # frames: fewer, and the 20th percentile of all frames is the floor
 
 
 def focal_from_fov(width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> float:
@@ -138,11 +143,27 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
     rotation = np.stack([right, forward, up])
-    floor = min(np.percentile((j[:, [3, 6]] @ up).min(1)[w > 0], 20) for j, w in zip(people, weights)) - ANKLE_HEIGHT
+    floor = min(_planted_level(j, w, up) for j, w in zip(people, weights)) - ANKLE_HEIGHT
     first = int(np.argmax(weights[0] > 0))
     pelvis = people[0][first, 0]
     origin = pelvis - (pelvis @ up - floor) * up
     return rotation, origin
+
+
+def _planted_level(joints: np.ndarray, weights: np.ndarray, up: np.ndarray) -> float:
+    """The height along ``up`` (3,) at which one person's lower ankle stands while it stays put: the
+    median over frames where it moves slower than :data:`PLANTED_SPEED` (a foot on the floor), or the
+    20th percentile of all frames where too few are. joints (N, 17, 3) camera metres; weights (N,)."""
+    heights = joints[:, [3, 6]] @ up  # (N, 2)
+    lower = np.argmin(heights, axis=1)
+    ankle = joints[np.arange(len(joints)), np.array([3, 6])[lower]]
+    # Per frame, not per second: the frame rate is not known here, and at 24-60 frames/s a planted
+    # ankle's depth noise moves it far less than a swing foot moves.
+    step = np.r_[np.inf, np.linalg.norm(np.diff(ankle, axis=0), axis=-1)]
+    planted = (weights > 0) & (step < PLANTED_STEP)
+    if planted.sum() >= MIN_PLANTED:
+        return float(np.median(heights.min(1)[planted]))
+    return float(np.percentile(heights.min(1)[weights > 0], 20))
 
 
 def to_world(points: np.ndarray, rotation: np.ndarray, origin: np.ndarray) -> np.ndarray:

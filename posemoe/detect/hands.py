@@ -1,0 +1,345 @@
+"""MediaPipe's hand landmark model on ONNX Runtime: each person's two hands, 21 keypoints each.
+
+The hand regions come from the body, as MediaPipe Holistic takes them (its ``HandLandmarksLeftAndRight``
+graph of the ``mediapipe==0.10.21`` wheel), which is what tells us whose hand is which:
+
+1. from BlazePose's wrist, pinky and index landmarks (15/17/19 left, 16/18/20 right; only while the
+   wrist's visibility exceeds 0.1), a rough region (:func:`region_from_pose`): centred on an estimate of
+   the middle finger's base, (2 index + pinky) / 3, twice the wrist's distance from it, turned so the
+   wrist-to-middle axis points up, moved 10 % towards the fingers and enlarged 2.7 times;
+2. Holistic's re-crop model looks in that region and gives a tight one (:func:`recrop`);
+3. the hand landmark model runs on the previous frame's hand region (made from its landmarks as
+   MediaPipe's hand tracking makes it, :func:`region_from_hand`) while the previous landmarks lie inside
+   the re-crop region (Holistic's ``RoiTrackingCalculator`` also asks the two regions to agree in turn,
+   place and size; we do not, see :data:`TRACK_RECT`), else on the re-crop region; a hand whose
+   presence is below 0.5 is not found; two sides of one person on the same hand keep the one whose
+   handedness agrees.
+
+Where the body gives no hand (its wrist not visible, or no hand in its regions), MediaPipe's palm
+detector looks at the whole frame (:func:`find_palms`, its ``palm_detection_full`` model and
+HandLandmarker's region from a palm); a palm is given to the person and side whose body wrist is
+nearest, and one near no wrist is kept apart (:attr:`HandDetector.loose`). That keeps the hands of a
+close-up with no body to take them from.
+
+Cropping is the body's (:func:`posemoe.detect.landmarks.crop`, MediaPipe's ImageToTensorCalculator
+with replicated borders), at the models' sizes: 224 px for landmarks, 256 px for the re-crop model,
+192 px letterboxed for the palm detector. The models come from the wheel, converted once by
+``tools/hand_onnx.py``; MediaPipe itself is not needed. Nothing is downloaded.
+
+Coordinates: keypoints (21, 3) are x, y image px (MediaPipe's normalised coordinates times the frame's
+size) and z, the model's depth relative to the wrist in the same px scale (MediaPipe's z times the
+frame's width; smaller is nearer the camera). The 21 keypoints are MediaPipe's hand order: 0 wrist,
+1-4 thumb, 5-8 index, 9-12 middle, 13-16 ring, 17-20 pinky (base to tip).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import model_session, sigmoid
+from .landmarks import Region, region_from_axis
+from .people import suppress
+
+MODELS = Path(__file__).resolve().parent / "models"
+LANDMARK_MODEL = MODELS / "hand_landmark_full.onnx"
+RECROP_MODEL = MODELS / "hand_recrop.onnx"
+PALM_MODEL = MODELS / "palm_detection_full.onnx"
+LANDMARK_SIZE, RECROP_SIZE, PALM_SIZE = 224, 256, 192  # the models' input sides, px
+
+#: BlazePose landmarks of each hand: (wrist, pinky, index), the person's left hand first.
+POSE_HAND = ((15, 17, 19), (16, 18, 20))
+MIN_WRIST_VISIBILITY = 0.1  # Holistic's gate on the body's wrist (HandVisibilityFromHandLandmarksFromPose)
+MIN_PRESENCE = 0.5  # the hand landmark model's presence a hand needs (MediaPipe's default)
+MIN_PALM = 0.5  # the palm detector's score a palm needs (HandLandmarker's min_hand_detection_confidence)
+#: Holistic's RoiTrackingCalculator keeps the previous frame's region while it differs from the re-crop
+#: region by less than these (degrees, fraction of the side, fraction of the side) and the previous
+#: landmarks lie inside the re-crop region shrunk by 10 %. We keep only a looser landmark check
+#: (TRACK_RECT False, margin 0): following the hand from its own landmarks as long as they stay in the
+#: body's re-crop region is what HandLandmarker, our reference, does, and on the ASL clips
+#: (benchmarks/hands.py) it halves the distance from it (asl_sign_yes: median 0.91 -> 0.47 %, p90 18.8
+#: -> 7.5 %; asl_sign_again 5.9 -> 4.1 %).
+TRACK_ROTATION, TRACK_TRANSLATION, TRACK_SCALE, TRACK_MARGIN = 40.0, 0.2, 0.4, 0.0
+TRACK_RECT = False
+#: Palm keypoints used: 0 the wrist's centre, 2 the middle finger's base.
+PALM_WRIST, PALM_MIDDLE = 0, 2
+#: Palm hands are given to a body wrist nearer than this many times the palm region's side.
+PALM_TO_WRIST = 0.5
+#: Two hands whose keypoint boxes overlap more than this (intersection over union) are one hand
+#: (HandLandmarker's duplicate threshold).
+SAME_HAND = 0.5
+#: The 12 landmarks of the palm and finger bases that frame the next region (wrist, thumb's first three,
+#: two lowest of each finger: MediaPipe's HandLandmarksToRoi), fingertips excluded.
+PALM_LANDMARKS = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
+
+
+def _transformed(region: Region, height: float, shift_y: float, scale: float) -> Region:
+    """MediaPipe's RectTransformationCalculator on a region of side ``region.side`` (its width) and
+    ``height`` px: the centre moved ``shift_y`` heights along the region's own y axis (negative: towards
+    the top of the upright crop, the fingers), then the long side made square and scaled."""
+    c, s = math.cos(region.angle), math.sin(region.angle)
+    centre = region.centre + shift_y * height * np.array([-s, c])
+    return Region(centre, max(region.side, height) * scale, region.angle)
+
+
+def _angle(start: np.ndarray, end: np.ndarray) -> float:
+    """The region angle (:class:`Region`) that turns the vector start -> end (2,) px to point up."""
+    axis = np.asarray(end, dtype=np.float64) - start
+    return math.atan2(axis[0], -axis[1])
+
+
+def region_from_pose(wrist: np.ndarray, pinky: np.ndarray, index: np.ndarray) -> Region:
+    """Body landmarks (2,) px each -> the rough region where Holistic's re-crop model looks for the hand
+    (``HandLandmarksFromPoseToRecropRoi``: the middle finger's base estimated as (2 index + pinky) / 3,
+    a square twice its distance from the wrist, moved 0.1 of it towards the fingers, enlarged 2.7x)."""
+    middle = (2.0 * np.asarray(index, dtype=np.float64) + pinky) / 3.0
+    side = 2.0 * float(np.hypot(*(middle - wrist)))
+    return _transformed(Region(middle, side, _angle(wrist, middle)), side, -0.1, 2.7)
+
+
+def crop(image: np.ndarray, region: Region, size: int) -> np.ndarray:
+    """image (H, W, 3) uint8 BGR -> (1, size, size, 3) float32 RGB in [0, 1], the region upright,
+    sampled as :func:`posemoe.detect.landmarks.crop` samples (MediaPipe's corner-to-corner mapping,
+    replicated borders) at the hand models' sizes."""
+    x_axis, y_axis = (axis / size for axis in region.axes())
+    origin = region.centre - 0.5 * size * (x_axis + y_axis)
+    matrix = np.stack([np.array([x_axis[0], y_axis[0], origin[0]]), np.array([x_axis[1], y_axis[1], origin[1]])])
+    patch = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return (cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0))[None]
+
+
+def recrop(image: np.ndarray, region: Region) -> Region:
+    """image (H, W, 3) uint8 BGR, a rough hand region -> the tight region Holistic's re-crop model gives
+    (``HandRecropByRoi``): its two points are the new centre and a point whose distance is half the new
+    side, pointing from the fingers to the wrist; the square is then moved 0.1 of its side towards the
+    fingers."""
+    session = model_session(RECROP_MODEL, "The hand re-crop model")
+    raw = session.run(None, {session.get_inputs()[0].name: crop(image, region, RECROP_SIZE)})[0].reshape(2, 2)
+    centre, scale_point = region.to_image(raw / RECROP_SIZE)
+    side = 2.0 * float(np.hypot(*(scale_point - centre)))
+    # AlignmentPointsRectsCalculator with a target angle of -90 degrees: the axis centre -> scale point
+    # points down in the upright crop, so the region turns the opposite axis up.
+    return _transformed(Region(centre, side, _angle(scale_point, centre)), side, -0.1, 1.0)
+
+
+def region_from_hand(keypoints: np.ndarray) -> Region:
+    """keypoints (21, 2 or 3) px -> the region where the hand is looked for in the next frame
+    (MediaPipe's HandLandmarksToRoi): turned so the wrist to the mean of the index, middle and ring bases
+    ((5 + 13) / 2 + 9) / 2 points up, the box of the palm landmarks (:data:`PALM_LANDMARKS`) in that
+    frame, moved 0.1 of its height towards the fingers, its long side doubled."""
+    points = np.asarray(keypoints, dtype=np.float64)[PALM_LANDMARKS, :2]
+    top = ((points[4] + points[8]) / 2.0 + points[6]) / 2.0  # landmarks 5, 13, then 9
+    angle = _angle(points[0], top)
+    c, s = math.cos(angle), math.sin(angle)
+    # The box in the region's own axes (x: (c, s), y: (-s, c)) around the axis-aligned box's centre,
+    # as MediaPipe computes it.
+    middle = (points.min(0) + points.max(0)) / 2.0
+    local = (points - middle) @ np.array([[c, -s], [s, c]])
+    low, high = local.min(0), local.max(0)
+    centre_local = (low + high) / 2.0
+    centre = middle + centre_local[0] * np.array([c, s]) + centre_local[1] * np.array([-s, c])
+    width, height = high - low
+    return _transformed(Region(centre, float(width), angle), float(height), -0.1, 2.0)
+
+
+def hand_landmarks(image: np.ndarray, region: Region) -> tuple[np.ndarray, float, float]:
+    """image (H, W, 3) uint8 BGR, a hand region -> (keypoints (21, 3): x, y image px, z px (the model's
+    relative depth scaled as the region's side), presence in [0, 1], the model's handedness score: the
+    probability of MediaPipe's label "Left", which assumes a mirrored (selfie) picture, so in ordinary
+    video a high score means a right hand)."""
+    session = model_session(LANDMARK_MODEL, "The hand landmark model")
+    raw, presence, handedness, _ = session.run(None, {session.get_inputs()[0].name: crop(image, region, LANDMARK_SIZE)})
+    raw = raw.reshape(21, 3).astype(np.float64) / LANDMARK_SIZE
+    # LandmarkProjectionCalculator: z in crop units times the region's width.
+    keypoints = np.concatenate([region.to_image(raw[:, :2]), raw[:, 2:] * region.side], axis=-1)
+    return keypoints, float(presence.reshape(-1)[0]), float(handedness.reshape(-1)[0])
+
+
+def keep_tracking(previous: np.ndarray, tracked: Region, fresh: Region) -> bool:
+    """previous keypoints (21, 2+) px, the region made from them, the re-crop region of this frame ->
+    whether to look in ``tracked`` (MediaPipe's RoiTrackingCalculator, see :data:`TRACK_RECT`)."""
+    c, s = math.cos(fresh.angle), math.sin(fresh.angle)
+    to_fresh = np.array([[c, -s], [s, c]])  # image px -> the fresh region's axes
+    inside = np.abs((previous[:, :2] - fresh.centre) @ to_fresh) < 0.5 * fresh.side * (1.0 + TRACK_MARGIN)
+    if not TRACK_RECT:
+        return bool(inside.all())
+    turn = abs((math.degrees(tracked.angle - fresh.angle) + 180.0) % 360.0 - 180.0)
+    moved = np.abs((tracked.centre - fresh.centre) @ to_fresh)
+    if turn > TRACK_ROTATION or (moved > TRACK_TRANSLATION * fresh.side).any():
+        return False
+    if abs(tracked.side - fresh.side) > TRACK_SCALE * fresh.side:
+        return False
+    return bool(inside.all())
+
+
+@cache
+def _palm_anchors() -> np.ndarray:
+    """(2016, 2) anchor centres in [0, 1] of the palm detector's input: 24 x 24 cells with 2 anchors
+    each (stride 8), then 12 x 12 cells with 6 (three layers of stride 16), row by row."""
+    centres = []
+    for cells, per_cell in ((24, 2), (12, 6)):
+        grid = (np.arange(cells) + 0.5) / cells
+        x, y = np.meshgrid(grid, grid)
+        centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=-1), per_cell, axis=0))
+    return np.concatenate(centres)
+
+
+def find_palms(image: np.ndarray, min_score: float = MIN_PALM) -> list[tuple[float, Region, np.ndarray]]:
+    """image (H, W, 3) uint8 BGR -> [(score, hand region, wrist (2,) px)], best first: the palms MediaPipe's
+    palm detector finds (letterboxed 192 x 192 RGB in [0, 1], weighted suppression at 0.3 overlap) and the
+    region HandLandmarker makes from each (turned so the wrist to the middle finger's base points up,
+    the box moved half its height towards the fingers, its long side times 2.6)."""
+    height, width = image.shape[:2]
+    scale = PALM_SIZE / max(height, width)
+    offset = 0.5 * (PALM_SIZE - scale * np.array([width, height], dtype=np.float64))
+    matrix = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
+    small = cv2.warpAffine(image, matrix, (PALM_SIZE, PALM_SIZE), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    tensor = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0)
+    session = model_session(PALM_MODEL, "The palm detector")
+    raw, logits = session.run(None, {session.get_inputs()[0].name: tensor[None]})
+    scores = sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))
+    keep = scores >= min_score
+    if not keep.any():
+        return []
+    raw, scores, anchors = raw.reshape(-1, 18)[keep].astype(np.float64), scores[keep], _palm_anchors()[keep]
+    centre = raw[:, :2] + anchors * PALM_SIZE
+    half = 0.5 * raw[:, 2:4]
+    keypoints = raw[:, 4:].reshape(-1, 7, 2) + anchors[:, None] * PALM_SIZE
+    values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 14)], axis=-1)
+    palms = []
+    for score, merged in suppress(scores, values):
+        box = (merged[:4].reshape(2, 2) - offset) / scale  # model px -> image px
+        points = (merged[4:].reshape(7, 2) - offset) / scale
+        size = box[1] - box[0]
+        region = Region((box[0] + box[1]) / 2.0, float(size[0]), _angle(points[PALM_WRIST], points[PALM_MIDDLE]))
+        palms.append((score, _transformed(region, float(size[1]), -0.5, 2.6), points[PALM_WRIST]))
+    return palms
+
+
+def _overlap(one: np.ndarray, other: np.ndarray) -> float:
+    """Two hands' keypoints (21, 2+) px -> intersection over union of their keypoint boxes."""
+    low = np.maximum(one[:, :2].min(0), other[:, :2].min(0))
+    high = np.minimum(one[:, :2].max(0), other[:, :2].max(0))
+    inter = float(np.prod(np.clip(high - low, 0, None)))
+    areas = [float(np.prod(np.ptp(hand[:, :2], axis=0))) for hand in (one, other)]
+    return inter / max(sum(areas) - inter, 1e-12)
+
+
+class HandDetector:
+    """Both hands of every person, frame after frame (frames in time order: it follows hands).
+
+    Call with each frame and the people BlazePose found in it; index 0 of the hands axis is the person's
+    left hand (taken from the body's left wrist), 1 the right. ``palms``: look with the palm detector for
+    hands the body does not give (see the module's docstring; about as long as a landmark call).
+    """
+
+    def __init__(self, palms: bool = True, min_presence: float = MIN_PRESENCE):
+        self.palms, self.min_presence = palms, min_presence
+        self._previous: list[tuple[int, np.ndarray]] = []  # last frame's body hands: (side, keypoints (21, 3))
+        self._loose: list[np.ndarray] = []  # last frame's hands near no body, keypoints (21, 3)
+        #: (K, 21, 3) px: hands of the last frame found by the palm detector near no person's wrist.
+        self.loose = np.zeros((0, 21, 3))
+        self.palm_looks = 0  # looks with the palm detector so far
+
+    def _track(self, image: np.ndarray, side: int, fresh: Region) -> Region:
+        """The region to look in for a hand whose re-crop region is ``fresh``: the previous frame's
+        region of a hand of this side that :func:`keep_tracking` accepts (the nearest), else ``fresh``."""
+        best, best_distance = fresh, math.inf
+        for hand_side, previous in self._previous:
+            if hand_side != side:
+                continue
+            tracked = region_from_hand(previous)
+            distance = float(np.hypot(*(tracked.centre - fresh.centre)))
+            if distance < best_distance and keep_tracking(previous, tracked, fresh):
+                best, best_distance = tracked, distance
+        return best
+
+    def detect(self, image: np.ndarray, points: np.ndarray, visibility: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """image (H, W, 3) uint8 BGR; points (P, 33 or more, 2) px, BlazePose's landmarks of each person;
+        visibility (P, 33 or more) in [0, 1] -> hands (P, 2, 21, 3) px (x, y, relative depth z, see the
+        module's docstring; NaN where not found), presence (P, 2) in [0, 1] (0 where not found) and
+        handedness (P, 2): the landmark model's probability that the hand is the side we say it is
+        (taken from the body; low values flag a left/right mix-up; NaN where not found)."""
+        points = np.asarray(points, dtype=np.float64)
+        points = points.reshape(0, 33, 2) if points.size == 0 else points
+        visibility = np.asarray(visibility, dtype=np.float64).reshape(len(points), -1 if len(points) else 33)
+        people = len(points)
+        hands = np.full((people, 2, 21, 3), np.nan)
+        presence = np.zeros((people, 2))
+        handedness = np.full((people, 2), np.nan)
+        missing = []
+        for person in range(people):
+            for side, (wrist, pinky, index) in enumerate(POSE_HAND):
+                trio = points[person, [wrist, pinky, index]]
+                if not (np.isfinite(trio).all() and visibility[person, wrist] > MIN_WRIST_VISIBILITY):
+                    missing.append((person, side))
+                    continue
+                rough = region_from_pose(*trio)
+                if rough.side < 1.0:
+                    missing.append((person, side))
+                    continue
+                region = self._track(image, side, recrop(image, rough))
+                keypoints, score, left = hand_landmarks(image, region)
+                if score < self.min_presence:
+                    missing.append((person, side))
+                    continue
+                hands[person, side], presence[person, side] = keypoints, score
+                # The bare model's "Left" is the person's right hand in an unmirrored picture (it was
+                # trained on mirrored selfies; on the ASL clips it agrees with the body this way).
+                handedness[person, side] = left if side == 1 else 1.0 - left
+        # Two body sides on one hand (hands held together, crossed, a wrist mistaken): the hand is kept
+        # on the side its handedness agrees with best, as MediaPipe's HandLandmarker drops duplicates.
+        for person in range(people):
+            if presence[person].all() and _overlap(hands[person, 0], hands[person, 1]) > SAME_HAND:
+                worse = int(np.argmin(handedness[person]))
+                hands[person, worse], presence[person, worse], handedness[person, worse] = np.nan, 0.0, np.nan
+                missing.append((person, worse))
+        found = [hands[person, side] for person in range(people) for side in (0, 1) if presence[person, side] > 0]
+        wrists = points[:, [POSE_HAND[0][0], POSE_HAND[1][0]]] if people else np.zeros((0, 2, 2))
+        loose = []
+
+        def place(keypoints: np.ndarray, score: float, left: float) -> None:
+            """A hand found away from the body's regions: given to the nearest missing side whose body
+            wrist is near its wrist, kept apart if no body wrist is near, dropped if it is one found."""
+            if score < self.min_presence or any(_overlap(keypoints, other) > SAME_HAND for other in found):
+                return
+            reach = PALM_TO_WRIST * region_from_hand(keypoints).side
+            distance = np.linalg.norm(wrists - keypoints[0, :2], axis=-1)  # (P, 2) px
+            slots = [(float(distance[p, s]), p, s) for p, s in missing if distance[p, s] < reach]
+            if slots:
+                _, person, side = min(slots)
+                missing.remove((person, side))
+                hands[person, side], presence[person, side] = keypoints, score
+                handedness[person, side] = left if side == 1 else 1.0 - left
+            elif not (distance < reach).any():
+                loose.append(keypoints)
+            else:
+                return
+            found.append(keypoints)
+
+        # Hands kept apart in the last frame are followed from their landmarks, as HandLandmarker does.
+        for previous in self._loose:
+            place(*hand_landmarks(image, region_from_hand(previous)))
+        # The palm detector looks while a body side has no hand, or, with nobody, fewer than two hands
+        # are followed (HandLandmarker looks while it follows fewer than its two hands).
+        if self.palms and (missing or (not people and len(loose) < 2)):
+            self.palm_looks += 1
+            for _, region, _ in find_palms(image):
+                # A palm where a hand was already found this frame is that hand: no landmark call.
+                if any(np.hypot(*(region_from_hand(k).centre - region.centre)) < 0.5 * region.side for k in found):
+                    continue
+                place(*hand_landmarks(image, region))
+        self.loose = np.array(loose).reshape(-1, 21, 3)
+        self._loose = loose
+        self._previous = [(side, hands[person, side]) for person in range(people) for side in (0, 1) if presence[person, side] > 0]
+        return hands, presence, handedness
+
+    def close(self) -> None:
+        """Nothing to release (the models' sessions are shared)."""
