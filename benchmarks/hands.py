@@ -328,8 +328,8 @@ def main() -> int:
             notes.append(note)
     landmark, recrop_ms, palm = call_times_ms(clips[0])
     tail = ["", *notes, "", f"One hand landmark call (crop, ONNX Runtime on one thread): {landmark:.1f} ms; one re-crop call: "
-            f"{recrop_ms:.1f} ms; one palm detector look: {palm:.1f} ms; medians of 30 on {clips[0].name}. A hand from the body "
-            f"costs one landmark and one re-crop call."]
+            f"{recrop_ms:.1f} ms; one palm detector look: {palm:.1f} ms; medians of 30 on {clips[0].name}. A hand "
+            f"followed from the last frame costs one landmark call; one found anew, a palm look or a re-crop call more."]
     speed_lines, speed = ([], []) if args.no_speed else capture_speed(clips + [ROOT / "samples" / "walk.mp4"])
     text = "\n".join(lines + tail + speed_lines)
     print("\n".join(tail))

@@ -1,25 +1,28 @@
 """MediaPipe's hand landmark model on ONNX Runtime: each person's two hands, 21 keypoints each.
 
-The hand regions come from the body, as MediaPipe Holistic takes them (its ``HandLandmarksLeftAndRight``
-graph of the ``mediapipe==0.10.21`` wheel), which is what tells us whose hand is which:
+A hand is followed from its own landmarks, frame to frame, the way MediaPipe's HandLandmarker (our
+reference) follows it; the body says whose hand is which and where to look for one not yet followed:
 
-1. from BlazePose's wrist, pinky and index landmarks (15/17/19 left, 16/18/20 right; only while the
-   wrist's visibility exceeds 0.1), a rough region (:func:`region_from_pose`): centred on an estimate of
-   the middle finger's base, (2 index + pinky) / 3, twice the wrist's distance from it, turned so the
-   wrist-to-middle axis points up, moved 10 % towards the fingers and enlarged 2.7 times;
-2. Holistic's re-crop model looks in that region and gives a tight one (:func:`recrop`);
-3. the hand landmark model runs on the previous frame's hand region (made from its landmarks as
-   MediaPipe's hand tracking makes it, :func:`region_from_hand`) while the previous landmarks lie inside
-   the re-crop region (Holistic's ``RoiTrackingCalculator`` also asks the two regions to agree in turn,
-   place and size; we do not, see :data:`TRACK_RECT`), else on the re-crop region; a hand whose
-   presence is below 0.5 is not found; two sides of one person on the same hand keep the one whose
-   handedness agrees.
-
-Where the body gives no hand (its wrist not visible, or no hand in its regions), MediaPipe's palm
-detector looks at the whole frame (:func:`find_palms`, its ``palm_detection_full`` model and
-HandLandmarker's region from a palm); a palm is given to the person and side whose body wrist is
-nearest, and one near no wrist is kept apart (:attr:`HandDetector.loose`). That keeps the hands of a
-close-up with no body to take them from.
+1. a hand of a body side found in the previous frame is looked for in the region made from its
+   landmarks (:func:`region_from_hand`, MediaPipe's ``HandLandmarksToRoi``): one landmark call, no
+   re-crop; it is kept while its presence is at least 0.5 and, where the body's wrist is seen, its
+   wrist stays near the body's (else it slid onto the other hand);
+2. two sides of one person on the same hand keep the one whose handedness agrees;
+3. where a side still has no hand (or, with nobody, fewer than two hands are followed), MediaPipe's
+   palm detector looks at the whole frame (:func:`find_palms`, its ``palm_detection_full`` model and
+   HandLandmarker's region from a palm), as HandLandmarker finds new hands: starting where it starts
+   keeps us on its track. A palm is given to the person and side whose body wrist is nearest; one
+   near no wrist is kept apart (:attr:`HandDetector.loose`, also followed), which keeps the hands of a
+   close-up with no body to take them from. After looks that find nothing new the detector waits
+   (1, 2, 4 .. :data:`PALM_WAIT` frames) unless a body wrist newly shows without a hand or a followed
+   hand is lost;
+4. a side whose body wrist is seen (visibility over 0.1) and still has no hand is found as MediaPipe
+   Holistic finds it (its ``HandLandmarksLeftAndRight`` graph of the ``mediapipe==0.10.21`` wheel):
+   from BlazePose's wrist, pinky and index landmarks (15/17/19 left, 16/18/20 right) a rough region
+   (:func:`region_from_pose`: centred on an estimate of the middle finger's base, (2 index + pinky) / 3,
+   twice the wrist's distance from it, turned so the wrist-to-middle axis points up, moved 10 % towards
+   the fingers and enlarged 2.7 times), in which Holistic's re-crop model gives a tight one
+   (:func:`recrop`) for the landmark model. A hand whose presence is below 0.5 is not found.
 
 Cropping is the body's (:func:`posemoe.detect.landmarks.crop`, MediaPipe's ImageToTensorCalculator
 with replicated borders), at the models' sizes: 224 px for landmarks, 256 px for the re-crop model,
@@ -56,22 +59,18 @@ POSE_HAND = ((15, 17, 19), (16, 18, 20))
 MIN_WRIST_VISIBILITY = 0.1  # Holistic's gate on the body's wrist (HandVisibilityFromHandLandmarksFromPose)
 MIN_PRESENCE = 0.5  # the hand landmark model's presence a hand needs (MediaPipe's default)
 MIN_PALM = 0.5  # the palm detector's score a palm needs (HandLandmarker's min_hand_detection_confidence)
-#: Holistic's RoiTrackingCalculator keeps the previous frame's region while it differs from the re-crop
-#: region by less than these (degrees, fraction of the side, fraction of the side) and the previous
-#: landmarks lie inside the re-crop region shrunk by 10 %. We keep only a looser landmark check
-#: (TRACK_RECT False, margin 0): following the hand from its own landmarks as long as they stay in the
-#: body's re-crop region is what HandLandmarker, our reference, does, and on the ASL clips
-#: (benchmarks/hands.py) it halves the distance from it (asl_sign_yes: median 0.91 -> 0.47 %, p90 18.8
-#: -> 7.5 %; asl_sign_again 5.9 -> 4.1 %).
-TRACK_ROTATION, TRACK_TRANSLATION, TRACK_SCALE, TRACK_MARGIN = 40.0, 0.2, 0.4, 0.0
-TRACK_RECT = False
 #: Palm keypoints used: 0 the wrist's centre, 2 the middle finger's base.
 PALM_WRIST, PALM_MIDDLE = 0, 2
 #: Palm hands are given to a body wrist nearer than this many times the palm region's side.
 PALM_TO_WRIST = 0.5
+#: The most frames a palm look waits after vain looks (doubling from 1; see HandDetector.detect).
+PALM_WAIT = 8
 #: Two hands whose keypoint boxes overlap more than this (intersection over union) are one hand
 #: (HandLandmarker's duplicate threshold).
 SAME_HAND = 0.5
+#: A palm whose region overlaps a followed hand's region more than this (intersection over union) is
+#: that hand (HandLandmarker's min_similarity_threshold, its min_tracking_confidence 0.5).
+SAME_REGION = 0.5
 #: The 12 landmarks of the palm and finger bases that frame the next region (wrist, thumb's first three,
 #: two lowest of each finger: MediaPipe's HandLandmarksToRoi), fingertips excluded.
 PALM_LANDMARKS = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
@@ -160,23 +159,6 @@ def hand_landmarks(image: np.ndarray, region: Region) -> tuple[np.ndarray, float
     return keypoints, float(presence.reshape(-1)[0]), float(handedness.reshape(-1)[0])
 
 
-def keep_tracking(previous: np.ndarray, tracked: Region, fresh: Region) -> bool:
-    """previous keypoints (21, 2+) px, the region made from them, the re-crop region of this frame ->
-    whether to look in ``tracked`` (MediaPipe's RoiTrackingCalculator, see :data:`TRACK_RECT`)."""
-    c, s = math.cos(fresh.angle), math.sin(fresh.angle)
-    to_fresh = np.array([[c, -s], [s, c]])  # image px -> the fresh region's axes
-    inside = np.abs((previous[:, :2] - fresh.centre) @ to_fresh) < 0.5 * fresh.side * (1.0 + TRACK_MARGIN)
-    if not TRACK_RECT:
-        return bool(inside.all())
-    turn = abs((math.degrees(tracked.angle - fresh.angle) + 180.0) % 360.0 - 180.0)
-    moved = np.abs((tracked.centre - fresh.centre) @ to_fresh)
-    if turn > TRACK_ROTATION or (moved > TRACK_TRANSLATION * fresh.side).any():
-        return False
-    if abs(tracked.side - fresh.side) > TRACK_SCALE * fresh.side:
-        return False
-    return bool(inside.all())
-
-
 @cache
 def _palm_anchors() -> np.ndarray:
     """(2016, 2) anchor centres in [0, 1] of the palm detector's input: 24 x 24 cells with 2 anchors
@@ -222,6 +204,17 @@ def find_palms(image: np.ndarray, min_score: float = MIN_PALM) -> list[tuple[flo
     return palms
 
 
+def _region_overlap(one: Region, other: Region) -> float:
+    """Two turned square regions -> intersection over union of their areas (HandAssociationCalculator's
+    similarity of two hand regions)."""
+    boxes = [((float(r.centre[0]), float(r.centre[1])), (r.side, r.side), math.degrees(r.angle)) for r in (one, other)]
+    kind, polygon = cv2.rotatedRectangleIntersection(*boxes)
+    if kind == cv2.INTERSECT_NONE or polygon is None:
+        return 0.0
+    inter = float(cv2.contourArea(polygon))
+    return inter / max(one.side ** 2 + other.side ** 2 - inter, 1e-12)
+
+
 def _overlap(one: np.ndarray, other: np.ndarray) -> float:
     """Two hands' keypoints (21, 2+) px -> intersection over union of their keypoint boxes."""
     low = np.maximum(one[:, :2].min(0), other[:, :2].min(0))
@@ -241,24 +234,36 @@ class HandDetector:
 
     def __init__(self, palms: bool = True, min_presence: float = MIN_PRESENCE):
         self.palms, self.min_presence = palms, min_presence
-        self._previous: list[tuple[int, np.ndarray]] = []  # last frame's body hands: (side, keypoints (21, 3))
+        #: last frame's body hands: (person, side, keypoints (21, 3) px)
+        self._previous: list[tuple[int, int, np.ndarray]] = []
         self._loose: list[np.ndarray] = []  # last frame's hands near no body, keypoints (21, 3)
         #: (K, 21, 3) px: hands of the last frame found by the palm detector near no person's wrist.
         self.loose = np.zeros((0, 21, 3))
         self.palm_looks = 0  # looks with the palm detector so far
+        self._palm_wait, self._palm_gap = 0, 1  # frames until the next palm look; the wait after the next vain one
+        self._wanted: set[tuple[int, int]] = set()  # last frame's body sides seen without a hand
 
-    def _track(self, image: np.ndarray, side: int, fresh: Region) -> Region:
-        """The region to look in for a hand whose re-crop region is ``fresh``: the previous frame's
-        region of a hand of this side that :func:`keep_tracking` accepts (the nearest), else ``fresh``."""
-        best, best_distance = fresh, math.inf
-        for hand_side, previous in self._previous:
-            if hand_side != side:
-                continue
-            tracked = region_from_hand(previous)
-            distance = float(np.hypot(*(tracked.centre - fresh.centre)))
-            if distance < best_distance and keep_tracking(previous, tracked, fresh):
-                best, best_distance = tracked, distance
-        return best
+    def _follow(self, image: np.ndarray, person: int, side: int, wrist: np.ndarray | None
+                ) -> tuple[np.ndarray, float, float] | None:
+        """The hand of ``person``'s ``side`` followed from the last frame's landmarks of that side, as
+        HandLandmarker tracks (one landmark call in :func:`region_from_hand`, no re-crop call), or None
+        where there was none or it is lost (presence below the minimum, or its wrist now farther from the
+        body's visible ``wrist`` (2,) px than :data:`PALM_TO_WRIST` region sides: it slid to another hand).
+        Last frame's hand is the one of this side whose wrist is nearest the body's wrist (the person's
+        index where the body gives no wrist)."""
+        if wrist is None:
+            candidates = [k for p, s, k in self._previous if s == side and p == person]
+        else:
+            candidates = sorted((k for _, s, k in self._previous if s == side),
+                                key=lambda k: float(np.hypot(*(k[0, :2] - wrist))))
+        if not candidates:
+            return None
+        keypoints, score, left = hand_landmarks(image, region_from_hand(candidates[0]))
+        if score < self.min_presence:
+            return None
+        if wrist is not None and np.hypot(*(keypoints[0, :2] - wrist)) > PALM_TO_WRIST * region_from_hand(keypoints).side:
+            return None
+        return keypoints, score, left
 
     def detect(self, image: np.ndarray, points: np.ndarray, visibility: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,22 +279,20 @@ class HandDetector:
         hands = np.full((people, 2, 21, 3), np.nan)
         presence = np.zeros((people, 2))
         handedness = np.full((people, 2), np.nan)
-        missing = []
+        missing, rough = [], {}  # sides with no hand yet; (person, side) -> the body's rough region
         for person in range(people):
             for side, (wrist, pinky, index) in enumerate(POSE_HAND):
                 trio = points[person, [wrist, pinky, index]]
-                if not (np.isfinite(trio).all() and visibility[person, wrist] > MIN_WRIST_VISIBILITY):
+                if np.isfinite(trio).all() and visibility[person, wrist] > MIN_WRIST_VISIBILITY:
+                    region = region_from_pose(*trio)
+                    if region.side >= 1.0:
+                        rough[person, side] = region
+                # A hand seen last frame is followed from its own landmarks, as HandLandmarker follows it.
+                found = self._follow(image, person, side, trio[0] if (person, side) in rough else None)
+                if found is None:
                     missing.append((person, side))
                     continue
-                rough = region_from_pose(*trio)
-                if rough.side < 1.0:
-                    missing.append((person, side))
-                    continue
-                region = self._track(image, side, recrop(image, rough))
-                keypoints, score, left = hand_landmarks(image, region)
-                if score < self.min_presence:
-                    missing.append((person, side))
-                    continue
+                keypoints, score, left = found
                 hands[person, side], presence[person, side] = keypoints, score
                 # The bare model's "Left" is the person's right hand in an unmirrored picture (it was
                 # trained on mirrored selfies; on the ASL clips it agrees with the body this way).
@@ -305,40 +308,63 @@ class HandDetector:
         wrists = points[:, [POSE_HAND[0][0], POSE_HAND[1][0]]] if people else np.zeros((0, 2, 2))
         loose = []
 
-        def place(keypoints: np.ndarray, score: float, left: float) -> None:
-            """A hand found away from the body's regions: given to the nearest missing side whose body
-            wrist is near its wrist, kept apart if no body wrist is near, dropped if it is one found."""
+        def place(keypoints: np.ndarray, score: float, left: float, only: tuple[int, int] | None = None) -> bool:
+            """A hand found away from last frame's hands: given to the nearest missing side whose body
+            wrist is near its wrist (``only``: to that side or to none), kept apart if no body wrist is
+            near, dropped if it is one found or near a wrist whose side has a hand. True if kept."""
             if score < self.min_presence or any(_overlap(keypoints, other) > SAME_HAND for other in found):
-                return
+                return False
             reach = PALM_TO_WRIST * region_from_hand(keypoints).side
             distance = np.linalg.norm(wrists - keypoints[0, :2], axis=-1)  # (P, 2) px
-            slots = [(float(distance[p, s]), p, s) for p, s in missing if distance[p, s] < reach]
+            slots = [(float(distance[p, s]), p, s) for p, s in missing
+                     if distance[p, s] < reach and (only is None or (p, s) == only)]
             if slots:
                 _, person, side = min(slots)
                 missing.remove((person, side))
                 hands[person, side], presence[person, side] = keypoints, score
                 handedness[person, side] = left if side == 1 else 1.0 - left
-            elif not (distance < reach).any():
+            elif only is None and not (distance < reach).any():
                 loose.append(keypoints)
             else:
-                return
+                return False
             found.append(keypoints)
+            return True
 
         # Hands kept apart in the last frame are followed from their landmarks, as HandLandmarker does.
         for previous in self._loose:
             place(*hand_landmarks(image, region_from_hand(previous)))
-        # The palm detector looks while a body side has no hand, or, with nobody, fewer than two hands
-        # are followed (HandLandmarker looks while it follows fewer than its two hands).
+        # New hands are found as HandLandmarker finds them, by the palm detector, while a body side has
+        # no hand or, with nobody, fewer than two hands are followed: following a hand from where the
+        # reference first found it keeps us on its track (from a region of the body's, the landmarks
+        # differ where hands move fast or touch). A look that finds nothing new waits twice as many
+        # frames before the next (up to PALM_WAIT) unless a body wrist newly shows without a hand or a
+        # hand followed last frame is lost (then HandLandmarker would look at once): a close-up with one
+        # hand and a side the body never sees does not pay a look every frame.
+        wanted = {key for key in missing if key in rough}
         if self.palms and (missing or (not people and len(loose) < 2)):
-            self.palm_looks += 1
-            for _, region, _ in find_palms(image):
-                # A palm where a hand was already found this frame is that hand: no landmark call.
-                if any(np.hypot(*(region_from_hand(k).centre - region.centre)) < 0.5 * region.side for k in found):
-                    continue
-                place(*hand_landmarks(image, region))
+            if wanted - self._wanted or len(found) < len(self._previous) + len(self._loose):
+                self._palm_wait, self._palm_gap = 0, 1
+            if self._palm_wait > 0:
+                self._palm_wait -= 1
+            else:
+                self.palm_looks += 1
+                new = False
+                for _, region, _ in find_palms(image):
+                    # A palm whose region overlaps a found hand's is that hand: no landmark call
+                    # (HandAssociationCalculator: overlap over SAME_REGION; a centre distance would also
+                    # drop the second of two hands held together).
+                    if any(_region_overlap(region_from_hand(k), region) > SAME_REGION for k in found):
+                        continue
+                    new |= place(*hand_landmarks(image, region))
+                self._palm_wait, self._palm_gap = (0, 1) if new else (self._palm_gap, min(2 * self._palm_gap, PALM_WAIT))
+        self._wanted = wanted
+        # A body side still without a hand: Holistic's way, the re-crop model in the body's region.
+        for person, side in [key for key in missing if key in rough]:
+            place(*hand_landmarks(image, recrop(image, rough[person, side])), only=(person, side))
         self.loose = np.array(loose).reshape(-1, 21, 3)
         self._loose = loose
-        self._previous = [(side, hands[person, side]) for person in range(people) for side in (0, 1) if presence[person, side] > 0]
+        self._previous = [(person, side, hands[person, side]) for person in range(people) for side in (0, 1)
+                          if presence[person, side] > 0]
         return hands, presence, handedness
 
     def close(self) -> None:
