@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from . import model_session, sigmoid
-from .landmarks import Region, region_from_axis
+from .landmarks import Region, crop, region_from_axis
 from .people import suppress
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -98,18 +98,6 @@ def region_from_pose(wrist: np.ndarray, pinky: np.ndarray, index: np.ndarray) ->
     middle = (2.0 * np.asarray(index, dtype=np.float64) + pinky) / 3.0
     side = 2.0 * float(np.hypot(*(middle - wrist)))
     return _transformed(Region(middle, side, _angle(wrist, middle)), side, -0.1, 2.7)
-
-
-def crop(image: np.ndarray, region: Region, size: int) -> np.ndarray:
-    """image (H, W, 3) uint8 BGR -> (1, size, size, 3) float32 RGB in [0, 1], the region upright,
-    sampled as :func:`posemoe.detect.landmarks.crop` samples (MediaPipe's corner-to-corner mapping,
-    replicated borders) at the hand models' sizes."""
-    x_axis, y_axis = (axis / size for axis in region.axes())
-    origin = region.centre - 0.5 * size * (x_axis + y_axis)
-    matrix = np.stack([np.array([x_axis[0], y_axis[0], origin[0]]), np.array([x_axis[1], y_axis[1], origin[1]])])
-    patch = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return (cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0))[None]
 
 
 def recrop(image: np.ndarray, region: Region) -> Region:

@@ -68,17 +68,18 @@ def region_from_axis(hip_centre: np.ndarray, scale_point: np.ndarray, scale: flo
     return Region(np.asarray(hip_centre, dtype=np.float64), 2.0 * radius * scale, angle)
 
 
-def crop(image: np.ndarray, region: Region) -> np.ndarray:
-    """image (H, W, 3) uint8 BGR -> (1, 256, 256, 3) float32 RGB in [0, 1], the region upright."""
-    x_axis, y_axis = (axis / SIZE for axis in region.axes())
+def crop(image: np.ndarray, region: Region, size: int = SIZE) -> np.ndarray:
+    """image (H, W, 3) uint8 BGR -> (1, size, size, 3) float32 RGB in [0, 1], the region upright (size:
+    the model's input side; the hand models' differ from this model's 256)."""
+    x_axis, y_axis = (axis / size for axis in region.axes())
     # Crop pixel index (a, b) samples image index coordinates corner + a x_axis + b y_axis, with no
     # half-pixel terms: MediaPipe's converter maps the region's corners onto the crop's corners
     # (cv::getPerspectiveTransform, then warpPerspective, which works in index coordinates). Sampling at
     # pixel centres instead, as we did, moved the landmarks by several pixels on a body 900 px tall
     # (test_a_fresh_look_gives_mediapipes_landmarks_to_a_tenth_of_a_pixel holds us to MediaPipe's).
-    origin = region.centre - 0.5 * SIZE * (x_axis + y_axis)
+    origin = region.centre - 0.5 * size * (x_axis + y_axis)
     matrix = np.stack([np.array([x_axis[0], y_axis[0], origin[0]]), np.array([x_axis[1], y_axis[1], origin[1]])])
-    patch = cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    patch = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
     patch = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)
     return (patch.astype(np.float32) * np.float32(1.0 / 255.0))[None]
