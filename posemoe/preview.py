@@ -24,6 +24,7 @@ from .video import read_frames
 
 HEIGHT = 540  # preview height in pixels; the video is scaled to it and the 3D view is square
 _LEFT, _RIGHT, _CENTRE = (255, 140, 40), (40, 60, 240), (60, 200, 60)  # BGR
+HAND_PRESENCE = 0.5  # a hand is drawn only where the hand model is this sure of it
 
 
 def _colour(child: int) -> tuple[int, int, int]:
@@ -113,6 +114,12 @@ def _draw_2d(image: np.ndarray, takes: list[Take], frame: int) -> np.ndarray:
         for parent, child in BONES:
             style = 3 if seen[parent] and seen[child] else 1
             cv2.line(canvas, tuple(np.int32(points[parent])), tuple(np.int32(points[child])), _colour(child), style, cv2.LINE_AA)
+        for side in range(2):  # hands, where captured: each finger from the wrist, thin
+            if take.hand_presence[i, side] >= HAND_PRESENCE:
+                hand = take.hands_2d[i, side, :, :2] * scale
+                for finger in range(5):
+                    chain = hand[[0, *range(1 + 4 * finger, 5 + 4 * finger)]]
+                    cv2.polylines(canvas, [np.int32(chain)], False, (255, 255, 255), 1, cv2.LINE_AA)
         marks = ["gap"] if take.filled[i] else []
         if take.repaired[i].any():  # the detector had left and right the wrong way round here
             marks.append("left/right fixed: " + " and ".join(name for name, fixed in zip(("legs", "arms"), take.repaired[i]) if fixed))

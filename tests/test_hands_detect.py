@@ -146,3 +146,23 @@ def test_a_capture_without_hands_has_none():
               for k, c in zip(data["keypoints"], data["confidence"])]
     take = take_from_detections(frames, VideoInfo("walk", float(data["fps"]), 1768, 994, len(frames)))
     assert np.isnan(take.hands_2d).all() and (take.hand_presence == 0).all()
+
+
+def test_the_preview_draws_the_captured_hands():
+    # A synthetic take: the body and a hand at each wrist; the 2D preview draws the hands only where
+    # the hand model was sure of them.
+    from posemoe.preview import _draw_2d
+    from posemoe.take import Take
+
+    n = 3
+    keypoints = np.tile(np.linspace([200.0, 100.0], [300.0, 400.0], 17), (n, 1, 1))
+    hands = np.zeros((n, 2, 21, 3))
+    hands[..., :2] = np.array([[250.0, 250.0], [150.0, 250.0]])[None, :, None] + np.linspace(0, 40, 21)[:, None]
+    presence = np.array([[0.9, 0.9], [0.9, 0.9], [0.1, 0.1]])
+    zeros = np.zeros((n, 17, 3))
+    take = Take(keypoints, np.ones((n, 17)), np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, 2), bool), zeros, zeros,
+                np.eye(3), np.zeros(3), 30.0, 640, 480, 500.0, hands_2d=hands, hand_presence=presence)
+    image = np.zeros((480, 640, 3), np.uint8)
+    without = Take(**{**vars(take), "hand_presence": np.zeros((n, 2))})
+    assert (_draw_2d(image, [take], 0) != _draw_2d(image, [without], 0)).any()
+    assert (_draw_2d(image, [take], 2) == _draw_2d(image, [without], 2)).all()
