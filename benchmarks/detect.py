@@ -60,30 +60,33 @@ SPIKE = 10.0  # % of the body's height
 SAME_PERSON = 20.0  # % of the body's height, median over joints
 
 
-def task_bundle() -> bytes:
-    """MediaPipe's PoseLandmarker ``.task`` bundle (a zip of BlazePose's two models) built from the
-    mediapipe wheel's bare ``.tflite`` files: the Tasks API wants models that carry input-normalisation
-    metadata, which MediaPipe's own metadata writer adds (the detector takes pixels scaled to [-1, 1],
-    the landmark model pixels scaled to [0, 1], as the wheel's graphs do)."""
+def mediapipe_bundle(models: dict[str, tuple[str, int, float, float]]) -> bytes:
+    """A MediaPipe Tasks ``.task`` bundle (a zip of models) from the mediapipe wheel's bare ``.tflite``
+    files: the Tasks API wants models that carry input-normalisation metadata, which MediaPipe's own
+    metadata writer adds. models: {name in the bundle: (file under the wheel's ``modules`` folder, its
+    number of outputs, input mean, input std)}."""
     import zipfile
 
     import mediapipe
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
 
-    def with_metadata(model: Path, outputs: int, mean: float, std: float) -> bytes:
-        writer = metadata_writer.MetadataWriter.create(bytearray(model.read_bytes()))
-        writer.add_general_info("blazepose").add_image_input(norm_mean=[mean], norm_std=[std])
-        for i in range(outputs):
-            writer.add_feature_output(name=f"output_{i}")
-        return bytes(writer.populate()[0])
-
     modules = Path(mediapipe.__file__).parent / "modules"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.writestr("pose_detector.tflite", with_metadata(modules / "pose_detection" / "pose_detection.tflite", 2, 127.5, 127.5))
-        bundle.writestr("pose_landmarks_detector.tflite",
-                        with_metadata(modules / "pose_landmark" / "pose_landmark_full.tflite", 5, 0.0, 255.0))
+        for name, (model, outputs, mean, std) in models.items():
+            writer = metadata_writer.MetadataWriter.create(bytearray((modules / model).read_bytes()))
+            writer.add_general_info(Path(model).stem).add_image_input(norm_mean=[mean], norm_std=[std])
+            for i in range(outputs):
+                writer.add_feature_output(name=f"output_{i}")
+            bundle.writestr(name, bytes(writer.populate()[0]))
     return buffer.getvalue()
+
+
+def task_bundle() -> bytes:
+    """MediaPipe's PoseLandmarker bundle of BlazePose's two models: the detector takes pixels scaled to
+    [-1, 1], the landmark model pixels scaled to [0, 1], as the wheel's graphs do."""
+    return mediapipe_bundle({"pose_detector.tflite": ("pose_detection/pose_detection.tflite", 2, 127.5, 127.5),
+                             "pose_landmarks_detector.tflite": ("pose_landmark/pose_landmark_full.tflite", 5, 0.0, 255.0)})
 
 
 class MediaPipeEveryFrame:

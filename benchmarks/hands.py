@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import pickle
 import sys
@@ -58,28 +57,13 @@ SAME_HAND = 1.0  # hand sizes (wrist to middle base), median keypoint distance: 
 
 
 def task_bundle() -> bytes:
-    """MediaPipe's HandLandmarker ``.task`` bundle (a zip holding ``hand_detector.tflite`` and
-    ``hand_landmarks_detector.tflite``) built from the wheel's bare ``.tflite`` files with MediaPipe's
-    metadata writer, as ``benchmarks/detect.py`` builds the pose bundle: both models take RGB pixels
-    scaled to [0, 1] (mean 0, std 255), as the wheel's hand graphs feed them."""
-    import zipfile
+    """MediaPipe's HandLandmarker bundle of the palm detector and the hand landmark model, built as
+    ``benchmarks/detect.py`` builds the pose bundle: both take RGB pixels scaled to [0, 1] (mean 0, std
+    255), as the wheel's hand graphs feed them."""
+    from detect import mediapipe_bundle  # benchmarks/detect.py
 
-    import mediapipe
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
-
-    def with_metadata(model: Path, outputs: int) -> bytes:
-        writer = metadata_writer.MetadataWriter.create(bytearray(model.read_bytes()))
-        writer.add_general_info("hands").add_image_input(norm_mean=[0.0], norm_std=[255.0])
-        for i in range(outputs):
-            writer.add_feature_output(name=f"output_{i}")
-        return bytes(writer.populate()[0])
-
-    modules = Path(mediapipe.__file__).parent / "modules"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.writestr("hand_detector.tflite", with_metadata(modules / "palm_detection" / "palm_detection_full.tflite", 2))
-        bundle.writestr("hand_landmarks_detector.tflite", with_metadata(modules / "hand_landmark" / "hand_landmark_full.tflite", 4))
-    return buffer.getvalue()
+    return mediapipe_bundle({"hand_detector.tflite": ("palm_detection/palm_detection_full.tflite", 2, 0.0, 255.0),
+                             "hand_landmarks_detector.tflite": ("hand_landmark/hand_landmark_full.tflite", 4, 0.0, 255.0)})
 
 
 def run_reference(video: Path) -> dict:
