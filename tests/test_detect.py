@@ -56,7 +56,7 @@ def test_the_crop_samples_the_image_where_the_region_says():
 
 
 def test_the_anchors_are_mediapipes_grids_row_by_row():
-    anchors = people._anchors()
+    anchors = people.anchors()
     assert anchors.shape == (2254, 2)
     np.testing.assert_allclose(anchors[:4], [[0.5 / 28, 0.5 / 28]] * 2 + [[1.5 / 28, 0.5 / 28]] * 2)
     np.testing.assert_allclose(anchors[2 * 28], [0.5 / 28, 1.5 / 28])  # the second row of the 28 x 28 grid

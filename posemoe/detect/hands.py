@@ -38,21 +38,23 @@ frame's width; smaller is nearer the camera). The 21 keypoints are MediaPipe's h
 from __future__ import annotations
 
 import math
-from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from . import model_session, sigmoid
+from . import model_session
 from .landmarks import Region, crop, region_from_axis
-from .people import suppress
+from .people import find_boxes
 
 MODELS = Path(__file__).resolve().parent / "models"
 LANDMARK_MODEL = MODELS / "hand_landmark_full.onnx"
 RECROP_MODEL = MODELS / "hand_recrop.onnx"
 PALM_MODEL = MODELS / "palm_detection_full.onnx"
 LANDMARK_SIZE, RECROP_SIZE, PALM_SIZE = 224, 256, 192  # the models' input sides, px
+#: The palm detector's SSD anchor grids (cells per side, anchors per cell): 24 x 24 with 2 (stride 8),
+#: then 12 x 12 with 6 (three layers of stride 16); 2,016 anchors.
+PALM_GRIDS = ((24, 2), (12, 6))
 
 #: BlazePose landmarks of each hand: (wrist, pinky, index), the person's left hand first.
 POSE_HAND = ((15, 17, 19), (16, 18, 20))
@@ -147,45 +149,13 @@ def hand_landmarks(image: np.ndarray, region: Region) -> tuple[np.ndarray, float
     return keypoints, float(presence.reshape(-1)[0]), float(handedness.reshape(-1)[0])
 
 
-@cache
-def _palm_anchors() -> np.ndarray:
-    """(2016, 2) anchor centres in [0, 1] of the palm detector's input: 24 x 24 cells with 2 anchors
-    each (stride 8), then 12 x 12 cells with 6 (three layers of stride 16), row by row."""
-    centres = []
-    for cells, per_cell in ((24, 2), (12, 6)):
-        grid = (np.arange(cells) + 0.5) / cells
-        x, y = np.meshgrid(grid, grid)
-        centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=-1), per_cell, axis=0))
-    return np.concatenate(centres)
-
-
 def find_palms(image: np.ndarray, min_score: float = MIN_PALM) -> list[tuple[float, Region, np.ndarray]]:
     """image (H, W, 3) uint8 BGR -> [(score, hand region, wrist (2,) px)], best first: the palms MediaPipe's
     palm detector finds (letterboxed 192 x 192 RGB in [0, 1], weighted suppression at 0.3 overlap) and the
     region HandLandmarker makes from each (turned so the wrist to the middle finger's base points up,
     the box moved half its height towards the fingers, its long side times 2.6)."""
-    height, width = image.shape[:2]
-    scale = PALM_SIZE / max(height, width)
-    offset = 0.5 * (PALM_SIZE - scale * np.array([width, height], dtype=np.float64))
-    matrix = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
-    small = cv2.warpAffine(image, matrix, (PALM_SIZE, PALM_SIZE), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    tensor = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0)
-    session = model_session(PALM_MODEL, "The palm detector")
-    raw, logits = session.run(None, {session.get_inputs()[0].name: tensor[None]})
-    scores = sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))
-    keep = scores >= min_score
-    if not keep.any():
-        return []
-    raw, scores, anchors = raw.reshape(-1, 18)[keep].astype(np.float64), scores[keep], _palm_anchors()[keep]
-    centre = raw[:, :2] + anchors * PALM_SIZE
-    half = 0.5 * raw[:, 2:4]
-    keypoints = raw[:, 4:].reshape(-1, 7, 2) + anchors[:, None] * PALM_SIZE
-    values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 14)], axis=-1)
     palms = []
-    for score, merged in suppress(scores, values):
-        box = (merged[:4].reshape(2, 2) - offset) / scale  # model px -> image px
-        points = (merged[4:].reshape(7, 2) - offset) / scale
+    for score, box, points in find_boxes(image, PALM_MODEL, "The palm detector", PALM_SIZE, PALM_GRIDS, min_score, low=0.0):
         size = box[1] - box[0]
         region = Region((box[0] + box[1]) / 2.0, float(size[0]), _angle(points[PALM_WRIST], points[PALM_MIDDLE]))
         palms.append((score, _transformed(region, float(size[1]), -0.5, 2.6), points[PALM_WRIST]))

@@ -49,32 +49,59 @@ class Person:
 
 
 @cache
-def _anchors() -> np.ndarray:
-    """(2254, 2) anchor centres in [0, 1] of the model's input, in the order of its outputs."""
+def anchors(grids: tuple[tuple[int, int], ...] = GRIDS) -> np.ndarray:
+    """(A, 2) SSD anchor centres in [0, 1] of a model's input, in the order of its outputs: per grid of
+    ``grids`` ((cells per side, anchors per cell), finest first), row by row as MediaPipe's
+    SsdAnchorsCalculator lays them out. The person detector's: 2,254."""
     centres = []
-    for cells, per_cell in GRIDS:
+    for cells, per_cell in grids:
         grid = (np.arange(cells) + 0.5) / cells
-        x, y = np.meshgrid(grid, grid)  # row by row, as MediaPipe's SsdAnchorsCalculator lays them out
+        x, y = np.meshgrid(grid, grid)
         centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=-1), per_cell, axis=0))
     return np.concatenate(centres)
 
 
-def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """image (H, W, 3) uint8 BGR -> ((1, 224, 224, 3) float32 RGB in [-1, 1], scale, offset (2,) px): the
-    whole frame shrunk by ``scale`` to fit, centred, black around it. A point p of the model's input
-    (continuous px) is image point (p - offset) / scale."""
+def letterbox(image: np.ndarray, size: int = SIZE, low: float = -1.0) -> tuple[np.ndarray, float, np.ndarray]:
+    """image (H, W, 3) uint8 BGR -> ((1, size, size, 3) float32 RGB in [low, 1], scale, offset (2,) px):
+    the whole frame shrunk by ``scale`` to fit, centred, black around it. A point p of the model's input
+    (continuous px) is image point (p - offset) / scale. The person detector takes [-1, 1], the palm
+    detector [0, 1]."""
     height, width = image.shape[:2]
-    scale = SIZE / max(height, width)
-    offset = 0.5 * (SIZE - scale * np.array([width, height], dtype=np.float64))
+    scale = size / max(height, width)
+    offset = 0.5 * (size - scale * np.array([width, height], dtype=np.float64))
     # Sampled exactly as MediaPipe's ImageToTensorCalculator samples (bilinear, its matrix taking input
     # index j / scale to output index j, with no half-pixel shift): the detector is sensitive to the
     # phase of sampling a frame shrunk 8 times. On the sample, sampling at pixel centres instead let a
     # sun flare outscore the walker in some frames (0.84 against MediaPipe's 0.57 for the walker);
     # this way the scores are MediaPipe's to the third decimal.
     matrix = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
-    small = cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    tensor = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+    small = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    tensor = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32((1.0 - low) / 255.0) + np.float32(low)
     return tensor[None], scale, offset
+
+
+def find_boxes(image: np.ndarray, model: Path, what: str, size: int, grids: tuple[tuple[int, int], ...],
+               min_score: float, low: float = -1.0) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """One of MediaPipe's SSD detectors (the person detector, the palm detector) on a whole frame:
+    image (H, W, 3) uint8 BGR -> [(score, box (2, 2) image px: top-left and bottom-right, keypoints
+    (K, 2) image px)], best first, those scoring at least ``min_score`` after weighted suppression.
+    model: its file (``what`` names it in the error when missing); size, grids, low: its input side,
+    anchor grids and input range (see :func:`letterbox`)."""
+    tensor, scale, offset = letterbox(image, size, low)
+    session = model_session(model, what)
+    raw, logits = session.run(None, {session.get_inputs()[0].name: tensor})
+    scores = sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))  # clipped as MediaPipe clips
+    keep = scores >= min_score
+    if not keep.any():
+        return []
+    raw, scores, centres = raw.reshape(scores.size, -1)[keep].astype(np.float64), scores[keep], anchors(grids)[keep]
+    # Offsets are in model pixels from the anchor's centre; the keypoints follow the box.
+    centre = raw[:, :2] + centres * size
+    half = 0.5 * raw[:, 2:4]
+    keypoints = raw[:, 4:].reshape(len(raw), -1, 2) + centres[:, None] * size
+    values = np.concatenate([centre - half, centre + half, keypoints.reshape(len(raw), -1)], axis=-1)
+    return [(score, (merged[:4].reshape(2, 2) - offset) / scale, (merged[4:].reshape(-1, 2) - offset) / scale)
+            for score, merged in suppress(scores, values)]  # model px -> image px
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -107,21 +134,6 @@ def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSIO
 
 def find_people(image: np.ndarray, min_score: float = 0.5) -> list[Person]:
     """image (H, W, 3) uint8 BGR -> the people in it scoring at least ``min_score``, best first."""
-    tensor, scale, offset = letterbox(image)
-    session = model_session(MODEL, "The BlazePose person detector")
-    raw, logits = session.run(None, {session.get_inputs()[0].name: tensor})
-    scores = sigmoid(np.clip(logits.reshape(-1), -100.0, 100.0))  # clipped as MediaPipe clips
-    keep = scores >= min_score
-    if not keep.any():
-        return []
-    raw, scores, anchors = raw.reshape(-1, 12)[keep].astype(np.float64), scores[keep], _anchors()[keep]
-    # Offsets are in model pixels from the anchor's centre; 4 keypoints follow the box.
-    centre = raw[:, :2] + anchors * SIZE
-    half = 0.5 * raw[:, 2:4]
-    keypoints = raw[:, 4:].reshape(-1, 4, 2) + anchors[:, None] * SIZE
-    values = np.concatenate([centre - half, centre + half, keypoints.reshape(-1, 8)], axis=-1)
-    people = []
-    for score, merged in suppress(scores, values):
-        hips, scale_point = (merged[4:8].reshape(2, 2) - offset) / scale  # model px -> image px
-        people.append(Person(score, region_from_axis(hips, scale_point)))
-    return people
+    found = find_boxes(image, MODEL, "The BlazePose person detector", SIZE, GRIDS, min_score)
+    # The first two keypoints are the alignment points: the hip centre and the scale point.
+    return [Person(score, region_from_axis(points[0], points[1])) for score, _, points in found]
