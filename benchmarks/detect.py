@@ -139,17 +139,23 @@ def run(video: Path, detector) -> dict:
             "ms_per_frame": 1000 * wall / max(len(found), 1), "looks": getattr(detector, "looks", len(found))}
 
 
-def reference(video: Path, fresh: bool) -> dict:
-    """:func:`run` with MediaPipe, cached by the clip's path, size and time."""
+def cached(video: Path, kind: str, fresh: bool, compute):
+    """compute() for ``video``, kept in ``benchmarks/.cache`` as ``<kind>-<clip>-<key>.pkl``, the key made
+    of the clip's path, size and time (a refreshed clip is measured again); ``fresh`` ignores the cache."""
     stat = video.stat()
     key = hashlib.sha1(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = CACHE / f"detect-reference-{video.stem}-{key}.pkl"
-    if cached.is_file() and not fresh:
-        return pickle.loads(cached.read_bytes())
-    result = run(video, MediaPipeEveryFrame())
+    path = CACHE / f"{kind}-{video.stem}-{key}.pkl"
+    if path.is_file() and not fresh:
+        return pickle.loads(path.read_bytes())
+    result = compute()
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(pickle.dumps(result))
+    path.write_bytes(pickle.dumps(result))
     return result
+
+
+def reference(video: Path, fresh: bool) -> dict:
+    """:func:`run` with MediaPipe, cached (:func:`cached`)."""
+    return cached(video, "detect-reference", fresh, lambda: run(video, MediaPipeEveryFrame()))
 
 
 def body_height(points: np.ndarray) -> float:

@@ -33,9 +33,7 @@ median distance of ours and of MediaPipe's from them. The reference's results ar
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -52,7 +50,6 @@ from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.video import probe, read_frames  # noqa: E402
 
 HANDS = ROOT.parent / "shared" / "media" / "real" / "hands"
-CACHE = ROOT / "benchmarks" / ".cache"
 SAME_HAND = 1.0  # hand sizes (wrist to middle base), median keypoint distance: the same hand
 
 
@@ -92,16 +89,10 @@ def run_reference(video: Path) -> dict:
 
 
 def reference(video: Path, fresh: bool) -> dict:
-    """:func:`run_reference`, cached by the clip's path, size and time."""
-    stat = video.stat()
-    key = hashlib.sha1(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = CACHE / f"hands-reference-{video.stem}-{key}.pkl"
-    if cached.is_file() and not fresh:
-        return pickle.loads(cached.read_bytes())
-    result = run_reference(video)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(pickle.dumps(result))
-    return result
+    """:func:`run_reference`, cached as ``benchmarks/detect.py`` caches its reference."""
+    from detect import cached  # benchmarks/detect.py
+
+    return cached(video, "hands-reference", fresh, lambda: run_reference(video))
 
 
 def run_ours(video: Path, palms: bool) -> dict:
