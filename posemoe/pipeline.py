@@ -230,11 +230,13 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
         first, last = int(seen[0]), int(seen[-1]) + 1
         keypoints, confidence, repaired = repair_swaps(keypoints[first:last], confidence[first:last], info.fps)
         keypoints, filled, long_gap = fill_gaps(keypoints, confidence, round(settings.max_gap_s * info.fps))
-        hands = hands_on_grid(track, len(detections))[first:last]
-        # A hand is the one at the body's wrist: where the arms' labels were put back, so are the hands'.
-        hands[repaired[:, 1]] = hands[repaired[:, 1], ::-1]
+        hands, presence = hands_on_grid(track, first, last) or (None, None)
+        if hands is not None:
+            # A hand is the one at the body's wrist: where the arms' labels were put back, so are the hands'.
+            swapped = repaired[:, 1]
+            hands[swapped], presence[swapped] = hands[swapped, ::-1], presence[swapped, ::-1]
         people.append(dict(first=first, keypoints=keypoints, confidence=confidence, repaired=repaired,
-                           filled=filled, long_gap=long_gap, hands=hands))
+                           filled=filled, long_gap=long_gap, hands=hands, presence=presence))
     timings.add("track", time.perf_counter() - clock)
 
     _check(cancel)
@@ -283,8 +285,7 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
                  joints_world=to_world(person["camera"], rotation, origin), world_rotation=rotation,
                  world_origin=origin, fps=info.fps, width=info.width, height=info.height, focal_px=focal,
                  first_frame=settings.start + person["first"], source=info.path, model=model, settings=stored,
-                 person=k + 1, notes=notes, hands_2d=person["hands"][..., :3].astype(np.float32),
-                 hand_presence=person["hands"][..., 0, 3].astype(np.float32))
+                 person=k + 1, notes=notes, hands_2d=person["hands"], hand_presence=person["presence"])
             for k, person in enumerate(people)]
 
 

@@ -255,15 +255,18 @@ def on_grid(track: Track, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     return keypoints, confidence
 
 
-def hands_on_grid(track: Track, num_frames: int) -> np.ndarray:
-    """A track's hands on the frame grid: (num_frames, 2, 21, 4) (see :mod:`posemoe.detect`), NaN and
-    presence 0 where the person or the hand was not found or hands were not asked for."""
-    hands = np.full((num_frames, 2, 21, 4), np.nan)
-    hands[..., 3] = 0.0
+def hands_on_grid(track: Track, first: int, last: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A track's hands on the frame grid from frame ``first`` to before ``last``: hands (n, 2, 21, 3)
+    float32 px (see :mod:`posemoe.detect`), NaN where the person or the hand was not found, and
+    presence (n, 2), 0 there; None for a track without hands (they were not asked for)."""
+    if all(found is None for found in track.hands):
+        return None
+    grid = np.full((last - first, 2, 21, 4), np.nan, dtype=np.float32)
+    grid[..., 3] = 0.0
     for frame, found in zip(track.frames, track.hands):
-        if found is not None:
-            hands[frame] = found
-    return hands
+        if found is not None and first <= frame < last:
+            grid[frame - first] = found
+    return grid[..., :3].copy(), grid[..., 0, 3].copy()
 
 
 def _nearest(tracks: list[Track], point: tuple[float, float, int]) -> Track:
