@@ -13,8 +13,9 @@ Each row gives:
   under :data:`SAME_HAND` hand sizes), of all the reference's hand-frames (the issue's floor: 95 %);
   and hand-frames of ours near none of the reference's;
 - distance of each matched hand's 21 keypoints from the reference's, in % of the reference hand's size
-  (wrist to the middle finger's base, keypoints 0 to 9): median and p90 over keypoints and frames (the
-  floor: median 2 % on the ASL clips);
+  (wrist to the middle finger's base, keypoints 0 to 9; the 95th percentile over the clip of that hand's
+  length, :func:`clip_sizes`): median and p90 over keypoints and frames (the floor: median 2 % on the
+  ASL clips);
 - raw jitter: median |second difference| of the keypoints, px per frame^2, over frames where the hand
   is seen three frames running (hands followed by the reference's handedness label), and our ratio to
   the reference's;
@@ -115,20 +116,34 @@ def run_ours(video: Path, palms: bool) -> dict:
 
 
 def hand_size(hand: np.ndarray) -> float:
-    """hand (21, 2+) px -> wrist to the middle finger's base, px."""
+    """hand (21, 2+) px -> wrist to the middle finger's base, px, in this frame."""
     return float(np.hypot(*(hand[9, :2] - hand[0, :2])))
 
 
-def match(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[list[int]]:
-    """Per frame, for each of the reference's hands, the index of our nearest hand (median keypoint
-    distance) if within :data:`SAME_HAND` of its size, else -1; each of ours used once (nearest first)."""
+def clip_sizes(hands: list[np.ndarray], sides: list[np.ndarray]) -> list[list[float]]:
+    """The reference's hands per frame ((H, 21, 2+) px each) and their sides ((H,) 0 left, 1 right) ->
+    per frame, each hand's size, px: the 95th percentile over the clip of that side's wrist to
+    middle-finger base (as the body's height is the clip's 95th percentile in benchmarks/detect.py).
+    One frame's length is not the hand's size: a hand pointing at the camera foreshortens it to a few
+    pixels (asl_sign_again: a median of 13 px against 37 px for the same hand seen side on), which would
+    blow its keypoints' distances up threefold and shrink the radius within which it is matched."""
+    lengths = {side: [hand_size(hand) for frame, labels in zip(hands, sides) for hand, label in zip(frame, labels)
+                      if int(label) == side] for side in (0, 1)}
+    size = {side: float(np.percentile(values, 95)) for side, values in lengths.items() if values}
+    return [[size[int(label)] for label in labels] for labels in sides]
+
+
+def match(ours: list[np.ndarray], theirs: list[np.ndarray], sizes: list[list[float]]) -> list[list[int]]:
+    """Per frame, for each of the reference's hands (sizes: theirs, px, per frame), the index of our
+    nearest hand (median keypoint distance) if within :data:`SAME_HAND` of its size, else -1; each of
+    ours used once (nearest first)."""
     matched = []
-    for mine, refs in zip(ours, theirs):
+    for mine, refs, frame_sizes in zip(ours, theirs, sizes):
         pairs = []
-        for r, ref in enumerate(refs):
+        for r, (ref, size) in enumerate(zip(refs, frame_sizes)):
             for m, hand in enumerate(mine):
                 distance = float(np.median(np.linalg.norm(hand[:, :2] - ref[:, :2], axis=-1)))
-                if distance <= SAME_HAND * hand_size(ref):
+                if distance <= SAME_HAND * size:
                     pairs.append((distance, r, m))
         chosen, used = [-1] * len(refs), set()
         for _, r, m in sorted(pairs):
@@ -153,7 +168,8 @@ def jitter(tracks: dict[int, np.ndarray]) -> float:
 def compare(row: dict, ref: dict) -> dict:
     """The figures of our row against the reference (see the module's docstring)."""
     frames = min(len(row["hands"]), len(ref["hands"]))
-    matched = match(row["hands"][:frames], ref["hands"][:frames])
+    sizes = clip_sizes(ref["hands"][:frames], ref["sides"][:frames])
+    matched = match(row["hands"][:frames], ref["hands"][:frames], sizes)
     distances, mixups, ours_used = [], 0, 0
     ref_tracks = {side: np.full((frames, 21, 2), np.nan) for side in (0, 1)}
     our_tracks = {side: np.full((frames, 21, 2), np.nan) for side in (0, 1)}
@@ -166,7 +182,7 @@ def compare(row: dict, ref: dict) -> dict:
             ours_used += 1
             hand = row["hands"][f][m]
             our_tracks[side][f] = hand[:, :2]
-            distances.append(np.linalg.norm(hand[:, :2] - ref_hand[:, :2], axis=-1) / hand_size(ref_hand) * 100)
+            distances.append(np.linalg.norm(hand[:, :2] - ref_hand[:, :2], axis=-1) / sizes[f][r] * 100)
             mixups += int(row["sides"][f][m] >= 0 and row["sides"][f][m] != side)
     distances = np.concatenate(distances) if distances else np.zeros(0)
     stats = np.percentile(distances, [50, 90]) if distances.size else [float("nan")] * 2
@@ -190,14 +206,15 @@ def tfjs_check(video: Path, rows: dict[str, dict]) -> str | None:
     if not stored.is_file():
         return None
     tfjs = [np.array(frame, dtype=np.float64).reshape(-1, 21, 3) for frame in json.loads(stored.read_text())]
+    sizes = clip_sizes(tfjs, [np.zeros(len(frame), dtype=int) for frame in tfjs])  # one hand throughout
     parts = []
     for name, row in rows.items():
         distances, found = [], 0
-        for f, matched in enumerate(match(row["hands"], tfjs)):
+        for f, matched in enumerate(match(row["hands"], tfjs, sizes)):
             for r, m in enumerate(matched):
                 if m >= 0:
                     found += 1
-                    distances.append(np.linalg.norm(row["hands"][f][m][:, :2] - tfjs[f][r][:, :2], axis=-1) / hand_size(tfjs[f][r]) * 100)
+                    distances.append(np.linalg.norm(row["hands"][f][m][:, :2] - tfjs[f][r][:, :2], axis=-1) / sizes[f][r] * 100)
         median = float(np.median(np.concatenate(distances))) if distances else float("nan")
         parts.append(f"{name} {median:.2f} % ({found} of {sum(len(t) for t in tfjs)} hand-frames found)")
     return f"{video.name} against TensorFlow.js's MediaPipe Hands keypoints (median, % of the hand's size): " + "; ".join(parts) + "."
@@ -282,7 +299,8 @@ def main() -> int:
         return 0
     lines = [f"One thread, whole clips. Machine: {describe_machine()}. Ours: BlazePose body, then hands from the body's "
              f"wrists{'' if args.no_palms else ' and the palm detector where the body gives none'}. Distances in % of the "
-             f"reference hand's size (wrist to middle-finger base); hands matched to the reference's by median keypoint "
+             f"reference hand's size (wrist to middle-finger base, the 95th percentile over the clip of that hand's length: "
+             f"one frame's is foreshortened where the hand points at the camera); hands matched to the reference's by median keypoint "
              f"distance under {SAME_HAND:g} hand size.", "",
              "| clip | ms per frame, our hand stage (MediaPipe's) | palm looks | reference's hands found | our other hands | "
              "median % | p90 % | jitter px/frame^2 (x reference) | left/right mix-ups |",
