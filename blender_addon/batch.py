@@ -68,7 +68,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
                         help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "
                              "(given once per person)")
     parser.add_argument("--fov", type=float, default=69.4, help="camera field of view across the longer side, degrees")
-    parser.add_argument("--hands", action="store_true", help="also capture the fingers (slower: about 1.5 to 2.2 "
+    parser.add_argument("--hands", action="store_true", help="also capture the fingers (slower: about 1.4 to 2.3 "
                         "times the capture time on a 2-core machine); the armatures get finger bones, BVH and FBX carry them")
     args = parser.parse_args(argv)
     if (args.rig is None) != (args.armature is None):

@@ -47,7 +47,7 @@ class PoseMoESettings(PropertyGroup):
                                           "top left")
     pick_frame: IntProperty(name="At Frame", min=0, default=0, description="The video frame the point is on")
     hands: BoolProperty(name="Hands", default=False,
-                        description="Also capture the fingers (slower: about 1.5 to 2.2 times the capture time "
+                        description="Also capture the fingers (slower: about 1.4 to 2.3 times the capture time "
                                     "on a 2-core machine, docs/benchmarks.md \"Hands\")")
 
     flip: BoolProperty(name="Flip Averaging", default=True,

@@ -14,7 +14,7 @@ reference) follows it; the body says whose hand is which and where to look for o
    keeps us on its track. A palm is given to the person and side whose body wrist is nearest; one
    near no wrist is kept apart (:attr:`HandDetector.loose`, also followed), which keeps the hands of a
    close-up with no body to take them from. After looks that find nothing new the detector waits
-   (1, 2, 4 .. :data:`PALM_WAIT` frames) unless a body wrist newly shows without a hand or a followed
+   (1, 2 .. :data:`PALM_WAIT` frames) unless a body wrist newly shows without a hand or a followed
    hand is lost;
 4. a side whose body wrist is seen (visibility over 0.1) and still has no hand is found as MediaPipe
    Holistic finds it (its ``HandLandmarksLeftAndRight`` graph of the ``mediapipe==0.10.21`` wheel):
@@ -65,8 +65,11 @@ MIN_PALM = 0.5  # the palm detector's score a palm needs (HandLandmarker's min_h
 PALM_WRIST, PALM_MIDDLE = 0, 2
 #: Palm hands are given to a body wrist nearer than this many times the palm region's side.
 PALM_TO_WRIST = 0.5
-#: The most frames a palm look waits after vain looks (doubling from 1; see HandDetector.detect).
-PALM_WAIT = 8
+#: The most frames a palm look waits after vain looks (doubling from 1; see HandDetector.detect). On
+#: the hand clips (``benchmarks/hands.py``) 4 instead of 8 finds 2 more of asl_sign_book's 90 reference
+#: hands (a hand beside the other, which the body's region misses) and changes nothing else, for 1-5 %
+#: more palm looks per clip; MediaPipe looks in every frame a hand is missing.
+PALM_WAIT = 4
 #: Two hands whose keypoint boxes overlap more than this (intersection over union) are one hand
 #: (HandLandmarker's duplicate threshold).
 SAME_HAND = 0.5
