@@ -149,6 +149,40 @@ def test_a_capture_without_hands_has_none():
     assert np.isnan(take.hands_2d).all() and (take.hand_presence == 0).all()
 
 
+def test_hands_follow_the_arms_where_their_swap_is_repaired():
+    # The sample's real detections with a hand at each wrist (the 21 points fanned out from it); in a
+    # stretch of frames the detector swaps the arms' labels, and so the hands, which it takes from the
+    # body's wrists. The repair puts the arms back: the take's left hand must be at the left wrist again.
+    from posemoe.pipeline import take_from_detections
+    from posemoe.swaps import exchange
+    from posemoe.video import VideoInfo
+
+    data = np.load(ROOT / "tests" / "data" / "walk_detections.npz")
+    keypoints, confidence = data["keypoints"], data["confidence"]
+    fan = np.linspace(0.0, 20.0, 21)[:, None] * np.array([1.0, -1.0])  # (21, 2) px from the wrist
+    seen = np.flatnonzero(np.isfinite(keypoints).all(axis=(1, 2)))
+    swapped = seen[40:52]
+    broken, broken_confidence = exchange(keypoints, confidence, swapped, ("arms",))
+    frames = []
+    for i, (k, c) in enumerate(zip(broken, broken_confidence)):
+        if not np.isfinite(k).all():
+            frames.append((np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros((0, 2, 21, 4))))
+            continue
+        hands_found = np.zeros((1, 2, 21, 4))
+        for side, wrist in enumerate((13, 16)):  # left, right: at the wrist the detector labelled so
+            hands_found[0, side, :, :2] = k[wrist] + fan
+            hands_found[0, side, :, 3] = 1.0
+        frames.append((k[None], c[None], hands_found))
+    take = take_from_detections(frames, VideoInfo("walk", float(data["fps"]), 1768, 994, len(frames)))
+    rows = swapped - take.first_frame
+    assert take.repaired[rows, 1].all(), "the repair should put these arms back"
+    assert (take.hand_presence[rows] == 1).all()
+    # The repair put the arms back in the swapped frames, and the hands with them.
+    left_wrist = keypoints[swapped, 13]
+    np.testing.assert_allclose(take.hands_2d[rows, 0, 0, :2], left_wrist, atol=1e-6)
+    np.testing.assert_allclose(take.hands_2d[rows, 1, 0, :2], keypoints[swapped, 16], atol=1e-6)
+
+
 def test_the_preview_draws_the_captured_hands():
     # A synthetic take: the body and a hand at each wrist; the 2D preview draws the hands only where
     # the hand model was sure of them.
