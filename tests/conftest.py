@@ -39,6 +39,42 @@ def pytest_unconfigure(config):
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+_RIGIFY_CHILD = r"""
+import json, os, shutil, sys, tempfile
+os.environ["BLENDER_USER_RESOURCES"] = user_resources = tempfile.mkdtemp(prefix="posemoe-blender-")
+sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
+import bpy, addon_utils
+try:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("rigify", default_set=True)
+    getattr(bpy.ops.object, sys.argv[2])()
+    bpy.ops.pose.rigify_generate()
+    rig = bpy.data.objects["rig"]
+    exec(sys.argv[3])
+except Exception as error:
+    result = {"error": repr(error)}
+print("RESULT " + json.dumps(result), flush=True)
+shutil.rmtree(user_resources, ignore_errors=True)
+os._exit(0)  # not sys.exit: bpy deadlocks at interpreter exit after rigify_generate
+"""
+
+
+def with_generated_rigify_rig(metarig: str, body: str) -> dict:
+    """Run ``body`` (Python source) in a child process in which Rigify has generated ``rig`` from the
+    meta-rig that ``bpy.ops.object.<metarig>`` adds; ``body`` sets ``result`` (JSON-able), which is
+    returned. A child process: after ``pose.rigify_generate`` the bpy module (4.5) deadlocks at
+    interpreter exit. Fails the test with the child's output if it printed no result, or with the
+    exception ``body`` raised."""
+    import subprocess
+
+    child = subprocess.run([sys.executable, "-c", _RIGIFY_CHILD, str(ROOT), metarig, body], capture_output=True,
+                           text=True, timeout=300, cwd=ROOT)
+    lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, child.stdout[-3000:] + child.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert "error" not in result, result
+    return result
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # A standing pose, millimetres, Z up (x right, y forward); 17 joints in our order.

@@ -27,7 +27,7 @@ from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
 from posemoe.take import Take  # noqa: E402
 
 from blender_addon import apply, retarget, rig  # noqa: E402
-from conftest import synthetic_motion  # noqa: E402
+from conftest import synthetic_motion, with_generated_rigify_rig  # noqa: E402
 
 FPS = 25.0
 FRAMES = 30
@@ -215,51 +215,23 @@ def test_a_bvh_with_fingers_reads_back(tmp_path):
     assert worst < TOLERANCE_DEG
 
 
-# A rig Rigify generated from the human meta-rig (with fingers), in a child process: after
-# ``pose.rigify_generate`` the bpy module deadlocks at interpreter exit (see test_retarget.py).
-_RIGIFY_CHILD = r"""
-import json, os, shutil, sys, tempfile
-os.environ["BLENDER_USER_RESOURCES"] = user_resources = tempfile.mkdtemp(prefix="posemoe-blender-")
-sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
+# A rig Rigify generated from the human meta-rig (with fingers), in a child process (conftest's
+# with_generated_rigify_rig). The deforming bones follow the finger controls (through Rigify's ORG and
+# MCH bones).
+_FINGERS_ON_RIGIFY = """
 from test_fingers_blender import hand_take, our_names, worst_finger_angle
-import bpy, addon_utils
-from blender_addon import apply, rig
+from blender_addon import apply, rig as our_rig
 from posemoe.motion.clean import CleanupSettings
-try:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    bpy.ops.pose.rigify_generate()
-    generated = bpy.data.objects["rig"]
-    take, truth = hand_take()
-    applied = apply.apply_take(take, CleanupSettings(), "hands", target=generated, camera=False)
-    report = applied.report
-    # The deforming bones follow the finger controls (through Rigify's ORG and MCH bones).
-    worst = worst_finger_angle(generated, truth, our_names(
-        lambda side, f, s: "DEF-" + rig.hand_bone_names(side)[1 + 3 * f + s]))
-    result = {"map": report.map_name, "index": report.mapped.get("f_index.01.L"),
-              "warnings": report.warnings, "worst": worst}
-except Exception as error:
-    result = {"error": repr(error)}
-print("RESULT " + json.dumps(result), flush=True)
-shutil.rmtree(user_resources, ignore_errors=True)
-os._exit(0)
+take, truth = hand_take()
+report = apply.apply_take(take, CleanupSettings(), "hands", target=rig, camera=False).report
+worst = worst_finger_angle(rig, truth, our_names(lambda side, f, s: "DEF-" + our_rig.hand_bone_names(side)[1 + 3 * f + s]))
+result = {"map": report.map_name, "index": report.mapped.get("f_index.01.L"), "warnings": report.warnings,
+          "worst": worst}
 """
 
 
 def test_a_generated_rigify_rig_gets_fingers():
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    child = subprocess.run([sys.executable, "-c", _RIGIFY_CHILD, str(root)], capture_output=True, text=True,
-                           timeout=300, cwd=root)
-    lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, child.stdout[-3000:] + child.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
-    assert "error" not in result, result
+    result = with_generated_rigify_rig("armature_human_metarig_add", _FINGERS_ON_RIGIFY)
     assert result["map"] == "rigify_fk" and result["index"] == "f_index.01.L"
     assert not any("finger" in warning for warning in result["warnings"]), result["warnings"]
     print(f"generated Rigify rig: largest finger angle {result['worst']:.2f} deg (deforming bones)")

@@ -8,16 +8,14 @@ scaled object, a generated Rigify rig whose FK controls hang from constraint-dri
 Blender's user resources point to a throw-away folder, as in test_rig.py. The generated Rigify rig is
 tested in a child process: after ``pose.rigify_generate`` the bpy module (4.5) deadlocks at interpreter
 exit (a Blender thread, ``delayed_close_thread_run``, still waits on a condition variable being
-destroyed), which would hang pytest; the child prints its measurements and leaves with ``os._exit``.
+destroyed), which would hang pytest; the child (conftest's ``with_generated_rigify_rig``) prints its
+measurements and leaves with ``os._exit``.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import math
-import subprocess
-import sys
 
 # conftest.py points BLENDER_USER_RESOURCES at a temporary folder before bpy is imported.
 
@@ -35,7 +33,7 @@ from posemoe.motion.solve import SkeletonMotion, solve_skeleton  # noqa: E402
 
 from blender_addon import retarget  # noqa: E402
 from blender_addon.rig import channelbag_fcurves  # noqa: E402
-from conftest import REST_POSE_MM, ROOT, synthetic_motion  # noqa: E402
+from conftest import REST_POSE_MM, synthetic_motion, with_generated_rigify_rig  # noqa: E402
 
 FPS = 25.0
 LIMB_PARTS = ("thigh", "shin", "upper_arm", "forearm")
@@ -441,51 +439,30 @@ def test_a_failure_half_way_changes_nothing(monkeypatch, where):
 # ----------------------------------------------------------------------------------------------------
 # A rig Rigify generated, in a child process (see the module docstring).
 
-_RIGIFY_CHILD = r"""
-import json, os, shutil, sys, tempfile
-os.environ["BLENDER_USER_RESOURCES"] = user_resources = tempfile.mkdtemp(prefix="posemoe-blender-")
-sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
-import test_retarget  # noqa: F401
+_FK_ON_RIGIFY = """
 from test_retarget import moving, segment_bones, worst_angles
-import bpy, addon_utils
 from blender_addon import retarget
-try:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_basic_human_metarig_add()
-    bpy.ops.pose.rigify_generate()
-    rig = bpy.data.objects["rig"]
-    motion = moving(24)
-    detected = retarget.detect_map(rig)
-    _, report = retarget.retarget(motion, rig)
-    bones = segment_bones("rigify_fk")
-    # With IK_FK keyed to FK, the deforming bones follow the FK controls.
-    bones.update({f"DEF-{part}.{side}": bones[f"{part}_fk.{side}"]
-                  for part in ("thigh", "shin", "upper_arm", "forearm") for side in "LR"})
-    worst = worst_angles(rig, motion, bones)
-    hips = []
-    for frame in (1, len(motion.root_positions)):
-        bpy.context.scene.frame_set(frame)
-        b = rig.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones
-        hips.append(((b["DEF-thigh.L"].head + b["DEF-thigh.R"].head) / 2)[:])
-    result = {"map": detected[0], "missing": detected[2], "rounds": report.rounds, "worst": worst,
-              "properties": report.properties, "hips": hips, "scale": report.world_scale,
-              "warnings": report.warnings, "changed": report.rotation_mode_changed}
-except Exception as error:
-    result = {"error": repr(error)}
-print("RESULT " + json.dumps(result), flush=True)
-shutil.rmtree(user_resources, ignore_errors=True)
-os._exit(0)  # not sys.exit: bpy deadlocks at interpreter exit after rigify_generate
+motion = moving(24)
+detected = retarget.detect_map(rig)
+_, report = retarget.retarget(motion, rig)
+bones = segment_bones("rigify_fk")
+# With IK_FK keyed to FK, the deforming bones follow the FK controls.
+bones.update({f"DEF-{part}.{side}": bones[f"{part}_fk.{side}"]
+              for part in ("thigh", "shin", "upper_arm", "forearm") for side in "LR"})
+worst = worst_angles(rig, motion, bones)
+hips = []
+for frame in (1, len(motion.root_positions)):
+    bpy.context.scene.frame_set(frame)
+    b = rig.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones
+    hips.append(((b["DEF-thigh.L"].head + b["DEF-thigh.R"].head) / 2)[:])
+result = {"map": detected[0], "missing": detected[2], "rounds": report.rounds, "worst": worst,
+          "properties": report.properties, "hips": hips, "scale": report.world_scale,
+          "warnings": report.warnings, "changed": report.rotation_mode_changed}
 """
 
 
 def test_a_generated_rigify_rig_follows_through_its_fk_controls():
-    child = subprocess.run([sys.executable, "-c", _RIGIFY_CHILD, str(ROOT)], capture_output=True, text=True,
-                           timeout=300, cwd=ROOT)
-    lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, child.stdout[-3000:] + child.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
-    assert "error" not in result, result
+    result = with_generated_rigify_rig("armature_basic_human_metarig_add", _FK_ON_RIGIFY)
     assert result["map"] == "rigify_fk" and result["missing"] == [] and result["warnings"] == []
     assert result["rounds"] >= 2  # FK controls hang from constraint-driven MCH bones
     assert sorted(result["changed"]) == ["shoulder.L", "shoulder.R"]
