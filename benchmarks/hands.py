@@ -166,14 +166,15 @@ def jitter(tracks: dict[int, np.ndarray]) -> float:
     return float(np.median(values)) if values.size else float("nan")
 
 
-def deduplicated(ref: dict, matched: list[list[int]]) -> tuple[dict, list[list[int]], int]:
-    """The reference's record and our matches to it (:func:`match`) with one hand dropped where two of
-    its hands are one (keypoint boxes overlapping more than HandLandmarker's own duplicate threshold,
-    which our detector applies too: ``posemoe.detect.hands.SAME_HAND``), and how many were dropped: its
-    video mode can follow one hand twice (asl_sign_help: two "left" hands 0.77 over each other). Of two
-    copies the one we matched is kept: one hand, found if either copy is."""
-    hands, sides, kept_matches, dropped = [], [], [], 0
-    for frame, labels, chosen in zip(ref["hands"], ref["sides"], matched):
+def deduplicated(ref: dict, matched: list[list[int]], sizes: list[list[float]]
+                 ) -> tuple[dict, list[list[int]], list[list[float]], int]:
+    """The reference's record, our matches to it (:func:`match`) and its hands' sizes, with one hand
+    dropped where two of its hands are one (keypoint boxes overlapping more than HandLandmarker's own
+    duplicate threshold, which our detector applies too: ``posemoe.detect.hands.SAME_HAND``), and how
+    many were dropped: its video mode can follow one hand twice (asl_sign_help: two "left" hands 0.77
+    over each other). Of two copies the one we matched is kept: one hand, found if either copy is."""
+    hands, sides, kept_matches, kept_sizes, dropped = [], [], [], [], 0
+    for frame, labels, chosen, frame_sizes in zip(ref["hands"], ref["sides"], matched, sizes):
         kept: list[int] = []
         for i in sorted(range(len(frame)), key=lambda i: chosen[i] < 0):  # matched copies first
             if all(hand_models._overlap(frame[i], frame[j]) <= hand_models.SAME_HAND for j in kept):
@@ -183,7 +184,8 @@ def deduplicated(ref: dict, matched: list[list[int]]) -> tuple[dict, list[list[i
         hands.append(np.asarray(frame)[kept].reshape((len(kept),) + np.shape(frame)[1:]) if len(frame) else frame)
         sides.append(np.asarray(labels)[kept])
         kept_matches.append([chosen[i] for i in kept])
-    return {**ref, "hands": hands, "sides": sides}, kept_matches, dropped
+        kept_sizes.append([frame_sizes[i] for i in kept])
+    return {**ref, "hands": hands, "sides": sides}, kept_matches, kept_sizes, dropped
 
 
 def compare(row: dict, ref: dict) -> dict:
@@ -191,8 +193,8 @@ def compare(row: dict, ref: dict) -> dict:
     frames = min(len(row["hands"]), len(ref["hands"]))
     sizes = clip_sizes(ref["hands"][:frames], ref["sides"][:frames])
     matched = match(row["hands"][:frames], ref["hands"][:frames], sizes)
-    ref, matched, duplicates = deduplicated({**ref, "hands": ref["hands"][:frames], "sides": ref["sides"][:frames]}, matched)
-    sizes = clip_sizes(ref["hands"], ref["sides"])
+    ref, matched, sizes, duplicates = deduplicated({**ref, "hands": ref["hands"][:frames], "sides": ref["sides"][:frames]},
+                                                   matched, sizes)
     distances, mixups, ours_used = [], 0, 0
     ref_tracks = {side: np.full((frames, 21, 2), np.nan) for side in (0, 1)}
     our_tracks = {side: np.full((frames, 21, 2), np.nan) for side in (0, 1)}
