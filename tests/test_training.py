@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import benchmark, train
+from training import benchmark, soup, train
 from training.data import TRAIN_SUBJECTS, Augment, WindowDataset, load_clips, mpii16_to_h36m17
 
 
@@ -167,3 +167,35 @@ def test_a_fine_tune_grows_the_lens_channel_and_trains_it(tmp_path, tiny_dataset
     before, after = load_file(str(base / "model.safetensors")), load_file(str(grown / "model.safetensors"))
     assert set(after) - set(before) == {"pose_embed.lens", "depth_embed.lens"}
     assert after["pose_embed.lens"].abs().sum() > 0
+
+
+def test_a_soup_is_the_weighted_mean_of_two_runs_and_loads(tmp_path):
+    from safetensors.numpy import load_file as load_numpy, save_file
+
+    from posemoe.lift import DEFAULT_WEIGHTS, Lifter
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text((DEFAULT_WEIGHTS / "config.json").read_text())
+    shipped = load_numpy(str(DEFAULT_WEIGHTS / "model.safetensors"))
+    save_file({k: v + 1.0 for k, v in shipped.items()}, str(other / "model.safetensors"))
+    assert soup.main([str(DEFAULT_WEIGHTS), str(other), "--share", "0.75", "--out", str(tmp_path / "soup")]) == 0
+    mixed = load_numpy(str(tmp_path / "soup" / "model.safetensors"))
+    for name, value in shipped.items():
+        np.testing.assert_allclose(mixed[name], value + 0.25, atol=1e-6)
+    assert json.loads((tmp_path / "soup" / "config.json").read_text())["soup"]["share"] == 0.75
+    Lifter(tmp_path / "soup", backend="torch")  # the product loads it like any weights
+
+
+def test_a_soup_of_different_networks_is_refused(tmp_path):
+    from posemoe.lift import DEFAULT_WEIGHTS
+
+    wider = tmp_path / "wider"
+    wider.mkdir()
+    config = json.loads((DEFAULT_WEIGHTS / "config.json").read_text())
+    config["model"]["width"] *= 2
+    (wider / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as exit_info:
+        soup.main([str(DEFAULT_WEIGHTS), str(wider), "--share", "0.5", "--out", str(tmp_path / "soup")])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "soup").exists()
