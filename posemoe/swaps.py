@@ -22,11 +22,11 @@ real detections and, held out, on the Human3.6M Stacked Hourglass detections.
 Half of what this relabels on those detections is not a real swap. A judge that keeps only the runs it is
 sure of (a logistic regression over each run's evidence: the jumps at its two ends, whole body or one
 pair, hip width, the two sides' distance), fitted on the training subjects' swaps, reaches 94.8 %
-precision held out, but it rejects a third to two thirds of the swaps injected into the sample (a side
-view at 30 frames/s whose legs cross every few frames, so one end of a swap often shows nothing): the
-weak-ended runs it must reject on the Stacked Hourglass detections look like the sample's real ones.
-Branch ``swap-judge-experiment`` keeps it; the lifter's own 3D does not tell swaps either (it follows
-the labels it is given).
+precision held out, but it leaves a quarter (arms, whole body) to three fifths (legs) of the swaps
+injected into the sample unrepaired (a side view at 30 frames/s whose legs cross every few frames, so one
+end of a swap often shows nothing): the weak-ended runs it must reject on the Stacked Hourglass
+detections look like the sample's real ones. Branch ``swap-judge-experiment`` keeps it; the lifter's own
+3D does not tell swaps either (it follows the labels it is given).
 
 Written here, not taken from a library: a Viterbi over 2^(frames of history) states with a cost
 specific to our skeleton is a few lines of NumPy.

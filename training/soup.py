@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     if first.keys() != second.keys() or any(first[k].shape != second[k].shape for k in first):
         parser.error(f"{args.first} and {args.second} do not hold the same weights")
     soup = {k: (args.share * first[k] + (1.0 - args.share) * second[k]).astype(first[k].dtype) for k in first}
-    args.out.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out / WEIGHTS) as tmp:
         save_file(soup, str(tmp))
     config = json.loads((args.first / "config.json").read_text())
