@@ -142,10 +142,11 @@ def test_a_capture_without_hands_has_none():
     from posemoe.pipeline import take_from_detections
     from posemoe.video import VideoInfo
 
-    data = np.load(ROOT / "tests" / "data" / "walk_detections.npz")
+    with np.load(ROOT / "tests" / "data" / "walk_detections.npz") as data:
+        keypoints, confidence, fps = data["keypoints"], data["confidence"], float(data["fps"])
     frames = [(k[None], c[None]) if np.isfinite(k).all() else (np.zeros((0, 17, 2)), np.zeros((0, 17)))
-              for k, c in zip(data["keypoints"], data["confidence"])]
-    take = take_from_detections(frames, VideoInfo("walk", float(data["fps"]), 1768, 994, len(frames)))
+              for k, c in zip(keypoints, confidence)]
+    take = take_from_detections(frames, VideoInfo("walk", fps, 1768, 994, len(frames)))
     assert np.isnan(take.hands_2d).all() and (take.hand_presence == 0).all()
 
 
@@ -157,8 +158,8 @@ def test_hands_follow_the_arms_where_their_swap_is_repaired():
     from posemoe.swaps import exchange
     from posemoe.video import VideoInfo
 
-    data = np.load(ROOT / "tests" / "data" / "walk_detections.npz")
-    keypoints, confidence = data["keypoints"], data["confidence"]
+    with np.load(ROOT / "tests" / "data" / "walk_detections.npz") as data:
+        keypoints, confidence, fps = data["keypoints"], data["confidence"], float(data["fps"])
     fan = np.linspace(0.0, 20.0, 21)[:, None] * np.array([1.0, -1.0])  # (21, 2) px from the wrist
     seen = np.flatnonzero(np.isfinite(keypoints).all(axis=(1, 2)))
     swapped = seen[40:52]
@@ -173,7 +174,7 @@ def test_hands_follow_the_arms_where_their_swap_is_repaired():
             hands_found[0, side, :, :2] = k[wrist] + fan
             hands_found[0, side, :, 3] = 1.0
         frames.append((k[None], c[None], hands_found))
-    take = take_from_detections(frames, VideoInfo("walk", float(data["fps"]), 1768, 994, len(frames)))
+    take = take_from_detections(frames, VideoInfo("walk", fps, 1768, 994, len(frames)))
     rows = swapped - take.first_frame
     assert take.repaired[rows, 1].all(), "the repair should put these arms back"
     assert (take.hand_presence[rows] == 1).all()
