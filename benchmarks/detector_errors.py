@@ -9,6 +9,13 @@ before (``training.data.Augment``'s defaults: a std drawn up to 6 px per window,
 25 px) is shown beside it.
 
     python benchmarks/detector_errors.py            # prints a markdown table (about 1 min on one core)
+
+A second table says what the difference costs a lifter: its network, as training validates it (every
+40th non-overlapping 27-frame window of S9/S11, the camera's own lens, no mirror; not the product path),
+given the ground-truth 2D, the real detections, the model's simulation of them and the same without the
+model's bias (the Stacked Hourglass conventions): simulated errors that cost the network more than the
+real ones teach it to distrust its input more than real detections call for. ``--weights`` names the
+networks (default: the shipped ones; about 3 min each on one core).
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from posemoe.files import atomic_output  # noqa: E402
+from posemoe.lift import DEFAULT_WEIGHTS  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.skeleton import JOINT_NAMES  # noqa: E402
-from training.data import MISSING_NOTE, TEST_SUBJECTS, Augment, Clip, corrupt, load_clips  # noqa: E402
+from training.data import MISSING_NOTE, NO_AUGMENT, TEST_SUBJECTS, Augment, Clip, WindowDataset, corrupt, load_clips  # noqa: E402
 from training.detector_errors import DEFAULT_MODEL, DetectorErrors, measure  # noqa: E402
 
 WINDOW = 27
@@ -67,6 +75,34 @@ def autocorrelation(error: np.ndarray, lag: int) -> np.ndarray:
     return np.stack([num, den])
 
 
+def lifter_errors(weights: str | Path, clips: list[Clip], model: DetectorErrors, seed: int) -> dict[str, float]:
+    """MPJPE (mm) of the network at ``weights`` on every 40th 27-frame window of ``clips`` (which must
+    carry detections), as training validates it, for each kind of 2D input: "ground truth", "real",
+    "model", "model without bias"."""
+    import torch
+
+    from posemoe.model.checkpoint import load_checkpoint
+    from training.train import network_batch
+
+    network = load_checkpoint(weights).eval()
+    data = WindowDataset(clips, network.config.frames, network.config.frames * 40)
+    unbiased = replace(model, bias=np.zeros_like(model.bias))
+    inputs = {"ground truth": NO_AUGMENT, "real": replace(NO_AUGMENT, detection_prob=1.0),
+              "model": replace(NO_AUGMENT, detector=model, detector_prob=1.0),
+              "model without bias": replace(NO_AUGMENT, detector=unbiased, detector_prob=1.0)}
+    out = {}
+    for name, augment in inputs.items():
+        rng = np.random.default_rng(seed)
+        errors = []
+        with torch.no_grad():
+            for i in range(0, len(data), 256):
+                x, y = network_batch(*data.batch(np.arange(i, min(i + 256, len(data))), rng, augment), network.config)
+                pred = network(torch.from_numpy(x)).float().numpy()
+                errors.append(np.linalg.norm(pred - y, axis=-1).mean(axis=(1, 2)))
+        out[name] = 1000.0 * float(np.concatenate(errors).mean())
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz"))
@@ -77,6 +113,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--subjects", nargs="+", default=list(TEST_SUBJECTS),
                    help="whose detections to compare with (the training subjects give the in-sample fit)")
+    p.add_argument("--weights", nargs="*", default=[str(DEFAULT_WEIGHTS)],
+                   help="networks to lift each kind of 2D with (none: skip that table)")
     args = p.parse_args(argv)
     model = DetectorErrors.load(args.model)
     clips = [c for c in load_clips(args.data, tuple(args.subjects), args.detections) if c.det2d is not None]
@@ -135,6 +173,17 @@ def main(argv=None) -> int:
               "", "| joint | left | up | forward | along bone |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {joint} | " + " | ".join(f"{round(1000 * v) + 0:d}" for v in model.bias[j]) + " |" for j, joint in enumerate(JOINT_NAMES)]
     figures["bias_mm"] = (1000 * model.bias).round(1).tolist()
+    if args.weights:
+        lines += ["", "What the errors cost a lifter: MPJPE (mm) of the network on every 40th 27-frame window of the same "
+                  "clips, as training validates it (the camera's own lens, no mirror; not the product path):", "",
+                  "| network | ground-truth 2D | real detections | model | model without its bias |", "|---|---:|---:|---:|---:|"]
+        figures["lifter_mm"] = {}
+        for weights in args.weights:
+            costs = lifter_errors(weights, clips, model, args.seed)
+            shown = Path(weights).resolve()
+            shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else weights
+            figures["lifter_mm"][str(shown)] = costs
+            lines.append(f"| `{shown}` | " + " | ".join(f"{v:.1f}" for v in costs.values()) + " |")
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -147,3 +147,24 @@ def test_the_shipped_fit_matches_held_out_real_detections():
         assert 0.6 < s / r < 1.4, (joints, r, s)
     # The model's errors are not independent noise's: the spine's bias dominates its error.
     assert np.median(sim[:, 7]) > 3 * np.median(sim[:, 0])
+
+
+def test_the_lifter_table_gives_each_kind_of_input_its_own_errors(tiny_dataset):
+    # benchmarks/detector_errors.py's lifter table: with detections equal to the truth and a model that
+    # only moves the spine, only the model's column may differ from the ground truth's, and not once
+    # its bias is taken away.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from detector_errors import lifter_errors
+
+    from posemoe.lift import DEFAULT_WEIGHTS
+
+    clips = [replace(c, det2d=c.pose2d.copy()) for c in load_clips(tiny_dataset[0], TEST_SUBJECTS)]
+    bias = np.zeros((J, 4))
+    bias[7] = [0.0, 0.2, 0.0, 0.0]  # the spine 20 cm up the body
+    got = lifter_errors(DEFAULT_WEIGHTS, clips, quiet_model(bias=bias), seed=0)
+    assert got["real"] == pytest.approx(got["ground truth"], abs=1e-3)
+    assert got["model without bias"] == pytest.approx(got["ground truth"], abs=0.05)
+    assert got["model"] > got["ground truth"] + 1.0
