@@ -14,7 +14,9 @@ A second table says what the difference costs a lifter: its network, as training
 40th non-overlapping 27-frame window of S9/S11, the camera's own lens, no mirror; not the product path),
 given the ground-truth 2D, the real detections, the model's simulation of them and the same without the
 model's bias (the Stacked Hourglass conventions): simulated errors that cost the network more than the
-real ones teach it to distrust its input more than real detections call for. ``--weights`` names the
+real ones teach it to distrust its input more than real detections call for. A network trained on some
+real detections of the training subjects (the shipped one was) has learnt their kind of error, which
+favours the real column. ``--weights`` names the
 networks (default: the shipped ones; about 3 min each on one core).
 """
 
@@ -45,7 +47,8 @@ DESCRIPTION = (
     "fitted on the Stacked Hourglass detections of the training subjects only (`training/detector_errors.py`, "
     "`train.py --detector-errors PROB`): a bias per joint in the body's own frame (the table under this one), noise "
     "correlated between joints (their 34 x 34 covariance) and over time (a slow and a fast AR(1) part), "
-    "a noise level drawn per 27-frame window (hard windows), outlier runs of real lengths and sizes, and "
+    "a noise level drawn per 27-frame window (hard windows), outlier runs of real lengths, concentrated in bad windows "
+    "as the real ones are and landing on another joint as often as they do (else elsewhere at real distances), and "
     "left/right swaps of the legs, the arms or the whole body in runs. Lengths are metres at the person, so it "
     "scales with the person's size in any picture. Fitted, the error did not grow with the joint's speed "
     "(`speed_gain` 0: Human3.6M's joints rarely exceed 1 m/s); the detections carry no confidence, so "

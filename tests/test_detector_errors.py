@@ -168,3 +168,51 @@ def test_the_lifter_table_gives_each_kind_of_input_its_own_errors(tiny_dataset):
     assert got["real"] == pytest.approx(got["ground truth"], abs=1e-3)
     assert got["model without bias"] == pytest.approx(got["ground truth"], abs=0.05)
     assert got["model"] > got["ground truth"] + 1.0
+
+
+def t_pose(b: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """A T-pose facing the camera 3 m away, arms and legs well apart (the feet 0.3 m): target (b, t,
+    17, 3) metres and its 2D (b, t, 17, 2)."""
+    pose = np.zeros((J, 3))
+    pose[[1, 2, 3], 0], pose[[4, 5, 6], 0] = -0.15, 0.15
+    pose[[2, 5], 1], pose[[3, 6], 1] = 0.45, 0.9
+    pose[[7, 8, 9, 10], 1] = [-0.25, -0.5, -0.6, -0.7]
+    pose[[14, 15, 16], 0], pose[[11, 12, 13], 0] = [-0.2, -0.45, -0.7], [0.2, 0.45, 0.7]
+    pose[[11, 12, 13, 14, 15, 16], 1] = -0.45
+    target = np.broadcast_to(pose, (b, t, J, 3)).copy()
+    return target, target[..., :2] / 3.0
+
+
+def test_an_outlier_takes_the_joint_it_lands_on_within_reach_and_the_fit_finds_where_they_land():
+    target, xy = t_pose(800, 27)
+    onto = np.zeros((J, J + 1))
+    onto[:, J] = 1.0
+    onto[3] = 0.0
+    onto[3, 6] = 1.0  # the right foot's outliers land on the left foot
+    rate = np.zeros(J)
+    rate[3] = 0.05
+    model = quiet_model(outlier_rate=rate, outlier_run=np.full(21, 8.0), outlier_target=onto, outlier_reach=np.full(J, 1.0))
+    det = model.sample(xy, target, np.random.default_rng(4))
+    off = np.linalg.norm(det[..., 3, :] - xy[..., 3, :], axis=-1) > 0.05
+    assert 0.03 < off.mean() < 0.07
+    np.testing.assert_allclose(det[..., 3, :][off], xy[..., 6, :][off], atol=1e-4)
+    got = fit([Clip("S1", "x", "c", target.reshape(-1, J, 3), xy.reshape(-1, J, 2), det.reshape(-1, J, 2), 2.0, 1000, 1000)])
+    assert got.outlier_target[3, 6] > 0.95 and got.outlier_reach[3] == pytest.approx(0.3, abs=0.01)
+    # Out of reach (the feet are 0.3 m apart), the outliers go elsewhere instead.
+    det = replace(model, outlier_reach=np.full(J, 0.2)).sample(xy, target, np.random.default_rng(4))
+    off = np.linalg.norm(det[..., 3, :] - xy[..., 3, :], axis=-1) > 0.05
+    on_left_foot = np.linalg.norm(det[..., 3, :][off] - xy[..., 6, :][off], axis=-1) < 0.01
+    assert off.mean() > 0.03 and on_left_foot.mean() < 0.1  # a random direction, 0.3 m away
+
+
+def test_outliers_come_in_bad_windows_as_fitted():
+    target, xy = t_pose(2000, 27)
+    even = quiet_model(outlier_rate=np.full(J, 0.01), outlier_run=np.full(21, 4.0))
+    bad = np.where(np.arange(101) < 80, 0.0, 1.0)  # four windows in five without outliers
+    bad /= np.interp((np.arange(1000) + 0.5) / 1000, np.linspace(0, 1, 101), bad).mean()
+    for model, share in ((even, (0.6, 0.85)), (replace(even, outlier_window=bad), (0.1, 0.25))):
+        det = model.sample(xy, target, np.random.default_rng(5))
+        hit = (np.linalg.norm(det - xy, axis=-1) > 0.05).any(axis=(1, 2))
+        assert share[0] < hit.mean() < share[1]
+    got = fit([Clip("S1", "x", "c", target.reshape(-1, J, 3), xy.reshape(-1, J, 2), det.reshape(-1, J, 2), 2.0, 1000, 1000)])
+    assert got.outlier_window[:75].max() == 0.0 and got.outlier_window[90] > 1.0
