@@ -17,8 +17,12 @@ them in the next frame. How the two are joined follows MediaPipe's PoseLandmarke
 MediaPipe looks with the person detector in every frame in which fewer than ``num_poses`` people are
 followed; we look every :data:`LOOK_EVERY` frames (and in every frame while nobody is followed), which
 is where speed is traded for fidelity: ``benchmarks/detect.py`` measures the trade clip by clip on the
-real corpus. Both models come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by
-``tools/blazepose_onnx.py``; MediaPipe itself is not needed to capture. Nothing is downloaded.
+real corpus. No schedule of looks gives the sample 2x real time on the 2-core development machine
+(issue 34's floor): at 30 frames/s that allows 33.3 ms of one core per frame, and the landmark model
+alone (17.4 ms a person, 1.53 people a frame) with decoding (5.4 ms) and tracking and lifting (3.7 ms)
+takes 35.6 ms (docs/benchmarks.md, "Detection on real footage" and "Capture speed"). Both models
+come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by ``tools/blazepose_onnx.py``;
+MediaPipe itself is not needed to capture. Nothing is downloaded.
 """
 
 from __future__ import annotations
