@@ -30,6 +30,19 @@ def quiet_model(**change) -> DetectorErrors:
     return replace(base, **change)
 
 
+def t_pose(b: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """A T-pose facing the camera 3 m away, arms and legs well apart (the feet 0.3 m): target (b, t,
+    17, 3) metres and its 2D (b, t, 17, 2)."""
+    pose = np.zeros((J, 3))
+    pose[[1, 2, 3], 0], pose[[4, 5, 6], 0] = -0.15, 0.15
+    pose[[2, 5], 1], pose[[3, 6], 1] = 0.45, 0.9
+    pose[[7, 8, 9, 10], 1] = [-0.25, -0.5, -0.6, -0.7]
+    pose[[14, 15, 16], 0], pose[[11, 12, 13], 0] = [-0.2, -0.45, -0.7], [0.2, 0.45, 0.7]
+    pose[[11, 12, 13, 14, 15, 16], 1] = -0.45
+    target = np.broadcast_to(pose, (b, t, J, 3)).copy()
+    return target, target[..., :2] / 3.0
+
+
 def test_fit_recovers_the_model_that_made_the_errors(tiny_dataset):
     clips = load_clips(tiny_dataset[0], TRAIN_SUBJECTS + TEST_SUBJECTS)
     bias = np.zeros((J, 4))
@@ -73,16 +86,7 @@ def test_errors_scale_with_the_person_in_the_picture_and_turn_with_the_body(tiny
 
 def test_swaps_and_outliers_come_in_runs_at_their_rates():
     rng = np.random.default_rng(2)
-    t, b = 27, 1500
-    # A T-pose facing the camera, 3 m away: arms and legs well apart.
-    pose = np.zeros((J, 3))
-    pose[[1, 2, 3], 0], pose[[4, 5, 6], 0] = -0.15, 0.15
-    pose[[2, 5], 1], pose[[3, 6], 1] = 0.45, 0.9
-    pose[[7, 8, 9, 10], 1] = [-0.25, -0.5, -0.6, -0.7]
-    pose[[14, 15, 16], 0], pose[[11, 12, 13], 0] = [-0.2, -0.45, -0.7], [0.2, 0.45, 0.7]
-    pose[[11, 12, 13, 14, 15, 16], 1] = -0.45
-    target = np.broadcast_to(pose, (b, t, J, 3)).copy()
-    xy = target[..., :2] / 3.0
+    target, xy = t_pose(1500, 27)
     model = quiet_model(outlier_rate=np.full(J, 0.05), outlier_run=np.full(21, 8.0),
                         swap_rate={"body": 0.02, "legs": 0.04, "arms": 0.0}, swap_run={"body": 5.0, "legs": 5.0, "arms": 1.0})
     det = model.sample(xy, target, rng)
@@ -168,19 +172,6 @@ def test_the_lifter_table_gives_each_kind_of_input_its_own_errors(tiny_dataset):
     assert got["real"] == pytest.approx(got["ground truth"], abs=1e-3)
     assert got["model without bias"] == pytest.approx(got["ground truth"], abs=0.05)
     assert got["model"] > got["ground truth"] + 1.0
-
-
-def t_pose(b: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-    """A T-pose facing the camera 3 m away, arms and legs well apart (the feet 0.3 m): target (b, t,
-    17, 3) metres and its 2D (b, t, 17, 2)."""
-    pose = np.zeros((J, 3))
-    pose[[1, 2, 3], 0], pose[[4, 5, 6], 0] = -0.15, 0.15
-    pose[[2, 5], 1], pose[[3, 6], 1] = 0.45, 0.9
-    pose[[7, 8, 9, 10], 1] = [-0.25, -0.5, -0.6, -0.7]
-    pose[[14, 15, 16], 0], pose[[11, 12, 13], 0] = [-0.2, -0.45, -0.7], [0.2, 0.45, 0.7]
-    pose[[11, 12, 13, 14, 15, 16], 1] = -0.45
-    target = np.broadcast_to(pose, (b, t, J, 3)).copy()
-    return target, target[..., :2] / 3.0
 
 
 def test_an_outlier_takes_the_joint_it_lands_on_within_reach_and_the_fit_finds_where_they_land():
