@@ -13,9 +13,9 @@ detector does. The Stacked Hourglass detections of Human3.6M (the training subje
   the limbs' outliers over 50 px on S1, S5-S8, every third clip, lie nearer another joint's truth than
   half their own error: a foot on the other foot, a wrist on the other wrist or on the hips), in bad
   stretches (44 % of the held-out 27-frame windows hold one; 89 % did when every window had the same
-  chance). Spread evenly, the model's outliers cost the shipped lifter 11 mm (86.8 mm on its windows,
-  75.6 without outliers, 72.6 on the real detections: ``benchmarks/detector_errors.py``'s lifter
-  table); in bad windows, 83.9. Where they land (on a joint or in a random direction) moved it by
+  chance). Spread evenly (the model as of commit ed2d03f), its outliers cost the shipped lifter 11 mm
+  (86.8 mm on its windows, 75.6 without outliers, 72.6 on the real detections:
+  ``benchmarks/detector_errors.py``'s lifter table); in bad windows, 83.9. Where they land (on a joint or in a random direction) moved it by
   under 0.5 mm;
 - **left/right swaps** of the legs, of the arms, or of the whole body, for a run of frames.
 
