@@ -16,8 +16,8 @@ given the ground-truth 2D, the real detections, the model's simulation of them a
 model's bias (the Stacked Hourglass conventions): simulated errors that cost the network more than the
 real ones teach it to distrust its input more than real detections call for. A network trained on some
 real detections of the training subjects (the shipped one was) has learnt their kind of error, which
-favours the real column. ``--weights`` names the
-networks (default: the shipped ones; about 3 min each on one core).
+favours the real column. ``--weights`` names the networks (default: the shipped ones; about 1.5 min
+each on one core).
 """
 
 from __future__ import annotations
