@@ -38,7 +38,8 @@ from posemoe.lift import DEFAULT_WEIGHTS  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.skeleton import JOINT_NAMES  # noqa: E402
 from training.data import MISSING_NOTE, NO_AUGMENT, TEST_SUBJECTS, Augment, Clip, WindowDataset, corrupt, load_clips  # noqa: E402
-from training.detector_errors import DEFAULT_MODEL, DetectorErrors, measure  # noqa: E402
+from training.detector_errors import (DEFAULT_MODEL, OUTLIER_M, DetectorErrors, measure, outlier_targets,  # noqa: E402
+                                      project_bias, swap_mask)
 
 WINDOW = 27
 #: What the section says the model is, above its table (the figures below it are measured).
@@ -126,6 +127,10 @@ def main(argv=None) -> int:
     dist = {k: [] for k in kinds}
     swaps = {k: np.zeros(3) for k in kinds}
     lags = {k: {lag: np.zeros((2, 17)) for lag in (1, 10)} for k in kinds}
+    # Outliers (a joint over OUTLIER_M off after the bias, not swapped): windows holding one, and those
+    # lying on another joint, as (count, of how many) each.
+    bad_windows = {k: np.zeros(2) for k in kinds}
+    landed = {k: np.zeros(2) for k in kinds}
     frames = 0
     for clip in clips:
         n = len(clip.pose2d) // WINDOW * WINDOW
@@ -141,6 +146,10 @@ def main(argv=None) -> int:
             dist[kind].append(np.linalg.norm(error, axis=-1))
             m = measure(replace(cut, det2d=det))
             swaps[kind] += [m["body"].sum(), m["legs"].sum(), m["arms"].sum()]
+            outlier = (np.linalg.norm(m["error"] - project_bias(model.bias, cut.pose3d), axis=-1) > OUTLIER_M) & ~swap_mask(m)
+            bad_windows[kind] += [outlier.reshape(-1, WINDOW * 17).any(1).sum(), n // WINDOW]
+            onto = outlier_targets(cut.pose2d / m["scale"][:, None, None], m["error"], outlier)
+            landed[kind] += [(onto[outlier] < 17).sum(), outlier.sum()]
             for lag in (1, 10):
                 lags[kind][lag] += autocorrelation(error, lag)
     dist = {k: np.concatenate(v) for k, v in dist.items()}
@@ -172,6 +181,11 @@ def main(argv=None) -> int:
         lines.append(f"| {kind} | " + " | ".join(f"{100 * swaps[k][j] / frames:.2f}" for k in kinds) + " |")
     for threshold in (50, 100):
         lines.append(f"| joints > {threshold} px off | " + " | ".join(f"{100 * (dist[k] > threshold).mean():.2f}" for k in kinds) + " |")
+    share = lambda pair: 100 * pair[0] / max(pair[1], 1)  # noqa: E731
+    lines.append("| 27-frame windows with an outlier | " + " | ".join(f"{share(bad_windows[k]):.1f}" for k in kinds) + " |")
+    lines.append("| outliers lying on another joint (of all outliers) | " + " | ".join(f"{share(landed[k]):.1f}" for k in kinds) + " |")
+    figures["outlier_windows_percent"] = {k: share(bad_windows[k]) for k in kinds}
+    figures["outliers_on_a_joint_percent"] = {k: share(landed[k]) for k in kinds}
     lines += ["", "The fitted bias, mm at the person (towards the body's left hip, up the body, forward, along the joint's own bone):",
               "", "| joint | left | up | forward | along bone |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {joint} | " + " | ".join(f"{round(1000 * v) + 0:d}" for v in model.bias[j]) + " |" for j, joint in enumerate(JOINT_NAMES)]

@@ -9,14 +9,12 @@ detector does. The Stacked Hourglass detections of Human3.6M (the training subje
 - errors **correlated over time** (lag-1 autocorrelation 0.6-0.9 at 50 frames/s, still 0.2-0.6 half a
   second later: a slow and a fast part) **and between joints** (a whole limb or torso off together);
 - errors that **grow with the joint's speed** (motion blur);
-- **outliers**: a joint put on something else for a run of frames, mostly on another joint (84 % of
-  the limbs' outliers over 50 px on S1, S5-S8, every third clip, lie nearer another joint's truth than
-  half their own error: a foot on the other foot, a wrist on the other wrist or on the hips), in bad
-  stretches (44 % of the held-out 27-frame windows hold one; 89 % did when every window had the same
-  chance). Spread evenly (the model as of commit ed2d03f), its outliers cost the shipped lifter 11 mm
-  (86.8 mm on its windows, 75.6 without outliers, 72.6 on the real detections:
-  ``benchmarks/detector_errors.py``'s lifter table); in bad windows, 83.9. Where they land (on a joint or in a random direction) moved it by
-  under 0.5 mm;
+- **outliers**: a joint put on something else for a run of frames, mostly on another joint (76 % of
+  the held-out subjects' outliers lie nearer another joint's truth than half their own error: a foot on
+  the other foot, a wrist on the other wrist or on the hips), in bad stretches (35 % of the held-out
+  27-frame windows hold one; ``benchmarks/detector_errors.py`` prints both). Spread evenly over the
+  windows (the model as of commit ed2d03f), the model's errors cost the shipped lifter 86.8 mm against
+  72.6 on the real detections (that script's lifter table); in bad windows, 83.9;
 - **left/right swaps** of the legs, of the arms, or of the whole body, for a run of frames.
 
 All lengths are metres in the person's plane: pixel errors divided by the picture's scale at the
@@ -92,8 +90,7 @@ class DetectorErrors:
     window gives an outlier only joints within this reach (a seated person's thorax lands on a knee,
     a standing one's does not). outlier_window: (101,) quantiles 0, 1, ..., 100 % of a 27-frame
     window's outlier joint-frames against the mean window's: the chance of an outlier run in a window
-    is scaled by a draw of it (outliers come in bad stretches: 44 % of the held-out windows hold one,
-    89 % when every window had the same chance). swap_rate / swap_run: share of frames and mean
+    is scaled by a draw of it (outliers come in bad stretches). swap_rate / swap_run: share of frames and mean
     run length of each of :data:`SWAPS`. fitted_on: what it was fitted on.
     """
 
