@@ -10,7 +10,7 @@ own palm orientation drawn uniformly over all rotations, the wrist 0.3-1.5 m in 
 and anywhere in a 1280 x 720 view. Each take's lens is its own: a field of view across the long side
 drawn from 55-80 degrees (phone main cameras and webcams).
 
-What the solve is given is what the product gives it (``fingers.body_hands``): the hand model's
+What the solve is given is what the product gives it (``hands.body_hands``): the hand model's
 landmarks (x, y pixels and a depth relative to the wrist in the same pixel scale, MediaPipe's format)
 through ``fingers.camera_points`` with the take's ``focal_px``. Unless the user types a focal length,
 that is the capture's default guess, ``focal_from_fov(width, height)`` (69.4 degrees across the long
@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.motion import fingers  # noqa: E402
-from posemoe.motion.trajectory import focal_from_fov  # noqa: E402
+from posemoe.camera import focal_from_fov  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30.0
 FOV_RANGE = (55.0, 80.0)  # degrees across the long side: the true lenses

@@ -52,7 +52,7 @@ from posemoe.lift import DEFAULT_WEIGHTS, Lifter  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.motion.bones import robust_bone_lengths, standing_height  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
-from posemoe.motion.trajectory import ANKLE_HEIGHT  # noqa: E402
+from posemoe.skeleton import ANKLE_HEIGHT  # noqa: E402
 from posemoe.normalize import resample_track  # noqa: E402
 from posemoe.pipeline import takes_from_detections  # noqa: E402
 from posemoe.settings import Settings  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np
 
 from posemoe import PoseMoEError
 from posemoe.motion.clean import Cleaned, CleanupSettings, clean
-from posemoe.motion.fingers import body_hands
+from posemoe.motion.hands import body_hands
 from posemoe.take import Take
 
 from . import retarget as retargeting

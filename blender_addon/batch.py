@@ -36,6 +36,7 @@ else:
 import bpy  # noqa: E402
 
 from posemoe import PoseMoEError  # noqa: E402
+from posemoe.camera import DEFAULT_FOV_DEGREES  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.lift import Lifter  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, quality_report  # noqa: E402
@@ -67,7 +68,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--people", action="append", metavar="WHO",
                         help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "
                              "(given once per person)")
-    parser.add_argument("--fov", type=float, default=69.4, help="camera field of view across the longer side, degrees")
+    parser.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
+                        help=f"camera field of view across the longer side, degrees (default {DEFAULT_FOV_DEGREES})")
     parser.add_argument("--hands", action="store_true", help="also capture the fingers (slower: about 1.4 to 2.3 "
                         "times the capture time on a 2-core machine); the armatures get finger bones, BVH and FBX carry them")
     args = parser.parse_args(argv)

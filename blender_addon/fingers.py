@@ -1,6 +1,6 @@
 """Fingers on someone else's armature: the hand part of a retarget (:mod:`retarget` calls it).
 
-The take's hands (:class:`posemoe.motion.fingers.BodyHands`: our hand and finger bones' rest frames and
+The take's hands (:class:`posemoe.motion.hands.BodyHands`: our hand and finger bones' rest frames and
 world rotations, on the solved body) drive the target's hand and finger bones named in a bone map's
 ``fingers`` table, ``{target bone: our bone}``, our bones being those of our own rig
 (:func:`rig.hand_bone_names`: ``hand.L``, ``thumb.01.L`` .. ``thumb.03.L``, ``f_index.01.L`` ..
@@ -32,7 +32,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from posemoe import PoseMoEError
-from posemoe.motion.fingers import SIDES, BodyHands
+from posemoe.motion.fingers import SIDES
+from posemoe.motion.hands import BodyHands
 from posemoe.motion.solve import shortest_arc
 
 from .rig import hand_bone_names

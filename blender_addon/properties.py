@@ -9,7 +9,7 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorPro
                        StringProperty)
 from bpy.types import PropertyGroup
 
-from posemoe.motion.trajectory import DEFAULT_FOV_DEGREES
+from posemoe.camera import DEFAULT_FOV_DEGREES
 
 from .retarget import MAP_NAMES
 
@@ -57,7 +57,7 @@ class PoseMoESettings(PropertyGroup):
                                     "them more and blends (0: the default, a third of a window)")
     fov: FloatProperty(name="Field of View", min=10.0, max=170.0, default=DEFAULT_FOV_DEGREES,
                        description="The camera's field of view across the longer side of the picture, in degrees "
-                                   "(69.4: a phone's main camera)")
+                                   f"({DEFAULT_FOV_DEGREES}: a phone's main camera)")
 
     smoothing: EnumProperty(
         name="Smoothing", default="ONE_EURO",

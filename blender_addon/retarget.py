@@ -529,7 +529,7 @@ def retarget(motion: SkeletonMotion, armature_obj, bone_map: BoneMap | Mapping |
     per take frame at ``frame_start + i * frame_step`` (see the module docstring for the maths). The action is named
     ``action_name`` (Blender adds ``.001`` when the name is taken: no existing action is changed); the
     action the armature had keeps a fake user. Mapped pose bones are set to QUATERNION rotation.
-    ``hands`` (:func:`posemoe.motion.fingers.body_hands` of the take on ``motion``) also keys the map's
+    ``hands`` (:func:`posemoe.motion.hands.body_hands` of the take on ``motion``) also keys the map's
     finger bones and turns the hands with the palms (see :mod:`fingers`).
     Returns (the action, a :class:`RetargetReport`). Raises PoseMoEError, changing nothing, when the
     motion or the armature cannot be used.

@@ -34,7 +34,7 @@ hand.R       RWrist -> hand (leaf bone)    forearm.R    yes
 
 and the same with .L for the left side (LHip ... LWrist).
 
-Hands and fingers (only when the take captured hands, :class:`posemoe.motion.fingers.BodyHands`; a take
+Hands and fingers (only when the take captured hands, :class:`posemoe.motion.hands.BodyHands`; a take
 without hands builds exactly the 16 bones above): ``hand`` then spans the wrist to the middle finger's
 knuckle (MCP) and follows the palm, and each hand gains 15 finger bones, three per finger, named as
 Rigify names them, with the side suffix:
@@ -94,7 +94,9 @@ import numpy as np
 
 from posemoe import PoseMoEError
 from posemoe.files import atomic_output
-from posemoe.motion.fingers import HAND_BONES, HAND_PARENTS, SIDES, WRIST_JOINT, BodyHands
+from posemoe.motion.fingers import SIDES
+from posemoe.motion.hands import HAND_BONES, HAND_PARENTS, BodyHands
+from posemoe.skeleton import WRIST
 from posemoe.motion.solve import SkeletonMotion
 from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -165,7 +167,7 @@ SIDE_SUFFIX = {"left": ".L", "right": ".R"}
 
 def hand_bone_names(side: str) -> tuple[str, ...]:
     """The 16 bones of one hand on our rig (``hand.L``, ``thumb.01.L``, ... ``f_pinky.03.L``), in
-    :data:`posemoe.motion.fingers.HAND_BONES` order; the first is the body's hand bone."""
+    :data:`posemoe.motion.hands.HAND_BONES` order; the first is the body's hand bone."""
     return tuple(name + SIDE_SUFFIX[side] for name in HAND_BONES)
 
 
@@ -283,7 +285,7 @@ def _edit_mode(obj) -> Iterator[None]:
 def build_armature(motion: SkeletonMotion, name: str, collection=None, hands: BodyHands | None = None):
     """Build PoseMoE's armature in the rest pose of ``motion`` (its ``offsets``, metres).
 
-    ``hands`` (the take's hands on this motion, :func:`posemoe.motion.fingers.body_hands`) adds the
+    ``hands`` (the take's hands on this motion, :func:`posemoe.motion.hands.body_hands`) adds the
     finger bones and lets ``hand`` span the palm; None (a take without hands) builds the body alone.
 
     ``collection`` (default: the scene's master collection) must be in the current view layer. Returns
@@ -331,7 +333,7 @@ def _add_hand_bones(edit_bones, hands: BodyHands, rest: np.ndarray) -> None:
     """In edit mode: re-span each ``hand`` bone over the palm and add its fingers (module docstring)."""
     for k, side in enumerate(SIDES):
         names = hand_bone_names(side)
-        wrist = rest[WRIST_JOINT[side]]
+        wrist = rest[WRIST[side]]
         for b, name in enumerate(names):
             bone = edit_bones[name] if b == 0 else edit_bones.new(name)
             frame = hands.rest[k, b]

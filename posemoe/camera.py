@@ -1,13 +1,41 @@
-"""Cameras: Human3.6M camera model, world/camera transforms and screen normalisation.
+"""Cameras: the lens, Human3.6M's camera model, world/camera transforms and screen normalisation.
 
-Camera space is OpenCV's (x right, y down, z forward), in metres.
+Camera space is OpenCV's (x right, y down, z forward), in metres. The lens is a focal length in pixels;
+when the user does not know it, the capture assumes :data:`DEFAULT_FOV_DEGREES` across the longer side.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import PoseMoEError
+
+#: Across the longer side: a 26 mm full-frame-equivalent lens, most phones' main camera. The one place
+#: this number is written; the CLI, the add-on and :attr:`posemoe.settings.Settings.lens_given` read it.
+DEFAULT_FOV_DEGREES = 69.4
+
+
+def focal_from_fov(width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> float:
+    """Focal length in pixels for a field of view measured across the longer image side."""
+    if not 1.0 <= fov_degrees <= 170.0:
+        raise PoseMoEError(f"A field of view of {fov_degrees} degrees is not plausible: give a value between 1 and 170.")
+    return 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2.0)
+
+
+def screen_focal(width: int, height: int, focal_px: float | None = None) -> float:
+    """The focal length, in screen units (``2 * f_px / width``), that the normalisation of a
+    ``width`` x ``height`` picture works with: ``focal_px`` when the lens is known, else the product's
+    default lens (:data:`DEFAULT_FOV_DEGREES` across the longer side).
+
+    Most users do not know their lens, so training gives many windows this default instead of the
+    true focal length (``Augment.lens_known_prob``): the network learns to read the crop the default
+    lens makes of a person filmed through another (Human3.6M's cameras are about 47 degrees), and a
+    network with the lens channel (``ModelConfig.lens_input``) is told which of the two it got.
+    """
+    return 2.0 * (focal_px or focal_from_fov(width, height)) / width
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import PoseMoEError
+from .camera import DEFAULT_FOV_DEGREES
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -102,7 +103,7 @@ def per_person_path(path: Path, person: int, people: int) -> Path:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     from .export.bvh import write_bvh
-    from .motion.fingers import body_hands
+    from .motion.hands import body_hands
     from .lift import Lifter
     from .motion.clean import CleanupSettings, clean, quality_report
     from .pipeline import Settings, Timings, capture_people
@@ -189,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the lifter runs")
     cap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="lifting backend")
     cap.add_argument("--weights", help="lifting weights folder (default: the shipped weights)")
-    cap.add_argument("--fov", type=float, default=69.4,
-                     help="camera field of view across the longer side, degrees (default 69.4: a phone's main camera)")
+    cap.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
+                     help=f"camera field of view across the longer side, degrees (default {DEFAULT_FOV_DEGREES}: a phone's main camera)")
     cap.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
     cap.add_argument("--people", action="append", metavar="WHO",
                      help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "

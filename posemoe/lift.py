@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 
 from . import PoseMoEError
-from .camera import normalize_screen
-from .normalize import NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses, screen_focal
+from .camera import normalize_screen, screen_focal
+from .normalize import NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses
 from .model.config import ONNX_FILE, load_config
 from .skeleton import NUM_JOINTS, flip_horizontal
 
@@ -235,7 +235,7 @@ class Lifter:
         stride: window step in frames at the network's rate (default: a third of a window, so windows
         overlap and blend). flip: average with the mirrored input (slower, steadier).
         focal_px: the camera's focal length in pixels (default: a phone's main camera,
-        :data:`~posemoe.motion.trajectory.DEFAULT_FOV_DEGREES` across the longer side); the person is
+        :data:`~posemoe.camera.DEFAULT_FOV_DEGREES` across the longer side); the person is
         seen through it (:func:`~posemoe.normalize.normalize_windows`). fps: the video's frame rate;
         the keypoints are resampled to the network's :data:`~posemoe.normalize.NETWORK_FPS` for
         lifting and the result back (default: taken as already at that rate).

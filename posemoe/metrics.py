@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rotations import similarity_transform
+
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
     """Protocol 1: mean Euclidean distance between matching joints.
@@ -16,32 +18,6 @@ def mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
     pred, gt: (..., J, 3) metres. Returns metres.
     """
     return float(np.mean(np.linalg.norm(pred - gt, axis=-1)))
-
-
-def similarity_transform(pred: np.ndarray, gt: np.ndarray, scale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The similarity transform that best maps the points ``pred`` onto ``gt``.
-
-    pred, gt: (..., K, 3), K matching points per set. Finds rotation R, scale s (1 with ``scale``
-    False: a rigid transform) and translation t minimising ``sum ||s pred_k @ R + t - gt_k||^2``
-    (Umeyama's closed form, reflections excluded). Returns (s (...), R (..., 3, 3), t (..., 1, 3)), so
-    that ``s[..., None, None] * points @ R + t`` maps any other points of pred's frame.
-    """
-    mu_p = pred.mean(axis=-2, keepdims=True)
-    mu_g = gt.mean(axis=-2, keepdims=True)
-    p0 = pred - mu_p
-    g0 = gt - mu_g
-    cov = np.swapaxes(p0, -1, -2) @ g0  # (..., 3, 3)
-    u, sigma, vt = np.linalg.svd(cov)
-    # Flip the last singular direction where the best orthogonal map is a reflection.
-    d = np.sign(np.linalg.det(u @ vt))
-    sigma = sigma.copy()
-    sigma[..., -1] *= d
-    vt = vt.copy()
-    vt[..., -1, :] *= d[..., None]
-    rot = u @ vt  # applied on the right: p0 @ rot
-    var_p = np.sum(p0**2, axis=(-2, -1))
-    s = np.sum(sigma, axis=-1) / np.maximum(var_p, 1e-12) if scale else np.ones(var_p.shape)
-    return s, rot, mu_g - s[..., None, None] * (mu_p @ rot)
 
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from .motion.trajectory import focal_from_fov
+from .rotations import look_at
 
 #: Human3.6M training subjects on screen (S1, S5-S8, ground-truth projections through their own
 #: cameras, every 10th frame): median pelvis position and the cameras' focal length, normalised
@@ -48,18 +48,8 @@ SEGMENT_LENGTHS = np.array([0.2124, 0.1201, 0.1179, 0.1983, 0.1983, 0.1955, 0.19
 SIZE_QUANTILE = 0.8
 H36M_SIZE = 0.999
 
-
-def screen_focal(width: int, height: int, focal_px: float | None = None) -> float:
-    """The focal length, in screen units (``2 * f_px / width``), that the normalisation of a
-    ``width`` x ``height`` picture works with: ``focal_px`` when the lens is known, else the product's
-    default lens (:data:`~posemoe.motion.trajectory.DEFAULT_FOV_DEGREES` across the longer side).
-
-    Most users do not know their lens, so training gives many windows this default instead of the
-    true focal length (``Augment.lens_known_prob``): the network learns to read the crop the default
-    lens makes of a person filmed through another (Human3.6M's cameras are about 47 degrees), and a
-    network with the lens channel (``ModelConfig.lens_input``) is told which of the two it got.
-    """
-    return 2.0 * (focal_px or focal_from_fov(width, height)) / width
+#: The picture's up in camera space (OpenCV axes, y down): the perspective crop turns with no roll against it.
+CAMERA_UP = np.array([0.0, -1.0, 0.0])
 
 
 def person_size(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -76,20 +66,6 @@ def person_size(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, handled by the caller
         return np.nanquantile(ratio, SIZE_QUANTILE, axis=1) / H36M_SIZE
-
-
-def look_at(direction: np.ndarray) -> np.ndarray:
-    """Rotations that turn a camera to look along ``direction`` with no roll.
-
-    direction: (W, 3) camera-space rays (x right, y down, z forward; any length, z > 0). Returns
-    (W, 3, 3) rotations ``R`` whose rows are the new camera's axes, so ``R @ ray`` is the ray in the
-    turned camera and ``R @ direction`` lies on its z axis.
-    """
-    z = direction / np.linalg.norm(direction, axis=-1, keepdims=True)
-    x = np.cross(np.array([0.0, 1.0, 0.0]), z)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    y = np.cross(z, x)
-    return np.stack([x, y, z], axis=1)
 
 
 def normalize_windows(windows: np.ndarray, focal: float | np.ndarray,
@@ -118,7 +94,7 @@ def normalize_windows(windows: np.ndarray, focal: float | np.ndarray,
     frame_weight = visible.any(-1).astype(np.float64)[..., None]
     centre = (frame_centre * frame_weight).sum(1) / np.maximum(frame_weight.sum(1), 1)  # (W, 3)
     centre[frame_weight.sum((1, 2)) == 0] = (0.0, 0.0, 1.0)
-    rotation = look_at(centre)
+    rotation = look_at(centre, CAMERA_UP)
     turned = np.einsum("wij,wtkj->wtki", rotation, rays)
     xy = turned[..., :2] / np.maximum(turned[..., 2:3], 1e-6) * H36M_FOCAL
     size = person_size(xy, visible)

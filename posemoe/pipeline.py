@@ -21,7 +21,8 @@ from .detect import Detector, default_detector, detect_frames
 from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
-from .motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
+from .camera import focal_from_fov
+from .motion.trajectory import root_translation, to_world, world_frame
 from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .swaps import repair_swaps

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .motion.trajectory import DEFAULT_FOV_DEGREES
+from .camera import DEFAULT_FOV_DEGREES
 
 
 @dataclass

@@ -27,11 +27,27 @@ JOINT_NAMES: tuple[str, ...] = (
     "RWrist",
 )
 NUM_JOINTS = len(JOINT_NAMES)
-ROOT = 0
+
+# Each joint by name, so code reads ``joints[:, L_ANKLE]`` rather than ``joints[:, 6]``. Human3.6M's
+# "Foot" is the ankle joint and "Neck/Nose" the nose.
+PELVIS, R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, SPINE, THORAX, NOSE, HEAD = range(11)
+L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = range(11, 17)
+ROOT = PELVIS
+
+#: Left/right pairs, right first (the joint order's own: the right leg comes before the left); and
+#: per side by name, for code that walks both hands.
+HIPS: tuple[int, int] = (R_HIP, L_HIP)
+ANKLES: tuple[int, int] = (R_ANKLE, L_ANKLE)
+SHOULDERS: tuple[int, int] = (R_SHOULDER, L_SHOULDER)
+WRIST: dict[str, int] = {"left": L_WRIST, "right": R_WRIST}
+ELBOW: dict[str, int] = {"left": L_ELBOW, "right": R_ELBOW}
+
+#: Metres from the sole to the ankle joint: where the floor lies under a planted foot.
+ANKLE_HEIGHT = 0.08
 PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 
-LEFT_JOINTS: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
-RIGHT_JOINTS: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
+LEFT_JOINTS: tuple[int, ...] = (L_HIP, L_KNEE, L_ANKLE, L_SHOULDER, L_ELBOW, L_WRIST)
+RIGHT_JOINTS: tuple[int, ...] = (R_HIP, R_KNEE, R_ANKLE, R_SHOULDER, R_ELBOW, R_WRIST)
 
 #: Index permutation that swaps every left joint with its right twin (an involution).
 FLIP_PERMUTATION: np.ndarray = np.arange(NUM_JOINTS)

@@ -23,6 +23,8 @@ import addon_utils  # noqa: E402
 
 from posemoe.export.bvh import write_bvh  # noqa: E402
 from posemoe.motion import fingers as F  # noqa: E402
+from posemoe.motion import hands as H  # noqa: E402
+from posemoe.skeleton import ELBOW, WRIST  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
 from posemoe.take import Take  # noqa: E402
 
@@ -52,9 +54,9 @@ def hand_take(frames: int = FRAMES, seed: int = 0, hands: bool = True) -> tuple[
     for k, side in enumerate(F.SIDES):
         angles = low + (high - low) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.4 * t[:, None, None]
                                                           + rng.uniform(0, 2 * np.pi, (5, 4))))
-        wrist = joints[:, F.WRIST_JOINT[side]]
-        forearm = wrist - joints[:, F.ELBOW_JOINT[side]]
-        rest = np.stack([F.rest_palm(f) for f in forearm])
+        wrist = joints[:, WRIST[side]]
+        forearm = wrist - joints[:, ELBOW[side]]
+        rest = np.stack([H.rest_palm(f) for f in forearm])
         twist = Rotation.from_rotvec(rest[:, :, 1] * (0.8 * np.sin(2 * np.pi * 0.4 * t))[:, None])
         tilt = Rotation.from_rotvec(rest[:, :, 0] * (0.3 * np.sin(2 * np.pi * 0.3 * t))[:, None])
         palm = (twist * tilt).as_matrix() @ rest
@@ -134,7 +136,7 @@ def test_a_take_with_hands_keys_finger_bones_on_our_rig():
 
 def test_a_take_without_hands_builds_todays_bones():
     take, _ = hand_take(hands=False)
-    assert F.body_hands(take, clean(take.joints_world, take.fps).motion) is None
+    assert H.body_hands(take, clean(take.joints_world, take.fps).motion) is None
     applied = apply.apply_take(take, CleanupSettings(), "body", camera=False)
     assert sorted(b.name for b in applied.armature.data.bones) == sorted(spec.name for spec in rig.BONES)
     assert len(applied.armature.data.bones) == 16 and not rig.armature_has_fingers(applied.armature)
@@ -165,7 +167,7 @@ def mixamo_with_fingers():
     for side, word in (("left", "Left"), ("right", "Right")):
         hand = bones[f"mixamorig:{word}Hand"]
         head, direction = np.array(hand.head), F._unit(np.array(hand.tail - hand.head))
-        palm = F.rest_palm(direction)
+        palm = H.rest_palm(direction)
         points = F.forward(curl, palm[None], head[None], F.default_shape(8.5), side)[0]  # centimetres
         for f, finger in enumerate(FINGER_WORDS.values()):
             parent = hand
@@ -184,7 +186,7 @@ def test_a_mixamo_rig_gets_fingers():
     obj = mixamo_with_fingers()
     obj.location, obj.rotation_euler = (1.0, 0.5, 0.0), (0.0, 0.0, math.radians(20))
     cleaned = clean(take.joints_world, take.fps)
-    hands = F.body_hands(take, cleaned.motion)
+    hands = H.body_hands(take, cleaned.motion)
     _, report = retarget.retarget(cleaned.motion, obj, hands=hands)
     assert report.map_name == "mixamo" and report.mapped["mixamorig:LeftHandIndex1"] == "f_index.01.L"
     assert len(report.mapped) == 20 + 30
@@ -202,7 +204,7 @@ def test_a_mixamo_rig_gets_fingers():
 def test_a_bvh_with_fingers_reads_back(tmp_path):
     take, truth = hand_take()
     motion = clean(take.joints_world, take.fps).motion
-    hands = F.body_hands(take, motion)
+    hands = H.body_hands(take, motion)
     path = write_bvh(tmp_path / "hands.bvh", motion, hands=hands)
     result = bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False, update_scene_duration=True)
     assert result == {"FINISHED"}

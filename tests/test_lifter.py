@@ -167,7 +167,7 @@ def test_frame_rate_and_framing_change_the_shipped_lifters_pose_little(seed, fps
 def test_a_lens_network_is_told_whether_the_lens_was_given(tmp_path):
     """With ``focal_px`` equal to the default lens the crop is the same as without it: only the lens
     channel differs, on both backends. A network without the channel gives the same pose for both."""
-    from posemoe.motion.trajectory import focal_from_fov
+    from posemoe.camera import focal_from_fov
 
     torch.manual_seed(3)
     for lens in (True, False):

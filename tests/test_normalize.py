@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from conftest import REST_POSE_MM, synthetic_motion
 from posemoe import lift as lift_module
-from posemoe import normalize
+from posemoe import camera, normalize
 from posemoe.lift import lift_windows
 from posemoe.model.config import ModelConfig
 from posemoe.normalize import (NETWORK_FPS, normalize_windows, resample_inputs, resample_track, restore_poses,
@@ -121,7 +121,7 @@ def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_da
     clips = load_clips(tiny_dataset[0], ("S1",))
     data = WindowDataset(clips, frames=9, stride=9)
     _, _, focal, known = data.batch(np.arange(4), np.random.default_rng(0), Augment(0, 0, 0, 0, 0, lens_known_prob=0.0))
-    assumed = normalize.screen_focal(clips[0].width, clips[0].height)
+    assumed = camera.screen_focal(clips[0].width, clips[0].height)
     np.testing.assert_allclose(focal, assumed, rtol=1e-6)
     assert not known.any()
     assert abs(assumed - clips[0].focal) > 0.1  # the test camera's lens is not the default one
@@ -135,14 +135,14 @@ def test_training_assumes_the_lens_the_lifter_assumes_when_none_is_given(tiny_da
     # across the height), a landscape one's under it.
     portrait = seen.focal > 1.93
     assert 0 < portrait.sum() < len(portrait)
-    np.testing.assert_allclose(seen.default_focal, np.where(portrait, normalize.screen_focal(1080, 1920),
-                                                            normalize.screen_focal(1920, 1080)), rtol=1e-6)
+    np.testing.assert_allclose(seen.default_focal, np.where(portrait, camera.screen_focal(1080, 1920),
+                                                            camera.screen_focal(1920, 1080)), rtol=1e-6)
 
     given = []
     monkeypatch.setattr(lift_module, "lift_windows", lambda predict, inputs, focal, *a, **k: given.append(focal) or np.zeros(inputs.shape))
     for width, height in ((1080, 1920), (1920, 1080), (1000, 1002)):
         lift_module.Lifter().lift(np.full((20, 17, 2), 400.0), width, height)
-        assert given[-1] == normalize.screen_focal(width, height)
+        assert given[-1] == camera.screen_focal(width, height)
 
 
 def test_checkpoints_trained_on_screen_coordinates_are_given_them():

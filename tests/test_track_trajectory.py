@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 
 from posemoe import PoseMoEError
 from posemoe.detect.layout import blazepose_to_h36m, coco_to_h36m
-from posemoe.motion.trajectory import focal_from_fov, root_translation, to_world, world_frame
+from posemoe.camera import focal_from_fov
+from posemoe.motion.trajectory import root_translation, to_world, world_frame
 from posemoe.track import build_tracks, fill_gaps, select_person, stitch
 
 from conftest import REST_POSE_MM

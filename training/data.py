@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe.camera import Camera, normalize_screen
-from posemoe.normalize import screen_focal
+from posemoe.camera import screen_focal
 from posemoe.skeleton import FLIP_PERMUTATION, flip_horizontal
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -119,7 +119,7 @@ class Augment:
 
     What the user tells the product: lens_known_prob is the chance that a window is normalised with
     its camera's true focal length (a user who gives ``--fov``); the others get the default lens the
-    product assumes for the picture (:func:`posemoe.normalize.screen_focal`).
+    product assumes for the picture (:func:`posemoe.camera.screen_focal`).
     """
 
     noise_max: float = 0.012

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track, screen_focal
+from posemoe.camera import screen_focal
+from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track
 
 TRAIN_STREAM = 1
 EVAL_STREAM = 2
@@ -48,7 +49,7 @@ class ViewBatch:
     """Windows seen through virtual cameras. screen: (B, T, 17, 3) screen x, y (origin at the picture
     centre, half the width 1) and visibility at the network's rate; target: (B, T, 17, 3) root-relative
     camera metres; focal: (B,) the lens, screen units; default_focal: (B,) the lens the product assumes
-    for the picture when not told (:func:`posemoe.normalize.screen_focal`); fps: (B,) the camera's rate;
+    for the picture when not told (:func:`posemoe.camera.screen_focal`); fps: (B,) the camera's rate;
     in_frame: (B, T, 17) bool."""
 
     screen: np.ndarray

@@ -7,7 +7,7 @@ centimetres). Rotation channels are ``Zrotation Xrotation Yrotation`` in degrees
 matrix is Rz Rx Ry), the order most BVH readers expect. The character faces the camera's side in its
 rest pose, a T-pose with the skeleton's median bone lengths.
 
-Hands: given the take's hands (:func:`posemoe.motion.fingers.body_hands`), each wrist joint turns with
+Hands: given the take's hands (:func:`posemoe.motion.hands.body_hands`), each wrist joint turns with
 its palm and carries three joints per finger instead of its End Site, ``LThumb1`` (the thumb's CMC),
 ``LThumb2``, ``LThumb3``, ``LIndex1`` (the index MCP) .. ``LPinky3`` and the same with R, each finger
 ending in an End Site at its tip; their rest pose is the hand's with straight fingers, palms down.
@@ -22,7 +22,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..files import atomic_output
-from ..motion.fingers import SIDES, WRIST_JOINT, BodyHands
+from ..motion.fingers import SIDES
+from ..motion.hands import BodyHands
+from ..skeleton import WRIST
 from ..motion.solve import CHILDREN, SkeletonMotion
 from ..skeleton import JOINT_NAMES, NUM_JOINTS
 
@@ -47,11 +49,11 @@ def write_bvh(path: str | Path, motion: SkeletonMotion, scale: float = 1.0,
     ``hands``: the take's hands on ``motion``, written as finger joints under the wrists."""
     path = Path(path)
     lines = ["HIERARCHY"]
-    hand_of = {WRIST_JOINT[side]: k for k, side in enumerate(SIDES)} if hands is not None else {}
+    hand_of = {WRIST[side]: k for k, side in enumerate(SIDES)} if hands is not None else {}
     order = []  # what each joint's channels hold, in the order they appear: depth first, as written
 
     def fingers(k: int, depth: int) -> None:
-        prefix = _name(WRIST_JOINT[SIDES[k]])[0]
+        prefix = _name(WRIST[SIDES[k]])[0]
         for f, finger in enumerate(_FINGER_NAMES):
             for s in range(3):
                 b = 1 + 3 * f + s

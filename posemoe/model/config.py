@@ -34,7 +34,7 @@ class ModelConfig:
     decoder_depth: cross-expert aggregation layers (PoseMoE only).
     in_channels: per-joint keypoint input (x, y, visibility).
     lens_input: the input carries one more channel, 1 where the window was normalised with the
-    camera's own lens and 0 where with the product's default guess (:func:`posemoe.normalize.screen_focal`):
+    camera's own lens and 0 where with the product's default guess (:func:`posemoe.camera.screen_focal`):
     the two crops of one person differ, and a network not told which it got learns a compromise
     between them. Not for "tcn". joint_std / frame_std: init scale of the
     position embeddings (a large joint embedding lets spatial attention tell joints apart from step 1).

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import PoseMoEError
 from ..skeleton import LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
-from .trajectory import ANKLE_HEIGHT
+from ..skeleton import ANKLE_HEIGHT
 
 # The chain from the sole to the top of the head when standing: shin, thigh, then spine to head.
 _STANDING_CHAIN = ((3, 6), (2, 5), (7,), (8,), (9,), (10,))

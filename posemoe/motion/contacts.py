@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import PoseMoEError
-from .trajectory import ANKLE_HEIGHT
+from ..skeleton import ANKLE_HEIGHT
 
 FEET = ((3, 2, 1), (6, 5, 4))  # (ankle, knee, hip) of the right and left leg
 MODES = ("auto", "always", "never")

@@ -16,15 +16,12 @@ sole.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.signal import savgol_filter
 
 from .. import PoseMoEError
+from ..skeleton import ANKLE_HEIGHT
 
-DEFAULT_FOV_DEGREES = 69.4  # across the longer side: a 26 mm full-frame-equivalent lens, most phones' main camera
-ANKLE_HEIGHT = 0.08  # metres from the sole to Human3.6M's ankle joint ("Foot")
 MIN_CONFIDENCE = 0.3
 #: A lower ankle that moves less than this from one frame to the next (metres) is standing on the
 #: floor: the floor's height is the median of those ankles' (``benchmarks/world.py``, docs/benchmarks.md
@@ -32,13 +29,6 @@ MIN_CONFIDENCE = 0.3
 #: above the floor on average, this 15, with 1.1 % of frames a sole more than 2 cm under it, from 0.6).
 PLANTED_STEP = 0.02
 MIN_PLANTED = 10  # frames: fewer, and the 20th percentile of all frames is the floor
-
-
-def focal_from_fov(width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> float:
-    """Focal length in pixels for a field of view measured across the longer image side."""
-    if not 1.0 <= fov_degrees <= 170.0:
-        raise PoseMoEError(f"A field of view of {fov_degrees} degrees is not plausible: give a value between 1 and 170.")
-    return 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2.0)
 
 
 def root_translation(keypoints: np.ndarray, confidence: np.ndarray, relative: np.ndarray, focal: float,
