@@ -248,14 +248,20 @@ def default_shape(palm_size: float = 0.085) -> HandShape:
 
 # --------------------------------------------------------------------------------------- palm frames
 
-def _constructed_frames(right_points: np.ndarray) -> np.ndarray:
-    """(T, 21, 3) points of the formulas' (left) hand -> (T, 3, 3) palm frames from wrist, index, middle, pinky MCPs."""
-    wrist = right_points[:, WRIST]
-    y = _unit(right_points[:, MIDDLE_MCP] - wrist)
+def palm_axes(wrist: np.ndarray, index: np.ndarray, middle: np.ndarray, pinky: np.ndarray) -> np.ndarray:
+    """The palm frame of the formulas' (left) hand from four points: wrist, index, middle and pinky MCPs,
+    each (..., 3) in any one frame and unit -> (..., 3, 3), columns x, y, z (module docstring): y to the
+    middle MCP, z the normal out of the back of a left hand, x = y cross z."""
+    y = _unit(middle - wrist)
     # Index x pinky, both from the wrist, points out of the back of a left hand (the formulas' hand).
-    normal = np.cross(right_points[:, INDEX_MCP] - wrist, right_points[:, PINKY_MCP] - wrist)
+    normal = np.cross(index - wrist, pinky - wrist)
     z = _unit(normal - (normal * y).sum(-1, keepdims=True) * y)
     return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+def _constructed_frames(points: np.ndarray) -> np.ndarray:
+    """(T, 21, 3) points of the formulas' (left) hand -> (T, 3, 3) palm frames from wrist, index, middle, pinky MCPs."""
+    return palm_axes(points[:, WRIST], points[:, INDEX_MCP], points[:, MIDDLE_MCP], points[:, PINKY_MCP])
 
 
 def _kabsch(template: np.ndarray, observed: np.ndarray) -> np.ndarray:
