@@ -62,7 +62,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30.0
 FOV_RANGE = (55.0, 80.0)  # degrees across the long side: the true lenses
 DEPTH_NOISE = 1.3  # the relative depth's jitter per the image's, measured (module docstring)
 GUESS = focal_from_fov(WIDTH, HEIGHT)  # what the capture assumes when the user gives no lens
-FLOOR_DEG = 5.0  # issue 37: median error at most 5 degrees
+FLOOR_DEG = 5.0  # the product's floor: median error at most 5 degrees
 KINDS = {  # name: (fingers, angle columns)
     "MCP flex": ([1, 2, 3, 4], [0]),
     "MCP abduction": ([1, 2, 3, 4], [1]),

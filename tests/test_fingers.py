@@ -11,6 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from posemoe import PoseMoEError
 from posemoe.motion import fingers as F
+from posemoe.motion import hands as H
 
 FPS = 30.0
 LIMITS = np.radians(F.LIMITS_DEG)
@@ -80,6 +81,17 @@ def test_palm_axes_follow_the_documented_convention():
     assert (moved[0, [8, 12, 16, 20], 0] < points[0, [8, 12, 16, 20], 0] - 0.005).all()
     right = F.forward(spread, MIRROR @ palm @ MIRROR, np.zeros((1, 3)), F.default_shape(), "right")
     np.testing.assert_allclose(right * (-1, 1, 1), moved, atol=1e-12)
+
+
+def test_frame_from_y_z_builds_the_palm_and_its_rest():
+    rng = np.random.default_rng(4)
+    y, z = rng.normal(size=(2, 50, 3))
+    frame = F.frame_from_y_z(y, z)
+    np.testing.assert_allclose(np.linalg.det(frame), 1.0, atol=1e-12)
+    np.testing.assert_allclose(frame[..., 1], F._unit(y), atol=1e-12)
+    assert (np.einsum("ti,ti->t", frame[..., 2], z) > 0).all()
+    # A left arm in the T-pose (world +X, facing -Y, Z up), palm down: x, the thumb side, faces forward.
+    np.testing.assert_allclose(H.rest_palm(np.array([0.26, 0.0, 0.0])), [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=1e-12)
 
 
 def test_segment_rotations_put_y_along_each_bone():

@@ -12,11 +12,11 @@ pinky 17-20. Plus a presence (T,) per frame and which hand it is.
   on the right hand to the little-finger side (ulnar). (Radial x distal points out of the back of a
   *left* hand and out of the palm of a right one: hold both up, palms to your face, thumbs out.) The
   formulas below are written for the left hand; the right hand is mirrored into it through camera x.
-  The two hands' frames are mirror images, so the
-  same angles are the same pose on either hand.
-It is fitted (Kabsch) to the hand's rigid palm points (wrist and the four MCPs) against a template of
-the palm measured on the take itself, rather than built from three points, so knuckle noise averages
-out; the template is expressed in the axes above, so a clean hand gets exactly those axes.
+  The two hands' frames are mirror images, so the same angles are the same pose on either hand.
+It is fitted (Kabsch, :func:`posemoe.rotations.similarity_transform`) to the hand's rigid palm points
+(wrist and the four MCPs) against a template of the palm measured on the take itself, rather than built
+from three points, so knuckle noise averages out; the template is expressed in the axes above, so a
+clean hand gets exactly those axes.
 
 **Joint angles** (T, 5, 4) radians, fingers in the order of :data:`FINGERS`, and per finger
 :data:`ANGLE_NAMES`: (base flexion, base abduction, middle flexion, end flexion), i.e.
@@ -49,8 +49,9 @@ The proximal segment has no twist of its own (two degrees of freedom at MCP and 
 only the start. Each finger's chain, with the take's own segment lengths and the hinges above, is then
 fitted by weighted least squares to its four points, depth residuals counting less than image-plane ones
 (the hand model's relative depth is the noisier), so a short end segment's bend comes mostly from how
-foreshortened it looks in the picture rather than from its depth. On synthetic hands with MediaPipe-like
-jitter (benchmarks/fingers.py) that cuts the error of a single frame by 10-20 %.
+foreshortened it looks in the picture rather than from its depth. What that wins on hands with MediaPipe's
+jitter: docs/benchmarks.md, "Hands: finger angles" (``benchmarks/fingers.py --fit-iterations 0`` is the
+direct solve).
 
 **Clean-up** (:func:`solve_hand`): clip to human joint limits (:data:`LIMITS_DEG`), fill frames where the
 hand is not seen (short gaps hold the last pose and ease into the next; long ones ease to a relaxed
@@ -70,30 +71,30 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from .. import PoseMoEError
+from ..rotations import continuous_quaternions, similarity_transform
 from .filters import one_euro
 
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")
 ANGLE_NAMES: tuple[str, ...] = ("base_flexion", "base_abduction", "middle_flexion", "end_flexion")
+#: MediaPipe's hand landmarks the solve names (not the body's joints: see posemoe.skeleton for those).
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP = 0, 5, 9, 13, 17
 #: Per finger: its base joint (thumb CMC or an MCP) and the three points after it, to the tip.
 CHAINS: np.ndarray = np.array([(1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20)])
 #: The palm's rigid points: wrist and the four MCPs (the thumb's CMC moves with the thumb).
-PALM_POINTS: tuple[int, ...] = (0, 5, 9, 13, 17)
-WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
+PALM_POINTS: tuple[int, ...] = (WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP)
 SIDES = ("left", "right")
-#: The hand mirrored (camera x negated) into the other, for which the formulas are written: a hand
-#: with x radial, y distal and z dorsal is a left hand.
+#: The formulas are written for the left hand (x radial, y distal, z dorsal is a left hand's frame);
+#: this one is mirrored (camera x negated) into it and back.
 _MIRRORED = "right"
 
 #: The thumb's zero: its metacarpal 45 degrees from the palm's y towards the thumb side, in the palm
-#: plane, rolled 90 degrees about its length so it bends in the palm plane. On MediaPipe's real hands (the
-#: TensorFlow.js keypoints of asl_hand_portrait) a 90-degree roll leaves the least of the thumb's MCP and
-#: IP bends out of their hinge plane (median 2 and 5 degrees; 40-60 at no roll).
+#: plane, rolled 90 degrees about its length so it bends in the palm plane: on real hands that roll keeps
+#: the thumb's MCP and IP bends closest to their hinge plane (docs/decisions.md, Fingers).
 THUMB_SPLAY = np.radians(45.0)
 THUMB_ROLL = np.radians(90.0)
 #: A finger's zero runs this fraction of the way from the palm's y to the ray from the wrist to its MCP:
 #: MediaPipe's one wrist point makes the rays fan out about twice as much as the metacarpals do, whose
-#: bases spread across the carpus. On the real hands above, straight fingers held together then read
-#: about -7 (index) and -4 (pinky) degrees of abduction, against -12 and +11 along the rays.
+#: bases spread across the carpus (docs/decisions.md, Fingers).
 METACARPAL_FAN = 0.5
 
 # Joint limits, degrees, (low, high) per finger and angle in ANGLE_NAMES order. From the American
@@ -153,10 +154,10 @@ def _check_side(side: str) -> None:
         raise PoseMoEError(f"A hand is 'left' or 'right', not {side!r}.")
 
 
-def _as_right(points: np.ndarray, side: str) -> np.ndarray:
-    """Mirror a right hand's points into a left hand's (camera x negated); everything is solved on the
-    one hand the formulas are written for (:data:`_MIRRORED` is the other), so both hands share one set
-    of formulas and mirror exactly. (Named before the hands were found to be the other way round.)"""
+def _as_left(points: np.ndarray, side: str) -> np.ndarray:
+    """A hand's points (..., 3) as the left hand's, the one the formulas are written for: a right hand's
+    are mirrored (camera x negated), a left hand's copied. Both hands share one set of formulas and so
+    mirror exactly."""
     _check_side(side)
     points = np.asarray(points, dtype=np.float64)
     return points * (-1.0, 1.0, 1.0) if side == _MIRRORED else points.copy()
@@ -165,6 +166,12 @@ def _as_right(points: np.ndarray, side: str) -> np.ndarray:
 def _mirror_frames(frames: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotations -> their mirror images M R M (still rotations)."""
     return _MIRROR @ frames @ _MIRROR
+
+
+def _left_frames(frames: np.ndarray, side: str) -> np.ndarray:
+    """A hand's frames (..., 3, 3) as the left hand's: a right hand's mirrored, a left hand's as they are.
+    Mirroring twice is the identity, so the same call takes the left hand's frames back to ``side``."""
+    return _mirror_frames(frames) if side == _MIRRORED else frames
 
 
 def camera_points(landmarks: np.ndarray, focal: float | None = None,
@@ -181,7 +188,7 @@ def camera_points(landmarks: np.ndarray, focal: float | None = None,
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if focal is None:
         return landmarks.copy()
-    relative = landmarks[..., 2:3] - landmarks[:, :1, 2:3]
+    relative = landmarks[..., 2:3] - landmarks[:, WRIST, None, 2:3]
     xy = (landmarks[..., :2] - np.asarray(principal, dtype=np.float64)) * (1.0 + relative / focal)
     return np.concatenate([xy, focal + relative], axis=-1)
 
@@ -213,7 +220,7 @@ class HandShape:
         return np.vstack([np.zeros((1, 3)), self.bases[1:]])
 
     def base_frames(self) -> np.ndarray:
-        """(5, 3, 3) each finger's base frame in the palm frame (left hand, see _MIRRORED): a finger's zero points along
+        """(5, 3, 3) each finger's base frame in the left hand's palm frame: a finger's zero points along
         its metacarpal in the palm plane; the thumb's is the fixed splayed, rolled frame."""
         splay = METACARPAL_FAN * np.arctan2(self.bases[:, 0], self.bases[:, 1])
         frames = _rz(-splay)
@@ -248,49 +255,54 @@ def default_shape(palm_size: float = 0.085) -> HandShape:
 
 # --------------------------------------------------------------------------------------- palm frames
 
-def palm_axes(wrist: np.ndarray, index: np.ndarray, middle: np.ndarray, pinky: np.ndarray) -> np.ndarray:
-    """The palm frame of the formulas' (left) hand from four points: wrist, index, middle and pinky MCPs,
-    each (..., 3) in any one frame and unit -> (..., 3, 3), columns x, y, z (module docstring): y to the
-    middle MCP, z the normal out of the back of a left hand, x = y cross z."""
-    y = _unit(middle - wrist)
-    # Index x pinky, both from the wrist, points out of the back of a left hand (the formulas' hand).
-    normal = np.cross(index - wrist, pinky - wrist)
-    z = _unit(normal - (normal * y).sum(-1, keepdims=True) * y)
+def frame_from_y_z(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The right-handed frame (..., 3, 3), columns x, y, z, with y along ``y`` (..., 3) and z the part of
+    ``z`` (..., 3) square to it, x = y cross z: the palm frame's construction, from its points
+    (:func:`palm_axes`) or from a rest pose (:func:`posemoe.motion.hands.rest_palm`)."""
+    y = _unit(y)
+    z = _unit(z - (z * y).sum(-1, keepdims=True) * y)
     return np.stack([np.cross(y, z), y, z], axis=-1)
 
 
-def _constructed_frames(points: np.ndarray) -> np.ndarray:
-    """(T, 21, 3) points of the formulas' (left) hand -> (T, 3, 3) palm frames from wrist, index, middle, pinky MCPs."""
-    return palm_axes(points[:, WRIST], points[:, INDEX_MCP], points[:, MIDDLE_MCP], points[:, PINKY_MCP])
+def palm_axes(wrist: np.ndarray, index: np.ndarray, middle: np.ndarray, pinky: np.ndarray) -> np.ndarray:
+    """The left hand's palm frame from four points: wrist, index, middle and pinky MCPs, each (..., 3)
+    in any one frame and unit -> (..., 3, 3), columns x, y, z (module docstring): y to the middle MCP,
+    z the normal out of the back of a left hand, x = y cross z."""
+    # Index x pinky, both from the wrist, points out of the back of a left hand.
+    return frame_from_y_z(middle - wrist, np.cross(index - wrist, pinky - wrist))
 
 
-def _kabsch(template: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """template (K, 3), observed (T, K, 3) -> (T, 3, 3) rotations R minimising |R template - observed|
-    after removing both centroids (any uniform scale between them does not change R)."""
-    a = template - template.mean(0)
-    b = observed - observed.mean(1, keepdims=True)
-    u, _, vt = np.linalg.svd(np.einsum("ki,tkj->tij", a, b))
-    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
-    fix = np.tile(np.eye(3), (len(b), 1, 1))
-    fix[:, 2, 2] = d
-    return np.swapaxes(vt, -1, -2) @ fix @ np.swapaxes(u, -1, -2)
+def _constructed_frames(left_points: np.ndarray) -> np.ndarray:
+    """(T, 21, 3) points of a left hand -> (T, 3, 3) palm frames from wrist, index, middle, pinky MCPs."""
+    return palm_axes(left_points[:, WRIST], left_points[:, INDEX_MCP], left_points[:, MIDDLE_MCP],
+                     left_points[:, PINKY_MCP])
+
+
+def _fitted_frames(template: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """template (K, 3), observed (T, K, 3) -> (T, 3, 3) rotations R (acting on column vectors)
+    minimising |R template - observed| after removing both centroids: the rigid (Kabsch) fit."""
+    rotation = similarity_transform(np.broadcast_to(template, observed.shape), observed, scale=False)[1]
+    return np.swapaxes(rotation, -1, -2)  # similarity_transform's R acts on row vectors
 
 
 def palm_frames(points: np.ndarray, side: str, shape: HandShape | None = None) -> np.ndarray:
     """points (T, 21, 3) camera space, any unit -> (T, 3, 3) palm frames (columns x, y, z in camera
     space; see the module's docstring). With a ``shape`` the frame is the best rigid fit of its palm
     template to the wrist and four MCPs; without, it is built from wrist, index, middle and pinky MCPs."""
-    right = _as_right(points, side)
-    frames = _constructed_frames(right) if shape is None else _kabsch(shape.template(), right[:, PALM_POINTS])
-    return _mirror_frames(frames) if side == _MIRRORED else frames
+    left_points = _as_left(points, side)
+    if shape is None:
+        frames = _constructed_frames(left_points)
+    else:
+        frames = _fitted_frames(shape.template(), left_points[:, PALM_POINTS])
+    return _left_frames(frames, side)
 
 
 def _local(points: np.ndarray, side: str, frames: np.ndarray) -> np.ndarray:
     """Camera-space points (T, 21, 3) and the hand's palm frames (T, 3, 3) -> (T, 21, 3) left-hand palm
     coordinates relative to the wrist."""
-    right = _as_right(points, side)
-    right_frames = _mirror_frames(frames) if side == _MIRRORED else frames
-    return np.einsum("tji,tkj->tki", right_frames, right - right[:, :1])
+    left_points = _as_left(points, side)
+    relative = left_points - left_points[:, WRIST, None]
+    return np.einsum("tji,tkj->tki", _left_frames(frames, side), relative)
 
 
 # -------------------------------------------------------------------------------------------- lengths
@@ -360,16 +372,15 @@ def fit_angles(points: np.ndarray, side: str, palm: np.ndarray, shape: HandShape
     the start (default :func:`joint_angles`) -> (T, 5, 4) radians, inside :data:`LIMITS_DEG`.
 
     Residuals are taken in camera axes with the depth (z) ones times ``depth_weight``: the hand model's
-    relative depth is noisier than its image-plane x, y (on MediaPipe's own output about 1.3 times, see
-    benchmarks/fingers.py), so a short end segment's bend is read mostly from its foreshortening in the
-    picture given its known length rather than from its noisy depth. The chain's base joint is free but
+    relative depth is noisier than its image-plane x, y (measured in benchmarks/fingers.py), so a short
+    end segment's bend is read mostly from its foreshortening in the picture given its known length
+    rather than from its noisy depth. The chain's base joint is free but
     held to where the palm's rigid fit puts it with ``root_weight`` (one observed point's worth at 1).
-    Gauss-Newton, a few iterations from the direct solve (two already converge on the benchmark),
-    projected into the joint limits.
+    Gauss-Newton, a few iterations from the direct solve, projected into the joint limits.
     """
     points = np.asarray(points, dtype=np.float64)
     local = _local(points, side, palm)
-    frames = _mirror_frames(palm) if side == _MIRRORED else palm  # palm -> camera axes (mirrored hand)
+    frames = _left_frames(palm, side)  # the left hand's palm -> camera axes
     if angles is None:
         angles = joint_angles(points, side, palm, shape)
     limits = np.radians(LIMITS_DEG)
@@ -419,7 +430,8 @@ def clip_to_limits(angles: np.ndarray) -> np.ndarray:
     return np.clip(angles, limits[..., 0], limits[..., 1])
 
 
-def _segment_frames_right(angles: np.ndarray, shape: HandShape) -> np.ndarray:
+def _segment_frames_left(angles: np.ndarray, shape: HandShape) -> np.ndarray:
+    """angles (..., 5, 4) -> (..., 5, 3, 3, 3) each segment's frame in the left hand's palm frame."""
     base = shape.base_frames()
     first = base @ _rx(-angles[..., 0]) @ _rz(-angles[..., 1])
     second = first @ _rx(-angles[..., 2])
@@ -432,8 +444,7 @@ def segment_rotations(angles: np.ndarray, side: str, shape: HandShape) -> np.nda
     axis), y (along the bone, base to tip), z (out of its back). A bone's camera-space rotation is
     ``palm @ frame``; a Blender bone along +Y bending about X takes it after its own rest roll."""
     _check_side(side)
-    frames = _segment_frames_right(np.asarray(angles, dtype=np.float64), shape)
-    return _mirror_frames(frames) if side == _MIRRORED else frames
+    return _left_frames(_segment_frames_left(np.asarray(angles, dtype=np.float64), shape), side)
 
 
 def forward(angles: np.ndarray, palm: np.ndarray, wrist: np.ndarray, shape: HandShape, side: str) -> np.ndarray:
@@ -443,7 +454,7 @@ def forward(angles: np.ndarray, palm: np.ndarray, wrist: np.ndarray, shape: Hand
     bones from the solved (clean, limited) angles."""
     _check_side(side)
     angles = np.asarray(angles, dtype=np.float64)
-    frames = _segment_frames_right(angles, shape)  # (T, 5, 3 segments, 3, 3)
+    frames = _segment_frames_left(angles, shape)  # (T, 5, 3 segments, 3, 3)
     steps = frames[..., :, 1] * shape.lengths[None, :, :, None]  # each segment's y times its length
     local = np.zeros((len(angles), 21, 3))
     local[:, CHAINS[:, 0]] = shape.bases
@@ -558,9 +569,7 @@ def smooth_rotations(frames: np.ndarray, fps: float, strength: float = 0.5) -> n
     frames = np.asarray(frames, dtype=np.float64)
     if strength <= 0.0 or len(frames) < 3:
         return frames.copy()
-    q = Rotation.from_matrix(frames).as_quat()
-    flip = np.cumsum(np.einsum("tc,tc->t", q[1:], q[:-1]) < 0) % 2 == 1
-    q[1:][flip] *= -1
+    q = continuous_quaternions(Rotation.from_matrix(frames).as_quat())
     q = _zero_lag_one_euro(q, fps, _cutoff(strength), beta=2.0)
     return Rotation.from_quat(q).as_matrix()
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..skeleton import ELBOW, WRIST
+from ..skeleton import ELBOW, WRIST  # the body's joints by side; fingers.WRIST is a hand landmark, not imported here
 from .fingers import (CHAINS, MIDDLE_MCP, SIDES, FingerSettings, HandMotion, HandShape, camera_points, forward,
-                      segment_rotations, solve_hand)
+                      frame_from_y_z, segment_rotations, solve_hand)
 
 #: The bones of one hand on a rig, parents first: the hand (wrist to the middle finger's MCP: the palm's
 #: frame) and three per finger, base to tip (the thumb's metacarpal, proximal and distal phalanx; a
@@ -60,10 +60,7 @@ class BodyHands:
 def rest_palm(forearm: np.ndarray) -> np.ndarray:
     """(3, 3) the palm frame of a T-pose hand, palm down, continuing the rest forearm (3,) (elbow to
     wrist, world: Z up): y along the forearm, z up (the back of the hand), x = y cross z."""
-    y = np.asarray(forearm, dtype=np.float64) / max(float(np.linalg.norm(forearm)), 1e-12)
-    z = np.array([0.0, 0.0, 1.0]) - y[2] * y
-    z = z / max(float(np.linalg.norm(z)), 1e-12)
-    return np.stack([np.cross(y, z), y, z], axis=1)
+    return frame_from_y_z(np.asarray(forearm, dtype=np.float64), np.array([0.0, 0.0, 1.0]))
 
 
 def hand_rest(shape: HandShape, side: str, palm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
