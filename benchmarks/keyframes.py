@@ -34,6 +34,7 @@ from blender_addon import rig  # noqa: E402
 from posemoe.machine import describe_machine  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.motion.solve import REST_DIRECTIONS, SkeletonMotion  # noqa: E402
+from posemoe.rotations import continuous_quaternions  # noqa: E402
 from posemoe.skeleton import NUM_JOINTS  # noqa: E402
 
 # Bone lengths (metres) of an adult, for the bone ending at each joint.
@@ -47,9 +48,7 @@ def synthetic_take(frames: int, fps: float = 30.0) -> SkeletonMotion:
     t = np.arange(frames)[:, None, None] / fps
     frequency, phase = rng.uniform(0.3, 1.5, (1, NUM_JOINTS, 3)), rng.uniform(0, 2 * np.pi, (1, NUM_JOINTS, 3))
     rotvec = 0.6 * np.sin(2 * np.pi * frequency * t + phase)
-    quats = Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_quat().reshape(frames, NUM_JOINTS, 4)
-    flip = np.cumsum(np.einsum("tjc,tjc->tj", quats[1:], quats[:-1]) < 0, axis=0) % 2 == 1
-    quats[1:][flip] *= -1
+    quats = continuous_quaternions(Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_quat().reshape(frames, NUM_JOINTS, 4))
     root = np.stack([np.zeros(frames), -1.4 * t[:, 0, 0], 0.95 + 0.02 * np.sin(10 * t[:, 0, 0])], axis=1)
     return SkeletonMotion(REST_DIRECTIONS * LENGTHS[:, None], root, quats, fps)
 

@@ -2,8 +2,8 @@
 with the video.
 
 Used by the capture operator and by the batch conversion. Everything happens in one call inside
-:func:`scene_transaction`, so a failure half way removes what the call made and puts back the scene
-settings it changed: the user's scene is either changed completely or not at all.
+:func:`transaction.transaction`, so a failure half way removes what the call made and puts back the
+scene settings it changed: the user's scene is either changed completely or not at all.
 
 The camera
 ----------
@@ -18,7 +18,6 @@ in its own object's space and scale, and the camera follows the armature object'
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,37 +27,14 @@ import numpy as np
 from posemoe import PoseMoEError
 from posemoe.motion.clean import Cleaned, CleanupSettings, clean
 from posemoe.motion.hands import body_hands
+from posemoe.skeleton import PELVIS
 from posemoe.take import Take
 
 from . import retarget as retargeting
 from . import rig
+from .transaction import transaction
 
-#: ID collections a capture may add to; a failed capture removes what it added to each.
-_COLLECTIONS = ("objects", "armatures", "actions", "cameras", "images", "movieclips")
-#: Scene settings a capture may change (render.fps_base follows render.fps).
-_SCENE_SETTINGS = (("render", "fps"), ("render", "fps_base"), ("render", "resolution_x"),
-                   ("render", "resolution_y"), ("render", "resolution_percentage"), (None, "frame_start"),
-                   (None, "frame_end"), (None, "camera"))
 SENSOR_WIDTH_MM = 36.0
-
-
-@contextmanager
-def scene_transaction(scene):
-    """Undo what the block added to ``bpy.data`` and changed in ``scene`` if it raises."""
-    before = {name: set(getattr(bpy.data, name)) for name in _COLLECTIONS}
-    settings = [(owner, attr, getattr(scene.render if owner else scene, attr)) for owner, attr in _SCENE_SETTINGS]
-    try:
-        yield
-    except BaseException:
-        for name in _COLLECTIONS:  # objects first: their data can only go once nothing uses it
-            collection = getattr(bpy.data, name)
-            for block in set(collection) - before[name]:
-                collection.remove(block)
-        for owner, attr, value in settings:
-            if attr == "camera" and value is not None and value.name not in bpy.data.objects:
-                value = None
-            setattr(scene.render if owner else scene, attr, value)
-        raise
 
 
 @dataclass
@@ -95,7 +71,7 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
     """
     rotation, origin = np.asarray(take.world_rotation), np.asarray(take.world_origin)
     position = -rotation @ origin  # the camera centre (0, 0, 0) in world coordinates
-    anchor = np.array([take.joints_world[0, 0, 0], take.joints_world[0, 0, 1], 0.0])
+    anchor = np.array([take.joints_world[0, PELVIS, 0], take.joints_world[0, PELVIS, 1], 0.0])
     position = anchor + (position - anchor) * cleaned.scale
     # Blender cameras look down their -Z with +Y up; OpenCV cameras down +Z with -Y up.
     axes = rotation @ np.diag([1.0, -1.0, -1.0])
@@ -129,7 +105,7 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
 def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, bone_map: str | None = None,
                camera: bool = True, match: str = "video", keep_raw: bool = True, frame_start: float = 1,
                frame_step: float = 1.0, video: str | Path | None = None, clip=None) -> Applied:
-    """Put ``take`` into the current scene; everything or nothing (see :func:`scene_transaction`).
+    """Put ``take`` into the current scene; everything or nothing (see :func:`transaction.transaction`).
 
     cleanup: the clean-up settings. target: None builds our armature named ``name`` (with the raw
     take as a second action ``<name>.raw`` when ``keep_raw``); an armature object gets the take through
@@ -150,7 +126,7 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
     cleaned = clean(take.joints_world, take.fps, cleanup)
     hands = body_hands(take, cleaned.motion)  # None without hands
     warnings = []
-    with scene_transaction(scene):
+    with transaction(settings_of=scene):
         if match == "video":
             match_scene(scene, take)
         if match != "none":
@@ -212,7 +188,7 @@ def apply_takes(takes: list[Take], cleanup: CleanupSettings, name: str, *, targe
         raise PoseMoEError("The capture found nobody to put into the scene.")
     first = min(take.first_frame for take in takes)
     applied = []
-    with scene_transaction(bpy.context.scene):
+    with transaction(settings_of=bpy.context.scene):
         for k, take in enumerate(takes):
             armature = target
             if target is not None and k > 0:

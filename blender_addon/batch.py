@@ -44,6 +44,7 @@ from posemoe.cli import parse_people, per_person_path  # noqa: E402
 from posemoe.pipeline import Settings, Timings, capture_people  # noqa: E402
 from posemoe.take import save_takes  # noqa: E402
 from posemoe.preview import write_preview  # noqa: E402
+from posemoe.skeleton import PELVIS  # noqa: E402
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -148,10 +149,11 @@ def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) ->
 
     def person(take, done: apply.Applied) -> dict:
         cleaned = done.cleaned
+        travel = cleaned.joints[-1, PELVIS, :2] - cleaned.joints[0, PELVIS, :2]
         return {"person": take.person, "frames": len(take), "first_frame": take.first_frame,
                 "armature": done.armature.name,
                 "actions": [a.name for a in (done.action, done.raw_action) if a is not None],
-                "root_travel_m": float(((cleaned.joints[-1, 0, :2] - cleaned.joints[0, 0, :2]) ** 2).sum() ** 0.5),
+                "root_travel_m": float((travel ** 2).sum() ** 0.5),
                 "quality": quality_report(take.joints_world, cleaned, take.fps)}
 
     everyone = [person(take, done) for take, done in zip(takes, applied)]

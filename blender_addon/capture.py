@@ -47,11 +47,8 @@ class CaptureSession:
                 retarget.detect_map(self.target)  # raises now, naming what is missing, not after the capture
             else:
                 self.bone_map = settings.bone_map.lower()
-                resolved, missing = retarget.match_map(retarget.load_map(self.bone_map), self.target)
-                lacking = [b for b in resolved.essential if b in missing]
-                if lacking:
-                    raise PoseMoEError(f"Armature '{self.target.name}' lacks {', '.join(lacking)}, which the "
-                                       f"'{self.bone_map}' map needs; choose another map or Auto-detect.")
+                retarget.resolve_map(self.bone_map, self.target, needed_by=f"the '{self.bone_map}' map",
+                                     advice="choose another map or Auto-detect.")
         self.cleanup = CleanupSettings(smoothing=settings.smoothing.lower(), strength=settings.strength,
                                        foot_lock=settings.foot_lock.lower(), root=settings.root.lower(),
                                        height=settings.height or None)

@@ -6,7 +6,7 @@ only turns it into bones, F-curves and exporter calls.
 The armature
 ------------
 Armature space is our world: metres, Z up, the character facing -Y with its left at +X. The rest pose
-is the skeleton's T-pose (``motion.offsets``) standing with its ankles :data:`ANKLE_HEIGHT` above
+is the skeleton's T-pose (``motion.offsets``) standing with its ankles :data:`posemoe.skeleton.ANKLE_HEIGHT` above
 Z = 0. There is one bone per joint that has a child, from the joint (its head) to its child (its
 tail), turned by that joint's world rotation. The pelvis and the thorax have three children each: their
 bone ends at the spine child, and the bones of the other children hang from it unconnected (thighs from
@@ -75,18 +75,15 @@ rotations, held or relaxed where a hand was not seen, in the same action. Keys a
 the armature object at the origin, unrotated and unscaled, the evaluated bones reproduce
 ``motion.joint_positions()``.
 
-Blender versions: from 4.4 an action holds slots, layers and strips; the F-curves live in the keyframe
-strip's channelbag for a slot, and ``Action.fcurves`` is gone in 5.0. :func:`write_action` builds an
-action with one ``OBJECT`` slot, one layer, one keyframe strip and that slot's channelbag, and assigns
-both the action and the slot; before 4.4 it uses ``Action.fcurves`` directly.
+Blender versions: the action API's differences (slots, layers, channelbags from 4.4) live in
+:mod:`actions`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -95,135 +92,39 @@ import numpy as np
 from posemoe import PoseMoEError
 from posemoe.files import atomic_output
 from posemoe.motion.fingers import SIDES
-from posemoe.motion.hands import HAND_BONES, HAND_PARENTS, BodyHands
-from posemoe.skeleton import WRIST
+from posemoe.motion.hands import HAND_PARENTS, BodyHands
 from posemoe.motion.solve import SkeletonMotion
-from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+from posemoe.rotations import continuous_quaternions
+from posemoe.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, WRIST
 
-#: Height of the ankles above the floor (Z = 0) in the rest pose, metres.
-ANKLE_HEIGHT = 0.08
+from .actions import assign_action, fcurve_factory, key_pose_channels
+from .checks import check_hands, check_is_armature, check_motion, check_not_in_tweak_mode
+from .rig_layout import (BONE_OF_JOINT, BONES, FINGER_BONES, JOINT_ON_BONE, LEAF_TAILS, ROOT_BONE, SIDE_SUFFIX,
+                         BoneSpec, hand_bone_names, rest_joint_positions)
+from .transaction import transaction
+
+__all__ = ["BONES", "BONE_OF_JOINT", "BoneSpec", "FINGER_BONES", "JOINT_ON_BONE", "RIG_VERSION", "ROOT_BONE",
+           "SIDE_SUFFIX", "armature_has_fingers", "armature_rest_joints", "build_armature",
+           "evaluated_joint_positions", "export_bvh", "export_fbx", "hand_bone_names", "hand_local_quaternions",
+           "pose_keys", "rest_joint_positions", "write_action"]
 
 #: Armatures built here carry ``armature_data["posemoe_rig"] = RIG_VERSION``.
 RIG_VERSION = 1
 
-#: Blender's action data model with slots, layers, strips and channelbags (4.4 and later).
-LAYERED_ACTIONS = bpy.app.version >= (4, 4, 0)
-
-_FORWARD, _UP = (0.0, -1.0, 0.0), (0.0, 0.0, 1.0)
-# Leaf bones: tail = head + this vector times the parent bone's length (T-pose, world axes): feet point
-# forward and a little down to the toes, hands continue the forearm.
-_LEAF_TAILS = {3: (0.0, -0.3, -0.12), 6: (0.0, -0.3, -0.12), 13: (0.35, 0.0, 0.0), 16: (-0.35, 0.0, 0.0)}
-# Of several children, the bone ends at the one on the spine.
-_MAIN_CHILD = {0: 7, 8: 9}
 # The rest pose must match the take's to within this angle per bone, or the keys would not fit.
 _MAX_REST_ANGLE_DEG = 10.0
-
-
-@dataclass(frozen=True)
-class BoneSpec:
-    """One bone: ``joint`` is its head and the joint whose rotation turns it; ``tail`` the child joint at
-    its tail, or None for a leaf bone (foot, hand) whose tail is ``_LEAF_TAILS``; ``roll_z`` the world
-    direction its local Z axis is aligned to."""
-
-    name: str
-    joint: int
-    tail: int | None
-    parent: str | None
-    connected: bool
-    roll_z: tuple[float, float, float]
-
-
-def _bone_table() -> tuple[BoneSpec, ...]:
-    names = {0: "pelvis", 7: "spine", 8: "neck", 9: "head",
-             1: "thigh.R", 2: "shin.R", 3: "foot.R", 4: "thigh.L", 5: "shin.L", 6: "foot.L",
-             11: "upper_arm.L", 12: "forearm.L", 13: "hand.L", 14: "upper_arm.R", 15: "forearm.R", 16: "hand.R"}
-    children = {j: [c for c in range(NUM_JOINTS) if PARENTS[c] == j] for j in range(NUM_JOINTS)}
-    tails = {j: _MAIN_CHILD.get(j, kids[0]) if kids else None for j, kids in children.items()}
-    specs = []
-    for j in (0, 7, 8, 9, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16):  # parents before children
-        parent = PARENTS[j]
-        specs.append(BoneSpec(
-            name=names[j], joint=j, tail=tails[j],
-            parent=names[parent] if parent >= 0 else None,
-            connected=parent >= 0 and tails[parent] == j,
-            roll_z=_UP if j in (3, 6) else _FORWARD,
-        ))
-    return tuple(specs)
-
-
-#: The bones of :func:`build_armature`, parents first.
-BONES: tuple[BoneSpec, ...] = _bone_table()
-BONE_OF_JOINT: dict[int, str] = {b.joint: b.name for b in BONES}
-#: For each of the 17 joints, in joint order: (bone name, "head" or "tail") where it sits.
-JOINT_ON_BONE: tuple[tuple[str, str], ...] = tuple(
-    (BONE_OF_JOINT[j], "head") if j in BONE_OF_JOINT
-    else (next(b.name for b in BONES if b.tail == j), "tail")
-    for j in range(NUM_JOINTS)
-)
-ROOT_BONE = BONE_OF_JOINT[0]
-#: Our rig's side suffix per hand (:data:`posemoe.motion.fingers.SIDES` order: left, right).
-SIDE_SUFFIX = {"left": ".L", "right": ".R"}
-
-
-def hand_bone_names(side: str) -> tuple[str, ...]:
-    """The 16 bones of one hand on our rig (``hand.L``, ``thumb.01.L``, ... ``f_pinky.03.L``), in
-    :data:`posemoe.motion.hands.HAND_BONES` order; the first is the body's hand bone."""
-    return tuple(name + SIDE_SUFFIX[side] for name in HAND_BONES)
-
-
-#: Every finger bone of both hands (not the hand bones themselves), parents first.
-FINGER_BONES: tuple[str, ...] = tuple(name for side in SIDES for name in hand_bone_names(side)[1:])
 
 
 # ----------------------------------------------------------------------------------------------------
 # Checks: everything a user can get wrong is found before anything is created.
 
-def _check_motion(motion: SkeletonMotion) -> int:
-    """Raise PoseMoEError unless ``motion`` is a usable, non-empty take; return its frame count."""
-    if not isinstance(motion, SkeletonMotion):
-        raise PoseMoEError(f"Expected a solved skeleton motion, got {type(motion).__name__}; "
-                           "solve the take first (posemoe.motion.solve.solve_skeleton).")
-    offsets = np.asarray(motion.offsets)
-    quats = np.asarray(motion.quaternions)
-    roots = np.asarray(motion.root_positions)
-    n = len(quats)
-    if n == 0:
-        raise PoseMoEError("The take has no frames; capture a video in which the person is visible.")
-    if offsets.shape != (NUM_JOINTS, 3) or quats.shape != (n, NUM_JOINTS, 4) or roots.shape != (n, 3):
-        raise PoseMoEError(f"The motion's arrays have shapes {offsets.shape}, {quats.shape}, {roots.shape}, "
-                           f"not (17, 3), (N, 17, 4), (N, 3); solve the take again with this version.")
-    if not (np.isfinite(offsets).all() and np.isfinite(quats).all() and np.isfinite(roots).all()):
-        raise PoseMoEError("The motion holds NaN or infinite values; capture the take again.")
-    if not (np.isfinite(motion.fps) and motion.fps > 0):
-        raise PoseMoEError(f"The take's frame rate is {motion.fps}; it must be positive. Capture the take again.")
-    short = [JOINT_NAMES[j] for j in range(1, NUM_JOINTS) if np.linalg.norm(offsets[j]) < 1e-3]
-    if short:
-        raise PoseMoEError(f"Bones ending at {', '.join(short)} are shorter than 1 mm, so Blender cannot "
-                           "build them; capture a take in which the whole body is visible.")
-    return n
-
-
 def _check_armature(obj) -> None:
     """Raise PoseMoEError unless ``obj`` is an armature object with all our bones."""
-    if obj is None or getattr(obj, "type", None) != "ARMATURE":
-        kind = getattr(obj, "type", type(obj).__name__)
-        what = "nothing" if obj is None else f"'{getattr(obj, 'name', obj)}' ({kind})"
-        raise PoseMoEError(f"The target is {what}, not an armature; select the armature built by PoseMoE "
-                           "(or build one) and try again.")
+    check_is_armature(obj, "The target", "select the armature built by PoseMoE (or build one) and try again.")
     missing = [b.name for b in BONES if b.name not in obj.data.bones]
     if missing:
         raise PoseMoEError(f"Armature '{obj.name}' has no bone{'s' if len(missing) > 1 else ''} "
                            f"{', '.join(missing)}; build a PoseMoE armature for the take (or retarget onto yours).")
-
-
-def rest_joint_positions(offsets: np.ndarray) -> np.ndarray:
-    """offsets (17, 3) metres -> (17, 3) rest (T-pose) joint positions in armature space, metres, the
-    ankles :data:`ANKLE_HEIGHT` above Z = 0."""
-    rest = np.zeros((NUM_JOINTS, 3))
-    for j in range(1, NUM_JOINTS):
-        rest[j] = rest[PARENTS[j]] + offsets[j]
-    rest[:, 2] += ANKLE_HEIGHT - rest[[3, 6], 2].min()
-    return rest
 
 
 def armature_rest_joints(obj) -> np.ndarray:
@@ -292,13 +193,13 @@ def build_armature(motion: SkeletonMotion, name: str, collection=None, hands: Bo
     the new armature object, named ``name`` (Blender makes the name unique), selected and active, in
     object mode, at the origin. See the module docstring for the bones, their parents and rolls.
     """
-    _check_motion(motion)
+    check_motion(motion)
     context = bpy.context
     collection = context.scene.collection if collection is None else collection
     rest = rest_joint_positions(np.asarray(motion.offsets, dtype=np.float64))
-    data = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, data)
-    try:
+    with transaction():
+        data = bpy.data.armatures.new(name)
+        obj = bpy.data.objects.new(name, data)
         collection.objects.link(obj)
         if not _in_view_layer(obj, context.view_layer):
             raise PoseMoEError(f"Collection '{collection.name}' is not in the current view layer; "
@@ -312,7 +213,7 @@ def build_armature(motion: SkeletonMotion, name: str, collection=None, hands: Bo
                     bone.tail = rest[spec.tail]
                 else:
                     parent_length = np.linalg.norm(rest[spec.joint] - rest[PARENTS[spec.joint]])
-                    bone.tail = rest[spec.joint] + parent_length * np.asarray(_LEAF_TAILS[spec.joint])
+                    bone.tail = rest[spec.joint] + parent_length * np.asarray(LEAF_TAILS[spec.joint])
                 bone.align_roll(spec.roll_z)
                 if spec.parent is not None:
                     bone.parent = edit_bones[spec.parent]
@@ -322,10 +223,6 @@ def build_armature(motion: SkeletonMotion, name: str, collection=None, hands: Bo
         for pose_bone in obj.pose.bones:
             pose_bone.rotation_mode = "QUATERNION"
         data["posemoe_rig"] = RIG_VERSION
-    except BaseException:
-        bpy.data.objects.remove(obj)
-        bpy.data.armatures.remove(data)
-        raise
     return obj
 
 
@@ -365,14 +262,6 @@ def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
-def _continuous(q: np.ndarray) -> np.ndarray:
-    """(N, 4) -> the same rotations with each quaternion in the hemisphere of the previous one."""
-    flip = np.cumsum(np.einsum("tc,tc->t", q[1:], q[:-1]) < 0) % 2 == 1
-    q = q.copy()
-    q[1:][flip] *= -1
-    return q
-
-
 def pose_keys(obj, motion: SkeletonMotion, hands: BodyHands | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The keys that make ``obj`` (a PoseMoE armature) follow ``motion`` (and ``hands``: the hand bones
     turn with the palm and the armature's finger bones, where it has them, with the fingers).
@@ -396,7 +285,7 @@ def pose_keys(obj, motion: SkeletonMotion, hands: BodyHands | None = None) -> tu
     rotations = {}
     for bone, local in locals_.items():
         rest = np.array(obj.data.bones[bone].matrix_local.to_quaternion())  # (w, x, y, z)
-        rotations[bone] = _continuous(_qmul(_qmul(rest * conjugate, local), rest))
+        rotations[bone] = continuous_quaternions(_qmul(_qmul(rest * conjugate, local), rest))
     root = obj.data.bones[ROOT_BONE]
     rest_axes = np.array(root.matrix_local.to_3x3())  # columns: the bone's axes in armature space
     location = (np.asarray(motion.root_positions, dtype=np.float64) - np.array(root.head_local)) @ rest_axes
@@ -419,69 +308,6 @@ def hand_local_quaternions(obj, motion: SkeletonMotion, hands: BodyHands) -> dic
     return out
 
 
-def interpolation_value(name: str) -> int:
-    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
-
-
-def fill_fcurve(fcurve, co: np.ndarray, interpolation: np.ndarray) -> None:
-    """Write all keys of one F-curve at once: ``co`` (2N,) float32 frame, value pairs."""
-    points = fcurve.keyframe_points
-    points.add(len(interpolation))
-    points.foreach_set("co", co)
-    points.foreach_set("interpolation", interpolation)
-    fcurve.update()  # sorts keys and computes handles, as keyframe_insert would
-
-
-def fcurve_factory(action, obj) -> tuple[Callable, object]:
-    """A function ``new(data_path, index, group) -> FCurve`` for ``action``, and the slot they belong
-    to (None before Blender 4.4)."""
-    if not LAYERED_ACTIONS:
-        action.id_root = "OBJECT"
-
-        def new_legacy(data_path: str, index: int, group: str):
-            return action.fcurves.new(data_path, index=index, action_group=group)
-
-        return new_legacy, None
-    slot = action.slots.new(id_type="OBJECT", name=obj.name)
-    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
-    channelbag = strip.channelbag(slot, ensure=True)
-    # 5.0 takes the group name in fcurves.new; 4.4 and 4.5 make the group separately.
-    try:
-        takes_group = "group_name" in channelbag.fcurves.bl_rna.functions["new"].parameters
-    except (AttributeError, KeyError):
-        takes_group = False
-    groups: dict[str, object] = {}
-
-    def new_layered(data_path: str, index: int, group: str):
-        if takes_group:
-            return channelbag.fcurves.new(data_path, index=index, group_name=group)
-        fcurve = channelbag.fcurves.new(data_path, index=index)
-        if group not in groups:
-            groups[group] = channelbag.groups.new(group)
-        fcurve.group = groups[group]
-        return fcurve
-
-    return new_layered, slot
-
-
-def channelbag_fcurves(action, obj=None) -> list:
-    """The F-curves of ``action``: from 4.4, those of the slot ``obj`` uses when ``action`` is its
-    action, else of the action's first slot; before 4.4, all of them. Empty when there are none."""
-    if not LAYERED_ACTIONS:
-        return list(action.fcurves)
-    slot = None
-    if obj is not None and obj.animation_data is not None and obj.animation_data.action == action:
-        slot = obj.animation_data.action_slot
-    if slot is None and len(action.slots):
-        slot = action.slots[0]
-    for layer in action.layers:
-        for strip in layer.strips:
-            bag = strip.channelbag(slot) if slot is not None else None
-            if bag is not None:
-                return list(bag.fcurves)
-    return []
-
-
 def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_start: float = 1,
                  frame_step: float = 1.0, hands: BodyHands | None = None):
     """Key ``motion`` onto a PoseMoE armature as a new action, and make it the armature's action.
@@ -495,46 +321,26 @@ def write_action(armature_obj, motion: SkeletonMotion, action_name: str, frame_s
     ``hands`` (the take's hands on ``motion``): the hand bones follow the palms and the armature's finger
     bones the fingers; without, a finger bone the armature has is keyed at rest. Returns the action.
     """
-    n = _check_motion(motion)
+    n = check_motion(motion)
     _check_armature(armature_obj)
     _check_rest_pose(armature_obj, motion)
-    if armature_obj.animation_data is not None and armature_obj.animation_data.use_tweak_mode:
-        raise PoseMoEError(f"Armature '{armature_obj.name}' is in NLA tweak mode; leave it (Tab in the NLA "
-                           "editor) and try again.")
-    if hands is not None and hands.rotations.shape[0] != n:
-        raise PoseMoEError(f"The hands hold {hands.rotations.shape[0]} frames and the body {n}; solve both "
-                           "from one take.")
+    check_not_in_tweak_mode(armature_obj)
+    if hands is not None:
+        check_hands(hands, n)
     rotations, location = pose_keys(armature_obj, motion, hands)
     for bone in FINGER_BONES:  # a finger bone without keys would keep whatever pose it was left in
         if bone in armature_obj.data.bones and bone not in rotations:
             rotations[bone] = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
 
-    co = np.empty(2 * n, dtype=np.float32)
-    co[0::2] = frame_start + np.arange(n) * frame_step
-    linear = np.full(n, interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
     previous = armature_obj.animation_data.action if armature_obj.animation_data is not None else None
-    action = bpy.data.actions.new(action_name)
-    try:
+    with transaction(animation_of=armature_obj):
+        action = bpy.data.actions.new(action_name)
         new_fcurve, slot = fcurve_factory(action, armature_obj)
-        pose_bones = armature_obj.pose.bones
         channels = [(ROOT_BONE, "location", location)]
         channels += [(bone, "rotation_quaternion", values) for bone, values in rotations.items()]
-        for bone, prop, values in channels:
-            data_path = pose_bones[bone].path_from_id(prop)
-            for index in range(values.shape[1]):
-                co[1::2] = values[:, index]
-                fill_fcurve(new_fcurve(data_path, index, bone), co, linear)
+        key_pose_channels(new_fcurve, armature_obj.pose.bones, channels, frame_start + np.arange(n) * frame_step)
         action["posemoe_fps"] = float(motion.fps)
-
-        animation = armature_obj.animation_data or armature_obj.animation_data_create()
-        animation.action = action
-        if hasattr(animation, "action_slot"):  # 4.4+; by Action.fcurves, Blender made the slot itself
-            animation.action_slot = slot if slot is not None else action.slots[0]
-    except BaseException:
-        bpy.data.actions.remove(action)  # also unassigns it
-        if previous is not None:
-            armature_obj.animation_data.action = previous
-        raise
+        assign_action(armature_obj, action, slot)
     if previous is not None:
         previous.use_fake_user = True  # no longer assigned: keep it when the file is saved
     for pose_bone in armature_obj.pose.bones:

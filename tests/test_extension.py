@@ -356,7 +356,7 @@ def _capture_session(addon):
 
 
 def _key_frames(addon, action) -> np.ndarray:
-    fcurve = addon.rig.channelbag_fcurves(action)[0]
+    fcurve = addon.actions.channelbag_fcurves(action)[0]
     return np.array([k.co[0] for k in fcurve.keyframe_points])
 
 

@@ -30,9 +30,10 @@ from mathutils import Matrix  # noqa: E402
 from posemoe import PoseMoEError  # noqa: E402
 from posemoe.motion.clean import clean  # noqa: E402
 from posemoe.motion.solve import SkeletonMotion, solve_skeleton  # noqa: E402
+from posemoe.skeleton import L_ANKLE, L_KNEE, R_ANKLE, R_KNEE  # noqa: E402
 
-from blender_addon import retarget  # noqa: E402
-from blender_addon.rig import channelbag_fcurves  # noqa: E402
+from blender_addon import actions, bone_map, retarget  # noqa: E402
+from blender_addon.actions import channelbag_fcurves  # noqa: E402
 from conftest import REST_POSE_MM, synthetic_motion, with_generated_rigify_rig  # noqa: E402
 
 FPS = 25.0
@@ -100,7 +101,7 @@ def metarig():
 
 
 def segment_bones(map_name: str, prefix: str = "") -> dict[str, tuple[int, int]]:
-    return {prefix + b: d.segment for b, d in retarget.load_map(map_name).bones.items() if d.segment}
+    return {prefix + b: d.segment for b, d in bone_map.load_map(map_name).bones.items() if d.segment}
 
 
 def worst_angles(obj, motion: SkeletonMotion, bones: dict[str, tuple[int, int]], frame_start: int = 1,
@@ -322,7 +323,7 @@ def hips_centre(obj, frame: int) -> np.ndarray:
 
 def test_root_motion_is_scaled_by_leg_length():
     motion = moving()
-    our_leg = np.mean([np.linalg.norm(motion.offsets[j]) for j in (2, 3, 5, 6)]) * 2
+    our_leg = np.mean([np.linalg.norm(motion.offsets[j]) for j in (R_KNEE, R_ANKLE, L_KNEE, L_ANKLE)]) * 2
     travel = motion.root_positions[-1] - motion.root_positions[0]
     for size in (1.0, 0.6):
         bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -413,8 +414,8 @@ def test_oddly_named_bones_give_a_clear_error():
     assert scene_state(obj) == before
 
 
-@pytest.mark.parametrize("where", ["fill_fcurve", "_read_back"])
-def test_a_failure_half_way_changes_nothing(monkeypatch, where):
+@pytest.mark.parametrize("module, where", [(actions, "fill_fcurve"), (retarget, "_read_back")])
+def test_a_failure_half_way_changes_nothing(monkeypatch, module, where):
     obj = mixamo_armature()
     if where == "_read_back":  # a constrained parent, so that the keys are read back
         constrained_root(obj)
@@ -422,7 +423,7 @@ def test_a_failure_half_way_changes_nothing(monkeypatch, where):
     bpy.context.scene.frame_set(7)
     before = scene_state(obj)
     calls = []
-    original = getattr(retarget, where)
+    original = getattr(module, where)
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -430,7 +431,7 @@ def test_a_failure_half_way_changes_nothing(monkeypatch, where):
             raise RuntimeError("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(retarget, where, failing)
+    monkeypatch.setattr(module, where, failing)
     with pytest.raises(RuntimeError, match="disk full"):
         retarget.retarget(moving(10), obj, action_name="walk")
     assert calls and scene_state(obj) == before

@@ -17,9 +17,9 @@ bpy = pytest.importorskip("bpy")
 
 from posemoe import PoseMoEError  # noqa: E402
 from posemoe.motion.solve import SkeletonMotion, solve_skeleton  # noqa: E402
-from posemoe.skeleton import NUM_JOINTS, PARENTS  # noqa: E402
+from posemoe.skeleton import ANKLE_HEIGHT, ANKLES, NUM_JOINTS, PARENTS  # noqa: E402
 
-from blender_addon import rig  # noqa: E402
+from blender_addon import actions, rig  # noqa: E402
 from conftest import ROOT, synthetic_motion  # noqa: E402
 
 FPS = 50.0
@@ -64,7 +64,7 @@ def test_armature_has_a_bone_for_every_joint():
     np.testing.assert_allclose(rest, rig.rest_joint_positions(motion.offsets), atol=1e-5)
     for j in range(1, NUM_JOINTS):
         np.testing.assert_allclose(rest[j] - rest[PARENTS[j]], motion.offsets[j], atol=1e-5)
-    assert rest[[3, 6], 2].min() == pytest.approx(rig.ANKLE_HEIGHT, abs=1e-6)
+    assert rest[list(ANKLES), 2].min() == pytest.approx(ANKLE_HEIGHT, abs=1e-6)
     # Rolls: local Z forward (-Y) on every bone but the feet, whose Z is up.
     for bone in bones:
         z_axis = np.array(bone.matrix_local.col[2][:3])
@@ -102,14 +102,14 @@ def test_keys_are_written_once_per_frame_into_the_slot():
     action = rig.write_action(obj, motion, "walk")
     assert action.name == "walk" and obj.animation_data.action == action
     assert action["posemoe_fps"] == FPS
-    if rig.LAYERED_ACTIONS:  # 4.4 and later: the curves live in the channelbag of the slot the armature uses
+    if actions.LAYERED_ACTIONS:  # 4.4 and later: the curves live in the channelbag of the slot the armature uses
         slot = obj.animation_data.action_slot
         assert slot is not None and slot.target_id_type == "OBJECT" and list(action.slots) == [slot]
         assert len(action.layers) == 1 and len(action.layers[0].strips) == 1
         fcurves = list(action.layers[0].strips[0].channelbag(slot).fcurves)
     else:
         fcurves = list(action.fcurves)
-    assert fcurves == rig.channelbag_fcurves(action, obj)
+    assert fcurves == actions.channelbag_fcurves(action, obj)
     assert len(fcurves) == 16 * 4 + 3
     expected_paths = {f'pose.bones["{spec.name}"].rotation_quaternion' for spec in rig.BONES}
     expected_paths.add('pose.bones["pelvis"].location')
@@ -142,13 +142,13 @@ def test_each_take_gets_its_own_action_and_no_action_is_overwritten():
     first_motion, second_motion = walking(30, seed=1), walking(40, seed=2)
     obj = rig.build_armature(first_motion, "walk")
     first = rig.write_action(obj, first_motion, "walk")
-    keys_before = _key_values(rig.channelbag_fcurves(first, obj), "thigh.L", 1)
+    keys_before = _key_values(actions.channelbag_fcurves(first, obj), "thigh.L", 1)
     second = rig.write_action(obj, second_motion, "walk")
     assert (users.name, first.name, second.name) == ("walk", "walk.001", "walk.002")
-    assert users.get("mine") and rig.channelbag_fcurves(users) == []
+    assert users.get("mine") and actions.channelbag_fcurves(users) == []
     assert obj.animation_data.action == second
     assert first.use_fake_user  # no longer assigned, but kept when the file is saved
-    fcurves = rig.channelbag_fcurves(first)
+    fcurves = actions.channelbag_fcurves(first)
     assert len(fcurves) == 67 and all(len(fc.keyframe_points) == 30 for fc in fcurves)
     np.testing.assert_array_equal(_key_values(fcurves, "thigh.L", 1), keys_before)
     # The armature keeps the first take's proportions and moves by the second take's rotations.
@@ -195,7 +195,7 @@ def test_bvh_and_fbx_exports_read_back(tmp_path):
         imported = _import(kind, tmp_path / f"walk.{kind}")
         action = imported.animation_data.action
         assert {b.name for b in imported.data.bones} == {spec.name for spec in rig.BONES}, kind
-        root_x = next(fc for fc in rig.channelbag_fcurves(action, imported)
+        root_x = next(fc for fc in actions.channelbag_fcurves(action, imported)
                       if fc.data_path.endswith('"pelvis"].location') and fc.array_index == 0)
         assert len(root_x.keyframe_points) == 45, kind
         first, last = (int(round(f)) for f in action.frame_range)
@@ -251,7 +251,7 @@ def test_user_errors_raise_and_change_nothing(tmp_path):
 def test_the_pre_slotted_route_keys_the_same(monkeypatch):
     """Blender 4.2 and 4.3 take F-curves straight from Action.fcurves; 4.4 and 4.5 still accept that
     route (they put the curves in a slot of their own, which write_action assigns), so it runs here too."""
-    monkeypatch.setattr(rig, "LAYERED_ACTIONS", False)
+    monkeypatch.setattr(actions, "LAYERED_ACTIONS", False)
     motion = walking(30)
     obj = rig.build_armature(motion, "walk")
     action = rig.write_action(obj, motion, "walk")
