@@ -12,6 +12,7 @@ import numpy as np
 
 from . import PoseMoEError
 from .camera import DEFAULT_FOV_DEGREES
+from .skeleton import PELVIS
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -151,7 +152,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         bars.close()
     for take in takes:
         world = take.joints_world
-        travel = np.linalg.norm(world[-1, 0, :2] - world[0, 0, :2])
+        travel = np.linalg.norm(world[-1, PELVIS, :2] - world[0, PELVIS, :2])
         print(f"person {take.person}: {len(take)} frames ({take.duration:.1f} s) from frame {take.first_frame}, "
               f"{int(take.filled.sum())} bridged, {int(take.long_gap.sum())} in long gaps; root travelled {travel:.2f} m")
     print(f"model {takes[0].model}")

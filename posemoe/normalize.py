@@ -29,6 +29,9 @@ import warnings
 import numpy as np
 
 from .rotations import look_at
+from .skeleton import (
+    HEAD, L_ANKLE, L_ELBOW, L_HIP, L_KNEE, L_SHOULDER, PELVIS, R_ANKLE, R_ELBOW, R_HIP, R_KNEE, R_SHOULDER, THORAX,
+)
 
 #: Human3.6M training subjects on screen (S1, S5-S8, ground-truth projections through their own
 #: cameras, every 10th frame): median pelvis position and the cameras' focal length, normalised
@@ -39,7 +42,8 @@ H36M_FOCAL = 2.29
 #: Segments that measure the person, (joint, joint), and their reference lengths on screen: the
 #: training subjects' median 3D length times Human3.6M's median focal / depth (0.442 screen units per
 #: metre), from S1, S5-S8, every 20th frame, all four cameras.
-SEGMENTS = ((0, 8), (1, 4), (11, 14), (1, 2), (4, 5), (2, 3), (5, 6), (11, 12), (14, 15), (8, 10))
+SEGMENTS = ((PELVIS, THORAX), (R_HIP, L_HIP), (L_SHOULDER, R_SHOULDER), (R_HIP, R_KNEE), (L_HIP, L_KNEE),
+            (R_KNEE, R_ANKLE), (L_KNEE, L_ANKLE), (L_SHOULDER, L_ELBOW), (R_SHOULDER, R_ELBOW), (THORAX, HEAD))
 SEGMENT_LENGTHS = np.array([0.2124, 0.1201, 0.1179, 0.1983, 0.1983, 0.1955, 0.1955, 0.1231, 0.1231, 0.0748])
 #: The quantile of the per-segment ratios taken as the person's size, and its median on the training
 #: subjects' own windows (raw screen windows, every 10th), so that on median a Human3.6M window keeps
@@ -88,9 +92,9 @@ def normalize_windows(windows: np.ndarray, focal: float | np.ndarray,
     visible = windows[..., 2] > 0
     rays = np.concatenate([windows[..., :2] / focal[:, None, None, None], np.ones(windows.shape[:-1] + (1,))], axis=-1)
     # The window's centre: the pelvis where seen, else the mean of that frame's visible joints.
-    pelvis_seen = visible[:, :, 0]
+    pelvis_seen = visible[:, :, PELVIS]
     joints_mean = (rays * visible[..., None]).sum(2) / np.maximum(visible.sum(2), 1)[..., None]
-    frame_centre = np.where(pelvis_seen[..., None], rays[:, :, 0], joints_mean)
+    frame_centre = np.where(pelvis_seen[..., None], rays[:, :, PELVIS], joints_mean)
     frame_weight = visible.any(-1).astype(np.float64)[..., None]
     centre = (frame_centre * frame_weight).sum(1) / np.maximum(frame_weight.sum(1), 1)  # (W, 3)
     centre[frame_weight.sum((1, 2)) == 0] = (0.0, 0.0, 1.0)

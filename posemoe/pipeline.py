@@ -61,7 +61,7 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     return float(focal)
 
 
-def _detector_output(frame: int, width: int, height: int, keypoints, confidence, *extra) -> tuple[np.ndarray, ...]:
+def detector_output(frame: int, width: int, height: int, keypoints, confidence, *extra) -> tuple[np.ndarray, ...]:
     """One frame's detector output as (P, 17, 2) px and (P, 17) floats, confidence in [0, 1] (NaN: 0),
     and the hands (P, 2, 21, 4) where the detector gives them (see :mod:`posemoe.detect`).
 
@@ -105,7 +105,7 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     for _, keypoints, confidence, *hands in detect_frames(detector, path, settings.start, settings.stop, seconds):
         _check(cancel)
         # Checked as it arrives: a detector that breaks the protocol fails now, not after the whole video.
-        detections.append(_detector_output(len(detections), info.width, info.height, keypoints, confidence, *hands))
+        detections.append(detector_output(len(detections), info.width, info.height, keypoints, confidence, *hands))
         if progress is not None:
             progress("detect", len(detections), max(total, len(detections)))
     if not detections:
@@ -128,7 +128,7 @@ def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, 
     found: dict[int, tuple[np.ndarray, ...]] = {}
 
     def on_frame(index: int, keypoints: np.ndarray, confidence: np.ndarray, *hands: np.ndarray) -> None:
-        found[index] = _detector_output(index - settings.start, info.width, info.height, keypoints, confidence, *hands)
+        found[index] = detector_output(index - settings.start, info.width, info.height, keypoints, confidence, *hands)
         if progress is not None:
             progress("detect", len(found), max(total, len(found)))
 
@@ -215,7 +215,7 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
     focal = _check_settings(settings, info)
-    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(detections)]
+    detections = [detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(detections)]
     clock = time.perf_counter()
     picks = tuple((x, y, frame - settings.start) for x, y, frame in settings.picks)
     chosen, dropped = select_people(build_tracks(detections), info.fps, settings.people, picks)

@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 
 from . import Cancelled, PoseMoEError
-from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
+from .rotations import look_at
 from .files import atomic_output
+from .skeleton import BONES, HEAD, LEFT_JOINTS, PELVIS, RIGHT_JOINTS
 from .take import Take
 from .video import read_frames
 
@@ -44,14 +45,11 @@ class _View:
     def project(self, points: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """points (..., 3) world metres -> pixels (..., 2) and in-front mask (...)."""
         eye = target + self.distance * self.direction
-        forward = (target - eye) / np.linalg.norm(target - eye)
-        right = np.cross(forward, (0.0, 0.0, 1.0))
-        right /= np.linalg.norm(right)
-        up = np.cross(right, forward)
+        right, down, forward = look_at(target - eye, (0.0, 0.0, 1.0))
         rel = np.asarray(points) - eye
-        x, y, z = rel @ right, rel @ up, rel @ forward
+        x, y, z = rel @ right, rel @ down, rel @ forward
         f = self.size * 0.9
-        pixels = np.stack([f * x / np.maximum(z, 1e-3) + self.size / 2, -f * y / np.maximum(z, 1e-3) + self.size / 2], -1)
+        pixels = np.stack([f * x / np.maximum(z, 1e-3) + self.size / 2, f * y / np.maximum(z, 1e-3) + self.size / 2], -1)
         return pixels, z > 0.1
 
 
@@ -77,7 +75,7 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
         i = _frame_of(take, frame)
         if i is None:
             continue
-        trail = take.joints_world[: i + 1, 0] * (1, 1, 0)
+        trail = take.joints_world[: i + 1, PELVIS] * (1, 1, 0)
         pix, ok = view.project(trail, target)
         for k in range(len(trail) - 1):
             if ok[k] and ok[k + 1]:
@@ -88,8 +86,8 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
                 cv2.line(canvas, tuple(np.int32(pix[parent])), tuple(np.int32(pix[child])), _colour(child), 3, cv2.LINE_AA)
         for p in pix[ok]:
             cv2.circle(canvas, tuple(np.int32(p)), 3, (40, 40, 40), -1, cv2.LINE_AA)
-        if len(takes) > 1 and ok[10]:
-            _label(canvas, str(take.person), pix[10] + (0, -12), 0.6)
+        if len(takes) > 1 and ok[HEAD]:
+            _label(canvas, str(take.person), pix[HEAD] + (0, -12), 0.6)
     cv2.putText(canvas, "3D (floor grid 0.5 m)", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (80, 80, 80), 1, cv2.LINE_AA)
     return canvas
 
@@ -171,7 +169,7 @@ def _render(takes: list[Take], video: str | Path, view: _View, width: int, write
         if cancel is not None and cancel():
             raise Cancelled("The preview was cancelled; nothing was written.")
         # The 3D view follows person 1, held at their first or last frame outside their own.
-        pelvis = lead.joints_world[int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1)), 0]
+        pelvis = lead.joints_world[int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1)), PELVIS]
         left = _draw_2d(frame.image, takes, frame.index)
         right = _draw_3d(takes, frame.index, view, np.array([pelvis[0], pelvis[1], 0.9]))
         writer.write(np.hstack([left[:, : width - HEIGHT], right]))

@@ -37,8 +37,13 @@ ROOT = PELVIS
 #: Left/right pairs, right first (the joint order's own: the right leg comes before the left); and
 #: per side by name, for code that walks both hands.
 HIPS: tuple[int, int] = (R_HIP, L_HIP)
+KNEES: tuple[int, int] = (R_KNEE, L_KNEE)
 ANKLES: tuple[int, int] = (R_ANKLE, L_ANKLE)
 SHOULDERS: tuple[int, int] = (R_SHOULDER, L_SHOULDER)
+#: The limbs' joints from the body outwards, (right, left): hip, knee, ankle; shoulder, elbow, wrist.
+LEGS: tuple[tuple[int, int, int], tuple[int, int, int]] = ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE))
+ARMS: tuple[tuple[int, int, int], tuple[int, int, int]] = (
+    (R_SHOULDER, R_ELBOW, R_WRIST), (L_SHOULDER, L_ELBOW, L_WRIST))
 WRIST: dict[str, int] = {"left": L_WRIST, "right": R_WRIST}
 ELBOW: dict[str, int] = {"left": L_ELBOW, "right": R_ELBOW}
 

@@ -19,14 +19,9 @@ pairs swapped at once. Frames without a detection are skipped; across a gap long
 :data:`MAX_GAP_S` the chain starts afresh. ``python benchmarks/swaps.py`` measures it on the sample's
 real detections and, held out, on the Human3.6M Stacked Hourglass detections.
 
-Half of what this relabels on those detections is not a real swap. A judge that keeps only the runs it is
-sure of (a logistic regression over each run's evidence: the jumps at its two ends, whole body or one
-pair, hip width, the two sides' distance), fitted on the training subjects' swaps, reaches 94.8 %
-precision held out, but it leaves a quarter (arms, whole body) to three fifths (legs) of the swaps
-injected into the sample unrepaired (a side view at 30 frames/s whose legs cross every few frames, so one
-end of a swap often shows nothing): the weak-ended runs it must reject on the Stacked Hourglass
-detections look like the sample's real ones. Branch ``swap-judge-experiment`` keeps it; the lifter's own
-3D does not tell swaps either (it follows the labels it is given).
+Half of what this relabels on the Stacked Hourglass detections is not a real swap; a judge that keeps
+only the runs it is sure of repairs too few of the real ones (``docs/decisions.md``, "Left/right swap
+repair"; figures in ``docs/benchmarks.md``).
 
 Written here, not taken from a library: a Viterbi over 2^(frames of history) states with a cost
 specific to our skeleton is a few lines of NumPy.
@@ -36,10 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .skeleton import ARMS, LEGS
+
 #: Limb pairs that a detector swaps, each as (right joints, left joints) in our 17-joint order.
 PAIRS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "legs": ((1, 2, 3), (4, 5, 6)),
-    "arms": ((14, 15, 16), (11, 12, 13)),
+    "legs": LEGS,
+    "arms": ARMS,
 }
 #: A joint's typical step from one frame to the next, as a share of the body's height (walking at
 #: 30 frames/s moves a foot by about 4 %); distances are measured in these units.
@@ -51,9 +48,7 @@ MAX_JOINT_COST = 100.0
 #: decides which side of a jump is the detector's fault (the shorter). Chosen on the Human3.6M training
 #: subjects' Stacked Hourglass detections (S1, S5-S8: ``benchmarks/swaps.py --subjects S1 S5 S6 S7
 #: S8``) together with the sample's injected swaps, then measured held out (``benchmarks/swaps.py``,
-#: S9/S11): 0.5 against 0.05 relabels a larger share rightly (50.1 % against 46.7 %), puts back more of
-#: the detector's swaps (50.3 % against 49.4 %) and as many injected ones (97-99 %). Larger values, a cost per
-#: change of label and a lower cap per joint were tried: they left many of the sample's injected swaps.
+#: S9/S11; the values compared are in ``docs/decisions.md``).
 SWAP_COST = 0.5
 #: Longest swap put back, seconds: detectors' faults last a moment (BlazePose's whole-body swaps seen
 #: from behind: up to about a second).

@@ -25,6 +25,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from . import PoseMoEError
+from .skeleton import (
+    HEAD, L_ANKLE, L_HIP, L_KNEE, NOSE, NUM_JOINTS, PELVIS, R_ANKLE, R_HIP, R_KNEE, SPINE, THORAX,
+)
 
 MIN_CONFIDENCE = 0.3  # joints below this do not count for boxes (the lifter's own threshold)
 MAX_REENTRY_SPEED = 2.0  # body heights per second a person may move while out of sight
@@ -34,10 +37,11 @@ MAX_REENTRY_SPEED = 2.0  # body heights per second a person may move while out o
 #: people_one_by_one: 37 px tall beside people of 360), and are left out with a note.
 MIN_SEEN_S = 1.0
 MIN_SIZE = 0.2
-#: Joints from the head down to each ankle (Human3.6M order): the length of the path through them in
+#: Joints from the head down to each ankle: the length of the path through them in
 #: the picture is a body's height whatever its pose, crouched or stretched, except where a segment
 #: points at the camera.
-_CHAINS = ((10, 9, 8, 7, 0, 1, 2, 3), (10, 9, 8, 7, 0, 4, 5, 6))
+_CHAINS = ((HEAD, NOSE, THORAX, SPINE, PELVIS, R_HIP, R_KNEE, R_ANKLE),
+           (HEAD, NOSE, THORAX, SPINE, PELVIS, L_HIP, L_KNEE, L_ANKLE))
 NO_PERSON = "No person was detected in the video: check that one person is fully in view and well lit."
 
 
@@ -56,7 +60,9 @@ def person_boxes(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (P, 4), b (Q, 4) boxes x0, y0, x1, y1 -> (P, Q) intersection over union."""
+    """a (P, 4), b (Q, 4) boxes x0, y0, x1, y1 -> (P, Q) intersection over union (a box of negative
+    extent counts as empty; 0 where both are). The project's one box overlap: tracking, the detectors'
+    non-maximum suppression and BlazePose's region association all use it."""
     lo = np.maximum(a[:, None, :2], b[None, :, :2])
     hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
@@ -248,8 +254,8 @@ def _eligible(tracks: list[Track], fps: float, seconds: float) -> list[Track]:
 def on_grid(track: Track, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """A track's detections on the frame grid: keypoints (num_frames, 17, 2) px, NaN where the person
     was not detected, and confidence (num_frames, 17), 0 there."""
-    keypoints = np.full((num_frames, 17, 2), np.nan)
-    confidence = np.zeros((num_frames, 17))
+    keypoints = np.full((num_frames, NUM_JOINTS, 2), np.nan)
+    confidence = np.zeros((num_frames, NUM_JOINTS))
     keypoints[track.frames] = np.array(track.keypoints)
     confidence[track.frames] = np.array(track.confidence)
     return keypoints, confidence

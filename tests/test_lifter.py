@@ -121,7 +121,8 @@ def film(world, fps, yaw, elevation, distance, fov, portrait, aim):
     ``distance`` m away in direction (yaw, elevation) and at ``aim`` (fractions of the half picture)
     from the picture's centre. Returns pixels (M, 17, 2), width, height, focal in px, R world->camera."""
     from posemoe.normalize import resample_track
-    from training.views import look_rotation
+    from posemoe.rotations import look_at
+    from training.views import WORLD_UP
 
     seen = resample_track(world, 50.0, fps, int((len(world) - 1) / 50 * fps + 1e-9) + 1)
     pelvis = seen[:, 0].mean(0)
@@ -132,7 +133,7 @@ def film(world, fps, yaw, elevation, distance, fov, portrait, aim):
     look_yaw = np.arctan2(ahead[1], ahead[0]) + np.arctan(aim[0] * width / 2 / focal)
     look_pitch = np.arctan2(ahead[2], np.linalg.norm(ahead[:2])) + np.arctan(aim[1] * height / 2 / focal)
     forward = np.array([[np.cos(look_pitch) * np.cos(look_yaw), np.cos(look_pitch) * np.sin(look_yaw), np.sin(look_pitch)]])
-    rotation = look_rotation(forward)[0]
+    rotation = look_at(forward, WORLD_UP)[0]
     local = (seen - centre) @ rotation.T
     return local[..., :2] / local[..., 2:] * focal + [width / 2, height / 2], width, height, focal, rotation
 

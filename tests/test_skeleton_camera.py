@@ -96,3 +96,30 @@ def test_projection_of_a_real_human36m_camera_lands_on_the_detections():
     body = [0, 1, 2, 3, 4, 5, 6, 8, 11, 12, 13, 14, 15, 16]  # joints both skeletons define alike
     median = np.median(np.linalg.norm(px[:, body] - det[:, body], axis=-1))
     assert median < 15, f"median distance {median:.1f} px"
+
+
+def test_named_joints_and_groups_follow_the_joint_order():
+    assert [skeleton.joint_index(n) for n in ("Hip", "RFoot", "LFoot", "Thorax", "Neck/Nose", "Head")] == [
+        skeleton.PELVIS, skeleton.R_ANKLE, skeleton.L_ANKLE, skeleton.THORAX, skeleton.NOSE, skeleton.HEAD]
+    for (right, left) in (skeleton.LEGS, skeleton.ARMS):
+        assert [skeleton.FLIP_PERMUTATION[j] for j in right] == list(left)
+        assert [skeleton.PARENTS[j] for j in right[1:]] == list(right[:-1])  # each joint's parent is the one before
+    assert skeleton.KNEES == (skeleton.LEGS[0][1], skeleton.LEGS[1][1])
+    assert skeleton.ANKLES == (skeleton.LEGS[0][2], skeleton.LEGS[1][2])
+
+
+@given(arrays(np.float64, (8, 3), elements=st.floats(-10, 10)), st.sampled_from([(0.0, 0.0, 1.0), (0.0, -1.0, 0.0)]))
+def test_look_at_turns_forward_onto_z_with_x_level(forward, up):
+    from posemoe.rotations import look_at
+
+    up = np.asarray(up)
+    along = forward / np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-300)
+    usable = (np.linalg.norm(forward, axis=-1) > 1e-3) & (np.linalg.norm(np.cross(along, up), axis=-1) > 1e-3)
+    forward = forward[usable]
+    rotation = look_at(forward, up)
+    assert np.allclose(rotation @ np.swapaxes(rotation, -1, -2), np.eye(3), atol=1e-9)
+    assert np.allclose(np.linalg.det(rotation), 1.0)
+    turned = np.einsum("nij,nj->ni", rotation, forward)
+    assert np.allclose(turned[:, :2], 0.0, atol=1e-9) and (turned[:, 2] > 0).all()
+    assert np.allclose(rotation[:, 0] @ up, 0.0, atol=1e-9)  # no roll: the picture's x axis is level
+    assert (rotation[:, 1] @ up <= 1e-9).all()  # and its y axis (down) points away from up

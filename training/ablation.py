@@ -1,4 +1,4 @@
-"""PoseMoE's readings against their entangled twin at an equal budget (issue 20), in one command.
+"""PoseMoE's readings against their entangled twin at an equal budget, in one command.
 
     nice -n 19 python training/ablation.py --steps 1500 --seeds 0 1 --jobs 2 --markdown /tmp/ablation.md
     python training/ablation.py --steps 6000 --batch 256 --device cuda --jobs 10 ...   # a lent GPU
@@ -30,16 +30,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.model import get_config  # noqa: E402
-from posemoe.model.checkpoint import load_checkpoint  # noqa: E402
-from posemoe.model.config import read_config  # noqa: E402
-from posemoe.model.profile import describe  # noqa: E402
-from training.benchmark import evaluate, learning_curve  # noqa: E402
-from training.data import MISSING_NOTE, TEST_SUBJECTS, load_clips  # noqa: E402
-from training.train import DEFAULT_DATA  # noqa: E402
+from posemoe.machine import describe_machine
+from posemoe.model import get_config
+from posemoe.model.checkpoint import load_checkpoint
+from posemoe.model.config import read_config
+from posemoe.model.profile import describe
+from training.benchmark import evaluate, learning_curve
+from training.data import MISSING_NOTE, TEST_SUBJECTS, load_clips
+from training.train import DEFAULT_DATA
 
 #: reading -> named config; the twin last.
 READINGS = {

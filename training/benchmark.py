@@ -28,17 +28,16 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from posemoe import metrics  # noqa: E402
-from posemoe.lift import lift_windows, onnx_window_function, torch_window_function  # noqa: E402
-from posemoe.model.checkpoint import load_checkpoint  # noqa: E402
-from posemoe.model.config import read_config  # noqa: E402
-from posemoe.model.onnx_export import export_onnx  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.model.profile import describe  # noqa: E402
-from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips  # noqa: E402
-from training.train import DEFAULT_DATA, LOG_FILE  # noqa: E402
+from posemoe import metrics
+from posemoe.lift import lift_windows, onnx_window_function, torch_window_function
+from posemoe.model.checkpoint import load_checkpoint
+from posemoe.model.config import read_config
+from posemoe.model.onnx_export import export_onnx
+from posemoe.machine import describe_machine
+from posemoe.model.profile import describe
+from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips
+from training.train import DEFAULT_DATA, LOG_FILE
 
 THROUGHPUT_BATCHES = (1, 64, 256)
 

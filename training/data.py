@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from posemoe.camera import Camera, normalize_screen
-from posemoe.camera import screen_focal
-from posemoe.skeleton import FLIP_PERMUTATION, flip_horizontal
+from posemoe.camera import Camera, normalize_screen, screen_focal
+from posemoe.skeleton import (
+    ARMS, FLIP_PERMUTATION, HEAD, L_ANKLE, L_ELBOW, L_KNEE, L_WRIST, LEGS, NOSE, R_ANKLE, R_ELBOW, R_KNEE, R_WRIST, ROOT,
+    flip_horizontal,
+)
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -39,8 +41,8 @@ def action_name(sequence: str) -> str:
 def mpii16_to_h36m17(pose: np.ndarray) -> np.ndarray:
     """MPII-16 keypoints (..., 16, C) -> our 17-joint order (..., 17, C), Neck/Nose interpolated."""
     out = pose[..., np.maximum(MPII16_TO_17, 0), :].copy()
-    thorax, head = pose[..., 8, :], pose[..., 9, :]
-    out[..., 9, :] = thorax + NOSE_FROM_HEAD * (head - thorax)
+    thorax, head = pose[..., 8, :], pose[..., 9, :]  # MPII-16's thorax and head top
+    out[..., NOSE, :] = thorax + NOSE_FROM_HEAD * (head - thorax)
     return out
 
 
@@ -84,7 +86,7 @@ def load_clips(path: str | Path, subjects: tuple[str, ...], detections: str | Pa
                 if len(det) == len(world):
                     det2d = normalize_screen(det, cam.width, cam.height).astype(np.float32)
             clips.append(
-                Clip(subject, sequence, cam.name, (pose3d - pose3d[:, :1]).astype(np.float32), pose2d.astype(np.float32), det2d,
+                Clip(subject, sequence, cam.name, (pose3d - pose3d[:, ROOT, None]).astype(np.float32), pose2d.astype(np.float32), det2d,
                      float(cam.f.mean() * 2.0 / cam.width), cam.width, cam.height)
             )
     if not clips:
@@ -145,14 +147,12 @@ NO_AUGMENT = Augment(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 #: The product-path recipe's faults (``train.py --faults``).
 FAULTS = dict(swap_prob=0.05, limb_swap_prob=0.05, drift_prob=0.05, guess_prob=0.1, hide_prob=0.2)
 #: Joints of each limb, right then left (a limb swap exchanges the two).
-LIMBS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))
+LIMBS = (LEGS, ARMS)
 #: Groups of joints a detector loses together for a while: a hand or a foot, a forearm or a shin, both
-#: shins (the picture cut at the knees), the head. Through the Lifter, joints lost for a whole window
-#: came out 30 cm off on average (the shipped weights of 2026-12-02, virtual cameras at 30 frames/s)
-#: while the network had only been shown single joints lost for a frame or two. hide_prob was 0.1 for
-#: steps 4,400-7,000 of the shipped run (out-of-picture joints 307 -> 274 mm on every 3rd test sequence
-#: at 30 frames/s), 0.2 from step 7,000 (-> 263 mm at step 10,000).
-HIDDEN = ((3,), (2, 3), (6,), (5, 6), (2, 3, 5, 6), (13,), (12, 13), (16,), (15, 16), (9, 10))
+#: shins (the picture cut at the knees), the head. A network shown only single joints lost for a frame
+#: or two misplaces joints lost for a whole window (``docs/decisions.md``, "Hidden joint groups").
+HIDDEN = ((R_ANKLE,), (R_KNEE, R_ANKLE), (L_ANKLE,), (L_KNEE, L_ANKLE), (R_KNEE, R_ANKLE, L_KNEE, L_ANKLE),
+          (L_WRIST,), (L_ELBOW, L_WRIST), (R_WRIST,), (R_ELBOW, R_WRIST), (NOSE, HEAD))
 
 
 def given_focal(true: np.ndarray, default: np.ndarray, rng: np.random.Generator,

@@ -12,9 +12,9 @@ detector does. The Stacked Hourglass detections of Human3.6M (the training subje
 - **outliers**: a joint put on something else for a run of frames, mostly on another joint (76 % of
   the held-out subjects' outliers lie nearer another joint's truth than half their own error: a foot on
   the other foot, a wrist on the other wrist or on the hips), in bad stretches (35 % of the held-out
-  27-frame windows hold one; ``benchmarks/detector_errors.py`` prints both). Spread evenly over the
-  windows (the model as of commit ed2d03f), the model's errors cost the shipped lifter 86.8 mm against
-  72.6 on the real detections (that script's lifter table); in bad windows, 83.9;
+  27-frame windows hold one; ``benchmarks/detector_errors.py`` prints both, docs/benchmarks.md
+  "Detector error model" has the figures). Outliers spread evenly over the windows made the model's
+  errors cost the lifter more than the real detections do, hence the bad windows;
 - **left/right swaps** of the legs, of the arms, or of the whole body, for a run of frames.
 
 All lengths are metres in the person's plane: pixel errors divided by the picture's scale at the
@@ -31,19 +31,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from posemoe.skeleton import PARENTS  # noqa: E402
-from training.data import LIMBS, TRAIN_SUBJECTS, Clip, load_clips, swap_body, swap_limb  # noqa: E402
+from posemoe.skeleton import (
+    L_ANKLE, L_ELBOW, L_HIP, L_KNEE, L_WRIST, NUM_JOINTS, PARENTS, PELVIS, R_ANKLE, R_ELBOW, R_HIP, R_KNEE, R_WRIST,
+    THORAX,
+)
+from training.data import LIMBS, TRAIN_SUBJECTS, Clip, load_clips, swap_body, swap_limb
 
-J = 17
+J = NUM_JOINTS
 #: The fitted model the training recipe uses (a few KB of statistics, no per-frame data).
 DEFAULT_MODEL = ROOT / "training" / "detector_errors_sh.json"
 #: Frame rate of the data the model is fitted on and of the windows it corrupts (the network's).
@@ -59,7 +60,7 @@ SWAP_MARGIN_M = 0.3
 #: detector's ankle or wrist sits up or down the limb from the marker's). The torso's bones lie along
 #: the body's own axes (pelvis->hip along x, pelvis->spine->thorax along y), where the shift would be
 #: the same parameter twice.
-ALONG_BONE = (2, 3, 5, 6, 12, 13, 15, 16)
+ALONG_BONE = (R_KNEE, R_ANKLE, L_KNEE, L_ANKLE, L_ELBOW, L_WRIST, R_ELBOW, R_WRIST)
 #: Lags (frames at 50 frames/s) at which the autocorrelation is fitted.
 LAGS = (1, 2, 3, 5, 8, 12, 18, 26)
 #: Speed bins (metres per second in the picture's plane) for the error's growth with speed.
@@ -198,7 +199,7 @@ def picture_scale(xy: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Units of ``xy`` per metre at the person: the weak-perspective least-squares fit of the
     root-relative 2D to the root-relative 3D's x, y. xy: (..., 17, 2); target: (..., 17, 3) root-relative
     metres. Returns (...) (never below 1e-6, so that a degenerate frame cannot divide by zero)."""
-    rel = xy - xy[..., :1, :]
+    rel = xy - xy[..., PELVIS, None, :]
     plane = target[..., :2]
     return np.maximum((rel * plane).sum((-1, -2)) / np.maximum((plane * plane).sum((-1, -2)), 1e-9), 1e-6)
 
@@ -207,9 +208,9 @@ def body_axes(target: np.ndarray) -> np.ndarray:
     """The body's own frame in camera coordinates. target: (..., 17, 3) metres. Returns (..., 3, 4):
     columns x towards the left hip, y along pelvis->thorax, z their cross product (each a unit vector),
     and the joint's own bone direction is added per joint by :func:`bias_design`."""
-    left = target[..., 4, :] - target[..., 1, :]
+    left = target[..., L_HIP, :] - target[..., R_HIP, :]
     left /= np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)
-    up = target[..., 8, :] - target[..., 0, :]
+    up = target[..., THORAX, :] - target[..., PELVIS, :]
     up = up - (up * left).sum(-1, keepdims=True) * left
     up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-9)
     return np.stack([left, up, np.cross(left, up)], axis=-1)

@@ -4,7 +4,7 @@
     python3 training/gpu_session.py --packed .devdata --seconds 480 --out "$OUT"   # on the GPU machine
     python3 training/gpu_session.py --packed .devdata --out "$OUT" --extend runs/posemoe-t27 7500 \
         --extend runs/posemoe-t27 14000          # or: resume carried runs, one after another
-    python3 training/gpu_session.py --packed .devdata --out "$OUT" --ablation 1000   # or: issue 20's ablation
+    python3 training/gpu_session.py --packed .devdata --out "$OUT" --ablation 1000   # or: the readings' ablation (training/ablation.py)
 
 A lent GPU machine comes for minutes, not hours, so the runs must end on time with their learning
 rate decayed. The cosine schedule is defined over ``--steps``, and a GPU's speed for a given model is
@@ -18,11 +18,9 @@ with a lifter speed measurement on the GPU and are packed into ``--out`` as tar 
 The data is unpacked to ``../shared/data`` beside the checkout, the path every run records, so the
 runs resume on any of our machines unchanged.
 
-Seen on an H200 (2026-11-26): these small models leave the GPU mostly idle, yet three runs side by
-side each ran at a third to a half of their speed alone (posemoe-t27 at batch 256: 8 steps/s shared,
-19 alone), and the calibration then under-counted the GPU's share of a step (``train.py`` stopped its
-clock before the GPU finished; fixed since), so every run stopped at ``--max-minutes`` with its
-learning rate far from decayed. With ten minutes of GPU, train one run (``--only NAME``).
+These small models leave the GPU mostly idle, yet runs side by side slow each other down far more
+than that suggests (``docs/decisions.md``, "Runs side by side on one GPU"): with ten minutes of GPU,
+train one run (``--only NAME``).
 """
 
 from __future__ import annotations
@@ -86,7 +84,7 @@ def gpu_throughput(folder: Path) -> dict[str, float]:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT))  # no install on a lent GPU machine (see main)
     from posemoe.lift import torch_window_function
     from posemoe.model.checkpoint import load_checkpoint
 
@@ -161,6 +159,9 @@ def main(argv=None) -> int:
                         "steps of 256 windows side by side (carry runs/ablation to finish or extend earlier runs)")
     args = p.parse_args(argv)
     began = time.time()
+    # A lent GPU machine has the checkout but no install: the scripts started from here (train.py,
+    # ablation.py, pack_data.py) find posemoe and training through the path.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip() if args.device == "cuda" else "CPU", flush=True)
 
     if not (DATA / "h36m_3d_17j_mm.npz").exists():

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
 from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.model.config import load_config  # noqa: E402
+from posemoe.files import atomic_output
+from posemoe.model.config import load_config
 
 WEIGHTS = "model.safetensors"
 

@@ -28,7 +28,6 @@ import copy
 import csv
 import math
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,17 +38,16 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from posemoe.model import build_model, count_parameters, get_config  # noqa: E402
-from posemoe.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from posemoe.model.config import read_config  # noqa: E402
-from posemoe.normalize import normalize_windows, turn_targets  # noqa: E402
-from training.data import (FAULTS, NO_AUGMENT, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt,  # noqa: E402
+from posemoe.model import build_model, count_parameters, get_config
+from posemoe.model.checkpoint import load_checkpoint, save_checkpoint
+from posemoe.model.config import read_config
+from posemoe.normalize import normalize_windows, turn_targets
+from training.data import (FAULTS, NO_AUGMENT, TEST_SUBJECTS, TRAIN_SUBJECTS, Augment, WindowDataset, corrupt,
                            given_focal, load_clips)
-from training.detector_errors import DEFAULT_MODEL, DetectorErrors  # noqa: E402
-from training.views import TRAIN_STREAM, ViewRanges, VirtualViews, load_world  # noqa: E402
-from training.losses import expert_loss, training_loss  # noqa: E402
+from training.detector_errors import DEFAULT_MODEL, DetectorErrors
+from training.views import TRAIN_STREAM, ViewRanges, VirtualViews, load_world
+from training.losses import expert_loss, training_loss
 
 #: Relative to the working directory (the repository root in every documented command), so that a
 #: run's recorded settings resume on any machine with ../shared beside the checkout.

@@ -20,9 +20,13 @@ import numpy as np
 
 from posemoe.camera import screen_focal
 from posemoe.normalize import NETWORK_FPS, resample_inputs, resample_track
+from posemoe.rotations import look_at
+from posemoe.skeleton import NUM_JOINTS, PELVIS, ROOT
 
 TRAIN_STREAM = 1
 EVAL_STREAM = 2
+#: Up in Human3.6M's world (z up): the virtual cameras keep their picture's x axis level against it.
+WORLD_UP = (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -67,17 +71,6 @@ def load_world(path: str | Path, subjects: tuple[str, ...]) -> dict[str, np.ndar
     return {k: data[k].astype(np.float32) / 1000.0 for k in sorted(data.files) if "/" in k and k.split("/", 1)[0] in subjects}
 
 
-def look_rotation(forward: np.ndarray) -> np.ndarray:
-    """World -> camera rotations for cameras looking along ``forward`` (B, 3) in a z-up world, with no
-    roll (the picture's x axis stays horizontal). Returns (B, 3, 3), rows the camera's x, y, z axes
-    (x right, y down, z forward) in world coordinates."""
-    z = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
-    x = np.cross(z, np.array([0.0, 0.0, 1.0]))
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    y = np.cross(z, x)
-    return np.stack([x, y, z], axis=1)
-
-
 def sample_cameras(rng: np.random.Generator, pelvis: np.ndarray, ranges: ViewRanges) -> dict:
     """Draw one camera per window around its mean pelvis.
 
@@ -104,7 +97,7 @@ def sample_cameras(rng: np.random.Generator, pelvis: np.ndarray, ranges: ViewRan
     look_yaw = pelvis_yaw + np.arctan(target_screen[:, 0] / focal)
     look_pitch = np.clip(pelvis_pitch + np.arctan(target_screen[:, 1] / focal), *np.radians(ranges.pitch))
     forward = np.stack([np.cos(look_pitch) * np.cos(look_yaw), np.cos(look_pitch) * np.sin(look_yaw), np.sin(look_pitch)], axis=1)
-    return {"R": look_rotation(forward), "centre": centre, "focal": focal, "aspect": aspect}
+    return {"R": look_at(forward, WORLD_UP), "centre": centre, "focal": focal, "aspect": aspect}
 
 
 class VirtualViews:
@@ -147,18 +140,18 @@ class VirtualViews:
         # (posemoe.normalize.resample_inputs), so the truth is at those times too.
         grid_time = src_time[:, :1] + np.arange(t)[None, :] / NETWORK_FPS
         truth_world = self._at(starts[:, None] + grid_time * 50.0)  # (B, T, 17, 3)
-        cams = sample_cameras(rng, truth_world[:, :, 0].mean(1), r)
+        cams = sample_cameras(rng, truth_world[:, :, PELVIS].mean(1), r)
         rot, centre, focal = cams["R"], cams["centre"], cams["focal"]
         src_cam = np.einsum("bij,bkmj->bkmi", rot, src_world - centre[:, None, None])
         truth_cam = np.einsum("bij,bkmj->bkmi", rot, truth_world - centre[:, None, None])
         src_xy = src_cam[..., :2] / np.maximum(src_cam[..., 2:3], 0.05) * focal[:, None, None, None]
-        screen = np.empty((count, t, 17, 3), dtype=np.float32)
+        screen = np.empty((count, t, NUM_JOINTS, 3), dtype=np.float32)
         for i in range(count):
-            seen = np.concatenate([src_xy[i, : n_src[i]], np.ones((n_src[i], 17, 1))], axis=-1)
+            seen = np.concatenate([src_xy[i, : n_src[i]], np.ones((n_src[i], NUM_JOINTS, 1))], axis=-1)
             screen[i] = resample_inputs(seen, rate[i], NETWORK_FPS)[:t]
         bounds = np.stack([np.ones(count), cams["aspect"]], axis=1)[:, None, None, :]
         in_frame = (np.abs(screen[..., :2]) <= bounds).all(-1) & (truth_cam[..., 2] > 0.1)
-        target = (truth_cam - truth_cam[:, :, :1]).astype(np.float32)
+        target = (truth_cam - truth_cam[:, :, ROOT, None]).astype(np.float32)
         default = np.where(cams["aspect"] > 1, screen_focal(1080, 1920), screen_focal(1920, 1080))
         return ViewBatch(screen, target, focal.astype(np.float32), default.astype(np.float32), rate, in_frame)
 
@@ -192,18 +185,18 @@ def film(world: np.ndarray, fps: float, rng: np.random.Generator, ranges: ViewRa
     count = int(np.floor((len(world) - 1) / 50.0 * fps + 1e-9)) + 1
     seen = resample_track(world, 50.0, fps, count)  # (M, 17, 3) at the camera's instants
     for _ in range(tries):
-        cam = {k: v[0] for k, v in sample_cameras(rng, seen[:, 0].mean(0, keepdims=True), ranges).items()}
+        cam = {k: v[0] for k, v in sample_cameras(rng, seen[:, PELVIS].mean(0, keepdims=True), ranges).items()}
         local = (seen - cam["centre"]) @ cam["R"].T
         if local[..., 2].min() < 0.5:
             continue
         xy = local[..., :2] / local[..., 2:3] * cam["focal"]
         bounds = np.array([1.0, cam["aspect"]])
         in_frame = (np.abs(xy) <= bounds).all(-1)
-        if in_frame[:, 0].mean() < 0.9:
+        if in_frame[:, PELVIS].mean() < 0.9:
             continue
         portrait = cam["aspect"] > 1
         width, height = (1080, 1920) if portrait else (1920, 1080)
         pixels = (xy + bounds) * width / 2.0
-        return ClipView(pixels, in_frame, local - local[:, :1], fps, width, height, float(cam["focal"] * width / 2), cam)
+        return ClipView(pixels, in_frame, local - local[:, ROOT, None], fps, width, height, float(cam["focal"] * width / 2), cam)
     raise RuntimeError(f"no camera kept in {tries} draws: the ranges cannot film this sequence")
 

@@ -17,10 +17,9 @@ them in the next frame. How the two are joined follows MediaPipe's PoseLandmarke
 MediaPipe looks with the person detector in every frame in which fewer than ``num_poses`` people are
 followed; we look every :data:`LOOK_EVERY` frames (and in every frame while nobody is followed), which
 is where speed is traded for fidelity: ``benchmarks/detect.py`` measures the trade clip by clip on the
-real corpus. No schedule of looks gives the sample 2x real time on the 2-core development machine
-(issue 34's floor): at 30 frames/s that allows 33.3 ms of one core per frame, and the landmark model
-alone (17.4 ms a person, 1.53 people a frame) with decoding (5.4 ms) and tracking and lifting (3.7 ms)
-takes 35.6 ms (docs/benchmarks.md, "Detection on real footage" and "Capture speed"). Both models
+real corpus. No schedule of looks gives the sample 2x real time on a 2-core machine: the landmark
+model alone, with decoding, tracking and lifting, takes more than the 33.3 ms of one core a frame that
+allows at 30 frames/s (docs/benchmarks.md, "Detection on real footage" and "Capture speed"). Both models
 come from the ``mediapipe==0.10.21`` wheel (Apache-2.0), converted once by ``tools/blazepose_onnx.py``;
 MediaPipe itself is not needed to capture. Nothing is downloaded.
 """
@@ -29,9 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..skeleton import NUM_JOINTS
+from ..track import box_iou
 from .landmarks import Pose, Region, landmarks
 from .layout import blazepose_to_h36m
-from .people import _iou, find_people
+from .people import find_people
 
 #: Frames between looks with the person detector while someone is followed (1: every frame, as
 #: MediaPipe). Chosen on the whole real corpus (``benchmarks/detect.py``, docs/benchmarks.md "Detection
@@ -63,7 +64,7 @@ def associate(*streams: list[Region]) -> list[Region]:
     for stream in streams:
         for region in stream:
             if kept:
-                overlaps = _iou(_box(region), np.array([_box(other) for other in kept]))
+                overlaps = box_iou(_box(region)[None], np.array([_box(other) for other in kept]))[0]
                 kept = [other for other, overlap in zip(kept, overlaps) if overlap <= SAME_REGION]
             kept.append(region)
     return kept
@@ -129,7 +130,7 @@ class BlazePoseDetector:
         and 0 where not found)."""
         found = self.poses(image)
         if not found:
-            empty = (np.zeros((0, 17, 2)), np.zeros((0, 17)))
+            empty = (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
             return empty + (np.zeros((0, 2, 21, 4)),) if self._hands is not None else empty
         points = np.array([pose.points[:33] for pose in found])
         visibility = np.array([pose.visibility[:33] for pose in found])

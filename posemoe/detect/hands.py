@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from . import model_session
-from .landmarks import Region, crop, region_from_axis
+from .landmarks import Region, crop
 from .people import find_boxes
 
 MODELS = Path(__file__).resolve().parent / "models"

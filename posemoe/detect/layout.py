@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..skeleton import (
+    HEAD, L_ANKLE, L_ELBOW, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, NOSE, NUM_JOINTS, PELVIS, R_ANKLE, R_ELBOW, R_HIP,
+    R_KNEE, R_SHOULDER, R_WRIST, SPINE, THORAX,
+)
+
 THORAX_ABOVE_SHOULDERS = 0.125
 SPINE_FRACTION = 0.537
 HEAD_ABOVE_EARS = 1.1
 NOSE_FROM_HEAD = 0.45
 
-# Our limbs in order: RHip RKnee RFoot LHip LKnee LFoot LShoulder LElbow LWrist RShoulder RElbow RWrist.
-_LIMBS = (1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16)
+# Our limbs, in the order of the detectors' tables below.
+_LIMBS = (R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST)
 
 # MediaPipe BlazePose's 33 landmarks: 7/8 ears, 11/12 shoulders, 13/14 elbows, 15/16 wrists,
 # 23/24 hips, 25/26 knees, 27/28 ankles (even = right).
@@ -40,30 +45,30 @@ def _to_h36m(points: np.ndarray, confidence: np.ndarray, limbs: tuple[int, ...],
              ears: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     points = np.asarray(points, dtype=np.float64)
     confidence = np.asarray(confidence, dtype=np.float64)
-    out = np.zeros(points.shape[:-2] + (17, points.shape[-1]))
-    conf = np.zeros(confidence.shape[:-1] + (17,))
+    out = np.zeros(points.shape[:-2] + (NUM_JOINTS, points.shape[-1]))
+    conf = np.zeros(confidence.shape[:-1] + (NUM_JOINTS,))
     out[..., _LIMBS, :] = points[..., limbs, :]
     conf[..., _LIMBS] = confidence[..., limbs]
 
-    pelvis = 0.5 * (out[..., 1, :] + out[..., 4, :])
-    shoulders = 0.5 * (out[..., 11, :] + out[..., 14, :])
+    pelvis = 0.5 * (out[..., R_HIP, :] + out[..., L_HIP, :])
+    shoulders = 0.5 * (out[..., L_SHOULDER, :] + out[..., R_SHOULDER, :])
     ears_mid = 0.5 * (points[..., ears[0], :] + points[..., ears[1], :])
     thorax = shoulders + THORAX_ABOVE_SHOULDERS * (shoulders - pelvis)
     head = ears_mid + HEAD_ABOVE_EARS * (ears_mid - shoulders)
-    out[..., 0, :] = pelvis
-    out[..., 7, :] = pelvis + SPINE_FRACTION * (shoulders - pelvis)
-    out[..., 8, :] = thorax
-    out[..., 10, :] = head
-    out[..., 9, :] = thorax + NOSE_FROM_HEAD * (head - thorax)
+    out[..., PELVIS, :] = pelvis
+    out[..., SPINE, :] = pelvis + SPINE_FRACTION * (shoulders - pelvis)
+    out[..., THORAX, :] = thorax
+    out[..., HEAD, :] = head
+    out[..., NOSE, :] = thorax + NOSE_FROM_HEAD * (head - thorax)
 
-    hips = np.minimum(conf[..., 1], conf[..., 4])
-    torso = np.minimum(hips, np.minimum(conf[..., 11], conf[..., 14]))
+    hips = np.minimum(conf[..., R_HIP], conf[..., L_HIP])
+    torso = np.minimum(hips, np.minimum(conf[..., L_SHOULDER], conf[..., R_SHOULDER]))
     head_conf = np.minimum(torso, np.minimum(confidence[..., ears[0]], confidence[..., ears[1]]))
-    conf[..., 0] = hips
-    conf[..., 7] = torso
-    conf[..., 8] = torso
-    conf[..., 9] = head_conf
-    conf[..., 10] = head_conf
+    conf[..., PELVIS] = hips
+    conf[..., SPINE] = torso
+    conf[..., THORAX] = torso
+    conf[..., NOSE] = head_conf
+    conf[..., HEAD] = head_conf
     return out, conf
 
 

@@ -4,10 +4,10 @@ This is the half of BlazePose that looks for people; :mod:`posemoe.detect.landma
 one from frame to frame. The detector finds a person by their face and upper body and gives, besides a
 face box (used only to merge overlapping finds), two alignment points: the hip centre and a point on the
 body axis a body's radius away, from which the landmark model's first region is made. We run it
-ourselves for the reason we run the landmark model ourselves: MediaPipe's PoseLandmarker, which we used
-before, also runs the landmark model (with its segmentation head) on everyone it finds, work we then did
-again with our own. A look for people is now about 12 ms on one core (``benchmarks/detect.py`` prints
-it), and MediaPipe is not needed to capture. The model file is made from the mediapipe wheel's by
+ourselves, as the landmark model: MediaPipe's PoseLandmarker would also run the landmark model (with its
+segmentation head) on everyone it finds, work ours does again (``docs/decisions.md``, "BlazePose's
+models on ONNX Runtime"). ``benchmarks/detect.py`` times a look for people; MediaPipe is not needed to
+capture. The model file is made from the mediapipe wheel's by
 ``tools/blazepose_onnx.py``.
 
 Pre- and post-processing follow MediaPipe's pose detection graphs (``pose_detection_cpu``,
@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..track import box_iou
 from . import model_session, sigmoid
 from .landmarks import Region, region_from_axis
 
@@ -104,14 +105,6 @@ def find_boxes(image: np.ndarray, model: Path, what: str, size: int, grids: tupl
             for score, merged in suppress(scores, values)]  # model px -> image px
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """box (4,) and boxes (N, 4), x0, y0, x1, y1 -> (N,) intersection over union."""
-    inter = np.prod(np.clip(np.minimum(box[2:], boxes[:, 2:]) - np.maximum(box[:2], boxes[:, :2]), 0, None), axis=-1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
-    return inter / np.maximum(area + areas - inter, 1e-12)
-
-
 def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSION_OVERLAP) -> list[tuple[float, np.ndarray]]:
     """Weighted non-maximum suppression, as MediaPipe's (``algorithm: WEIGHTED``).
 
@@ -124,7 +117,7 @@ def suppress(scores: np.ndarray, values: np.ndarray, overlap: float = SUPPRESSIO
     scores, values = scores[order], values[order]
     merged = []
     while len(scores):
-        group = _iou(values[0, :4], values[:, :4]) > overlap
+        group = box_iou(values[:1, :4], values[:, :4])[0] > overlap
         group[0] = True
         weights = scores[group] / scores[group].sum()
         merged.append((float(scores[0]), weights @ values[group]))

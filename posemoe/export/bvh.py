@@ -11,7 +11,7 @@ Hands: given the take's hands (:func:`posemoe.motion.hands.body_hands`), each wr
 its palm and carries three joints per finger instead of its End Site, ``LThumb1`` (the thumb's CMC),
 ``LThumb2``, ``LThumb3``, ``LIndex1`` (the index MCP) .. ``LPinky3`` and the same with R, each finger
 ending in an End Site at its tip; their rest pose is the hand's with straight fingers, palms down.
-Without hands the file is exactly what it was before hands existed.
+Without hands, each wrist ends in an End Site.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from scipy.spatial.transform import Rotation
 from ..files import atomic_output
 from ..motion.fingers import SIDES
 from ..motion.hands import BodyHands
-from ..skeleton import WRIST
 from ..motion.solve import CHILDREN, SkeletonMotion
-from ..skeleton import JOINT_NAMES, NUM_JOINTS
+from ..skeleton import HEAD, JOINT_NAMES, L_ANKLE, L_WRIST, NUM_JOINTS, R_ANKLE, R_WRIST, ROOT, WRIST
 
 # World (X right, Y forward, Z up) to BVH (X, Y up, Z towards the camera); a proper rotation.
 TO_BVH = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 # End-site offsets of the leaf joints in the rest pose, world axes, metres: feet forward (-Y), head up,
 # hands along the arm.
-_END_SITES = {3: (0.0, -0.12, -0.05), 6: (0.0, -0.12, -0.05), 10: (0.0, 0.0, 0.1), 13: (0.08, 0.0, 0.0), 16: (-0.08, 0.0, 0.0)}
+_END_SITES = {R_ANKLE: (0.0, -0.12, -0.05), L_ANKLE: (0.0, -0.12, -0.05), HEAD: (0.0, 0.0, 0.1),
+              L_WRIST: (0.08, 0.0, 0.0), R_WRIST: (-0.08, 0.0, 0.0)}
 
 
 _FINGER_NAMES = ("Thumb", "Index", "Middle", "Ring", "Pinky")
@@ -76,13 +76,13 @@ def write_bvh(path: str | Path, motion: SkeletonMotion, scale: float = 1.0,
     def block(j: int, depth: int) -> None:
         pad = "  " * depth
         offset = TO_BVH @ motion.offsets[j] * scale
-        if j == 0:
+        if j == ROOT:
             lines.append(f"ROOT {_name(j)}")
         else:
             lines.append(f"{pad}JOINT {_name(j)}")
         lines.append(f"{pad}{{")
         lines.append(f"{pad}  OFFSET {offset[0]:.6f} {offset[1]:.6f} {offset[2]:.6f}")
-        if j == 0:
+        if j == ROOT:
             lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation")
         else:
             lines.append(f"{pad}  CHANNELS 3 Zrotation Xrotation Yrotation")
@@ -99,7 +99,7 @@ def write_bvh(path: str | Path, motion: SkeletonMotion, scale: float = 1.0,
             lines.append(f"{pad}  }}")
         lines.append(f"{pad}}}")
 
-    block(0, 0)
+    block(ROOT, 0)
     n = len(motion.root_positions)
     local = Rotation.from_quat(motion.local_quaternions().reshape(-1, 4)).as_matrix().reshape(n, NUM_JOINTS, 3, 3)
     local = TO_BVH @ local @ TO_BVH.T  # the same rotations seen in BVH axes

@@ -18,7 +18,7 @@ this is our reading, each choice named in :class:`~posemoe.model.config.ModelCon
    how much each contributes to the fused feature that the head turns into 3D (after the decoder; the
    routed reading below moves it before).
 
-Readings of what the paper leaves open (issue 20), each a flag of :class:`ModelConfig` and a named
+Readings of what the paper leaves open, each a flag of :class:`ModelConfig` and a named
 config, measured against the entangled twin by ``training/ablation.py``:
 
 - **parallel** (``posemoe-t27``, the shipped one): the above; both experts serve one shared target.
@@ -41,15 +41,10 @@ config, measured against the entangled twin by ``training/ablation.py``:
 - **routed** (``router_first``): the pose router fuses the experts' encoder features and the
   cross-expert decoder works on what it fused: each expert's stream enters the decoder weighed by its
   gate, and the head reads the sum of the two streams (at the decoder's zero start, exactly the
-  router's mixture). A third-party reader's note on the paper's Sections IV-A to IV-C (2025-12-20,
-  in a public research log) gives this order: "reliable 2D and uncertain depth first go to separate
-  expert branches, the pose router then fuses them, and the bidirectional spatio-temporal cross
-  decoder interacts after that"; the parallel reading routes after the decoder instead. The same
-  note says the paper's own ablation (its Table VI) holds PoseMoE against a MixSTE of about the same
-  parameters, as ours does.
+  router's mixture). This is the order a reader's note on the paper's Sections IV-A to IV-C gives
+  (``docs/decisions.md``, "PoseMoE's readings"); the parallel reading routes after the decoder instead.
 
-The paper's full text (layer counts, router inputs, losses) was not reachable from here (arXiv's HTML
-is stored only as its abstract and the first line of the introduction); what it does say is quoted
+The paper's layer counts, router inputs and losses are not known to us; what it does say is quoted
 above. Its closest relative is MixSTE (spatial then temporal attention per block), the
 entangled twin (``baseline.py``).
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import PoseMoEError
-from ..skeleton import LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
-from ..skeleton import ANKLE_HEIGHT
+from ..skeleton import (
+    ANKLE_HEIGHT, ANKLES, HEAD, KNEES, LEFT_JOINTS, NOSE, NUM_JOINTS, PARENTS, RIGHT_JOINTS, ROOT, SPINE, THORAX,
+)
 
 # The chain from the sole to the top of the head when standing: shin, thigh, then spine to head.
-_STANDING_CHAIN = ((3, 6), (2, 5), (7,), (8,), (9,), (10,))
+_STANDING_CHAIN = (ANKLES, KNEES, (SPINE,), (THORAX,), (NOSE,), (HEAD,))
 
 
 def bone_length_series(joints: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def robust_bone_lengths(joints: np.ndarray, symmetric: bool = True) -> np.ndarra
         left, right = list(LEFT_JOINTS), list(RIGHT_JOINTS)
         mean = 0.5 * (lengths[left] + lengths[right])
         lengths[left], lengths[right] = mean, mean
-    lengths[0] = 0.0
+    lengths[ROOT] = 0.0
     return lengths
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import PoseMoEError
+from ..skeleton import NUM_JOINTS, ROOT
 from . import quality
 from .bones import height_scale, robust_bone_lengths
 from .contacts import ContactSettings, detect_contacts, lock_feet
@@ -61,13 +62,13 @@ def clean(joints: np.ndarray, fps: float, settings: CleanupSettings = CleanupSet
     if settings.root not in ROOT_MODES:
         raise PoseMoEError(f"Unknown root mode {settings.root!r}: choose one of {', '.join(ROOT_MODES)}.")
     joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) == 0:
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or len(joints) == 0:
         raise PoseMoEError(f"Joints must be shaped (frames, 17, 3) with at least one frame, not {joints.shape}.")
     smoothed = smooth(joints, fps, settings.smoothing, settings.strength)
     lengths = robust_bone_lengths(smoothed)
     scale = height_scale(lengths, settings.height)
     # Scaling about the floor point under the first root keeps the take where it was on the floor.
-    anchor = np.array([smoothed[0, 0, 0], smoothed[0, 0, 1], 0.0])
+    anchor = np.array([smoothed[0, ROOT, 0], smoothed[0, ROOT, 1], 0.0])
     smoothed = anchor + (smoothed - anchor) * scale
     lengths = lengths * scale
     fitted = solve_skeleton(smoothed, fps, lengths).joint_positions()

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import PoseMoEError
-from ..skeleton import ANKLE_HEIGHT
+from ..skeleton import ANKLE_HEIGHT, L_ANKLE, L_HIP, L_KNEE, PELVIS, R_ANKLE, R_HIP, R_KNEE
 
-FEET = ((3, 2, 1), (6, 5, 4))  # (ankle, knee, hip) of the right and left leg
+FEET = ((R_ANKLE, R_KNEE, R_HIP), (L_ANKLE, L_KNEE, L_HIP))  # (ankle, knee, hip) of the right and left leg
 MODES = ("auto", "always", "never")
 
 
@@ -63,7 +63,7 @@ def detect_contacts(joints: np.ndarray, fps: float, mode: str = "auto",
         return contacts
     on_speed = settings.on_speed
     if on_speed is None:
-        on_speed = float(np.clip(0.2 + 0.6 * np.median(foot_speed(joints[:, 0], fps)), 0.35, 1.0))
+        on_speed = float(np.clip(0.2 + 0.6 * np.median(foot_speed(joints[:, PELVIS], fps)), 0.35, 1.0))
     speeds = np.stack([foot_speed(joints[:, ankle], fps) for ankle, _, _ in FEET], axis=1)
     if mode == "always":
         speeds[:] = 0.0

@@ -11,7 +11,7 @@ from .contacts import FEET
 
 def bone_length_spread(joints: np.ndarray) -> float:
     """joints (N, 17, 3) -> mean over bones of (std / median) of the bone's length: 0 for a rig."""
-    series = bone_length_series(joints)[:, 1:]
+    series = bone_length_series(joints)[:, 1:]  # every joint's bone but the root's (which has none)
     return float(np.mean(series.std(0) / np.maximum(np.median(series, 0), 1e-9)))
 
 

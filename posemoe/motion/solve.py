@@ -19,7 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..skeleton import NUM_JOINTS, PARENTS
+from ..rotations import continuous_quaternions
+from ..skeleton import (
+    ARMS, HEAD, L_ANKLE, L_ELBOW, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, LEGS, NOSE, NUM_JOINTS, PARENTS, PELVIS,
+    R_ANKLE, R_ELBOW, R_HIP, R_KNEE, R_SHOULDER, R_WRIST, ROOT, SPINE, THORAX,
+)
 from .bones import robust_bone_lengths
 
 # Unit rest directions of the bone that ends at each joint (T-pose, Z up, facing -Y, left = +X).
@@ -42,13 +46,16 @@ CHILDREN = tuple(tuple(c for c in range(NUM_JOINTS) if PARENTS[c] == j) for j in
 # joint: (child that gives the primary direction, rest secondary direction). Limbs' secondary is the
 # bend normal (bone x next bone) of a natural bend: knees bend backwards (+Y), elbows forwards (-Y).
 _FRAMES = {
-    0: (7, (1, 0, 0)), 7: (8, (1, 0, 0)), 8: (9, (1, 0, 0)), 9: (10, (1, 0, 0)),
-    1: (2, (1, 0, 0)), 2: (3, (1, 0, 0)), 4: (5, (1, 0, 0)), 5: (6, (1, 0, 0)),
-    11: (12, (0, 0, -1)), 12: (13, (0, 0, -1)), 14: (15, (0, 0, 1)), 15: (16, (0, 0, 1)),
+    PELVIS: (SPINE, (1, 0, 0)), SPINE: (THORAX, (1, 0, 0)), THORAX: (NOSE, (1, 0, 0)), NOSE: (HEAD, (1, 0, 0)),
+    R_HIP: (R_KNEE, (1, 0, 0)), R_KNEE: (R_ANKLE, (1, 0, 0)),
+    L_HIP: (L_KNEE, (1, 0, 0)), L_KNEE: (L_ANKLE, (1, 0, 0)),
+    L_SHOULDER: (L_ELBOW, (0, 0, -1)), L_ELBOW: (L_WRIST, (0, 0, -1)),
+    R_SHOULDER: (R_ELBOW, (0, 0, 1)), R_ELBOW: (R_WRIST, (0, 0, 1)),
 }
 # Limb joints: (upper joint, middle joint, end joint) of the limb whose bend plane they use.
-_LIMB_OF = {1: (1, 2, 3), 2: (1, 2, 3), 4: (4, 5, 6), 5: (4, 5, 6),
-            11: (11, 12, 13), 12: (11, 12, 13), 14: (14, 15, 16), 15: (14, 15, 16)}
+(_R_LEG, _L_LEG), (_R_ARM, _L_ARM) = LEGS, ARMS
+_LIMB_OF = {R_HIP: _R_LEG, R_KNEE: _R_LEG, L_HIP: _L_LEG, L_KNEE: _L_LEG,
+            L_SHOULDER: _L_ARM, L_ELBOW: _L_ARM, R_SHOULDER: _R_ARM, R_ELBOW: _R_ARM}
 _STRAIGHT = np.sin(np.radians(20.0))  # below this bend, the torso's twist takes over
 
 
@@ -70,14 +77,14 @@ class SkeletonMotion:
         parent = np.array([max(p, 0) for p in PARENTS])
         parent_world = Rotation.from_quat(self.quaternions[:, parent].reshape(-1, 4))
         local = (parent_world.inv() * world).as_quat().reshape(n, NUM_JOINTS, 4)
-        local[:, 0] = self.quaternions[:, 0]
+        local[:, ROOT] = self.quaternions[:, ROOT]
         return local
 
     def joint_positions(self) -> np.ndarray:
         """Forward kinematics: (N, 17, 3) world metres of the constant-length skeleton."""
         n = len(self.quaternions)
         out = np.zeros((n, NUM_JOINTS, 3))
-        out[:, 0] = self.root_positions
+        out[:, ROOT] = self.root_positions
         for j in range(1, NUM_JOINTS):
             p = PARENTS[j]
             out[:, j] = out[:, p] + Rotation.from_quat(self.quaternions[:, p]).apply(self.offsets[j])
@@ -120,8 +127,8 @@ def solve_skeleton(joints: np.ndarray, fps: float, lengths: np.ndarray | None = 
     n = len(joints)
     lengths = robust_bone_lengths(joints) if lengths is None else np.asarray(lengths, dtype=np.float64)
     offsets = REST_DIRECTIONS * lengths[:, None]
-    hips = joints[:, 4] - joints[:, 1]
-    shoulders = joints[:, 11] - joints[:, 14]
+    hips = joints[:, L_HIP] - joints[:, R_HIP]
+    shoulders = joints[:, L_SHOULDER] - joints[:, R_SHOULDER]
     matrices = np.tile(np.eye(3), (n, NUM_JOINTS, 1, 1))
     for j in range(NUM_JOINTS):  # parents come before children in our joint order
         if j not in _FRAMES:
@@ -129,9 +136,9 @@ def solve_skeleton(joints: np.ndarray, fps: float, lengths: np.ndarray | None = 
             continue
         child, rest_secondary = _FRAMES[j]
         primary = joints[:, child] - joints[:, j]
-        if j in (0, 7):
-            secondary = hips if j == 0 else hips + shoulders
-        elif j in (8, 9):
+        if j in (PELVIS, SPINE):
+            secondary = hips if j == PELVIS else hips + shoulders
+        elif j in (THORAX, NOSE):
             secondary = shoulders
         else:
             top, middle, end = _LIMB_OF[j]
@@ -143,7 +150,4 @@ def solve_skeleton(joints: np.ndarray, fps: float, lengths: np.ndarray | None = 
         rest = _frame(REST_DIRECTIONS[child], np.asarray(rest_secondary, dtype=np.float64))
         matrices[:, j] = _frame(primary, secondary) @ rest.T
     quats = Rotation.from_matrix(matrices.reshape(-1, 3, 3)).as_quat().reshape(n, NUM_JOINTS, 4)
-    # q and -q are the same rotation; keep neighbours in one hemisphere so interpolation is short.
-    flip = np.cumsum(np.einsum("tjc,tjc->tj", quats[1:], quats[:-1]) < 0, axis=0) % 2 == 1
-    quats[1:][flip] *= -1
-    return SkeletonMotion(offsets, joints[:, 0].copy(), quats, fps)
+    return SkeletonMotion(offsets, joints[:, ROOT].copy(), continuous_quaternions(quats), fps)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from .. import PoseMoEError
-from ..skeleton import ANKLE_HEIGHT
+from ..skeleton import ANKLE_HEIGHT, ANKLES, NUM_JOINTS, PELVIS
 
 MIN_CONFIDENCE = 0.3
 #: A lower ankle that moves less than this from one frame to the next (metres) is standing on the
@@ -49,7 +49,7 @@ def root_translation(keypoints: np.ndarray, confidence: np.ndarray, relative: np
     a = (keypoints - np.asarray(centre, dtype=np.float64)) / focal
     weight = np.where((confidence >= MIN_CONFIDENCE) & np.isfinite(a).all(-1), confidence, 0.0)
     a = np.nan_to_num(a)
-    rows = np.zeros((n, 17, 2, 3))
+    rows = np.zeros((n, NUM_JOINTS, 2, 3))
     rows[..., 0, 0] = 1.0
     rows[..., 1, 1] = 1.0
     rows[..., :, 2] = -a
@@ -126,7 +126,7 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     weights = ([np.ones(len(j)) for j in people] if weights is None
                else [np.asarray(w, dtype=np.float64) for w in weights])
     weights = [w if w.sum() > 0 else np.ones(len(w)) for w in weights]
-    up = floor_normal(np.concatenate([j[:, [3, 6]] for j in people]), np.concatenate(weights),
+    up = floor_normal(np.concatenate([j[:, list(ANKLES)] for j in people]), np.concatenate(weights),
                       np.concatenate([np.full(len(j), k) for k, j in enumerate(people)]))
     forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
     if np.linalg.norm(forward) < 1e-6:  # looking straight down at the person: any horizontal forward
@@ -136,7 +136,7 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     rotation = np.stack([right, forward, up])
     floor = min(_planted_level(j, w, up) for j, w in zip(people, weights)) - ANKLE_HEIGHT
     first = int(np.argmax(weights[0] > 0))
-    pelvis = people[0][first, 0]
+    pelvis = people[0][first, PELVIS]
     origin = pelvis - (pelvis @ up - floor) * up
     return rotation, origin
 
@@ -145,9 +145,9 @@ def _planted_level(joints: np.ndarray, weights: np.ndarray, up: np.ndarray) -> f
     """The height along ``up`` (3,) at which one person's lower ankle stands while it stays put: the
     median over frames where it moves slower than :data:`PLANTED_SPEED` (a foot on the floor), or the
     20th percentile of all frames where too few are. joints (N, 17, 3) camera metres; weights (N,)."""
-    heights = joints[:, [3, 6]] @ up  # (N, 2)
+    heights = joints[:, list(ANKLES)] @ up  # (N, 2)
     lower = np.argmin(heights, axis=1)
-    ankle = joints[np.arange(len(joints)), np.array([3, 6])[lower]]
+    ankle = joints[np.arange(len(joints)), np.array(ANKLES)[lower]]
     # Per frame, not per second: the frame rate is not known here, and at 24-60 frames/s a planted
     # ankle's depth noise moves it far less than a swing foot moves.
     step = np.r_[np.inf, np.linalg.norm(np.diff(ankle, axis=0), axis=-1)]
