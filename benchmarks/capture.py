@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from posemoe.machine import describe_machine
+from posemoe.export.bvh import write_bvh
+from posemoe.lift import Lifter
+from posemoe.motion.solve import solve_skeleton
+from posemoe.pipeline import Settings, Timings, capture
+from posemoe.preview import write_preview
+from posemoe.video import probe
 
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.export.bvh import write_bvh  # noqa: E402
-from posemoe.lift import Lifter  # noqa: E402
-from posemoe.motion.solve import solve_skeleton  # noqa: E402
-from posemoe.pipeline import Settings, Timings, capture  # noqa: E402
-from posemoe.preview import write_preview  # noqa: E402
-from posemoe.video import probe  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(video: Path, backend: str, tmp: Path) -> tuple[Timings, int]:

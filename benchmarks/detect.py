@@ -33,62 +33,39 @@ the reference cannot be matched more closely than this by any implementation tha
 For the squats clip the TensorFlow.js BlazePose keypoints stored beside it are a second, independent
 reference: median distance of ours and of MediaPipe's from them. Then one table of the trade between
 speed and fidelity over the whole corpus, per K. The reference's detections are cached in
-``benchmarks/.cache`` (keyed by the clip's size and time; ``--fresh`` ignores the cache).
+``benchmarks/.cache`` (:func:`corpus.cached`: keyed by the clip's size and time; ``--fresh`` ignores the cache).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from posemoe import PoseMoEError
+from posemoe.detect import blazepose, detect_frames, people
+from posemoe.detect.landmarks import Region, landmarks
+from posemoe.detect.layout import blazepose_to_h36m
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+from posemoe.pipeline import detector_output
+from posemoe.swaps import PAIRS, repair_swaps
+from posemoe.track import build_tracks, select_person
+from posemoe.video import probe
 
-from posemoe import PoseMoEError  # noqa: E402
-from posemoe.detect import blazepose, detect_frames, people  # noqa: E402
-from posemoe.detect.landmarks import Region, landmarks  # noqa: E402
-from posemoe.detect.layout import blazepose_to_h36m  # noqa: E402
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.pipeline import _detector_output  # noqa: E402
-from posemoe.swaps import PAIRS, repair_swaps  # noqa: E402
-from posemoe.track import build_tracks, select_person  # noqa: E402
-from posemoe.video import probe  # noqa: E402
+if __package__:  # imported as benchmarks.detect
+    from .corpus import (HANDS, REAL, ROOT, cached, jitter, mediapipe_bundle, mediapipe_image, median_ms, middle_frame,
+                         tfjs_keypoints, videos)
+else:  # run as a script (or imported) with this folder on the path
+    from corpus import (HANDS, REAL, ROOT, cached, jitter, mediapipe_bundle, mediapipe_image, median_ms, middle_frame,
+                        tfjs_keypoints, videos)
 
-REAL = ROOT.parent / "shared" / "media" / "real"
-CACHE = ROOT / "benchmarks" / ".cache"
 SPIKE = 10.0  # % of the body's height
 SAME_PERSON = 20.0  # % of the body's height, median over joints
-
-
-def mediapipe_bundle(models: dict[str, tuple[str, int, float, float]]) -> bytes:
-    """A MediaPipe Tasks ``.task`` bundle (a zip of models) from the mediapipe wheel's bare ``.tflite``
-    files: the Tasks API wants models that carry input-normalisation metadata, which MediaPipe's own
-    metadata writer adds. models: {name in the bundle: (file under the wheel's ``modules`` folder, its
-    number of outputs, input mean, input std)}."""
-    import zipfile
-
-    import mediapipe
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
-
-    modules = Path(mediapipe.__file__).parent / "modules"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        for name, (model, outputs, mean, std) in models.items():
-            writer = metadata_writer.MetadataWriter.create(bytearray((modules / model).read_bytes()))
-            writer.add_general_info(Path(model).stem).add_image_input(norm_mean=[mean], norm_std=[std])
-            for i in range(outputs):
-                writer.add_feature_output(name=f"output_{i}")
-            bundle.writestr(name, bytes(writer.populate()[0]))
-    return buffer.getvalue()
 
 
 def task_bundle() -> bytes:
@@ -111,12 +88,8 @@ class MediaPipeEveryFrame:
         self._landmarker = vision.PoseLandmarker.create_from_options(options)
 
     def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-        import mediapipe
-
         height, width = image.shape[:2]
-        frame = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        result = self._landmarker.detect_for_video(frame, int(round(time * 1000)))
+        result = self._landmarker.detect_for_video(mediapipe_image(image), int(round(time * 1000)))
         if not result.pose_landmarks:
             return np.zeros((0, 17, 2)), np.zeros((0, 17))
         points = np.array([[(p.x * width, p.y * height) for p in person] for person in result.pose_landmarks])
@@ -154,27 +127,13 @@ def run(video: Path, detector) -> dict:
     found = [(keypoints, confidence) for _, keypoints, confidence in detect_frames(detector, video, 0, None, seconds)]
     wall = time.perf_counter() - clock
     detector.close()
-    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
+    detections = [detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
     try:
         chosen, confidence = select_person(build_tracks(detections), len(detections), info.fps)
     except PoseMoEError:  # nobody in the whole clip
         chosen, confidence = np.full((len(detections), 17, 2), np.nan), np.zeros((len(detections), 17))
     return {"everyone": [k for k, _ in detections], "chosen": chosen, "confidence": confidence, "fps": info.fps,
             "ms_per_frame": 1000 * wall / max(len(found), 1), "looks": getattr(detector, "looks", len(found))}
-
-
-def cached(video: Path, kind: str, fresh: bool, compute):
-    """compute() for ``video``, kept in ``benchmarks/.cache`` as ``<kind>-<clip>-<key>.pkl``, the key made
-    of the clip's path, size and time (a refreshed clip is measured again); ``fresh`` ignores the cache."""
-    stat = video.stat()
-    key = hashlib.sha1(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    path = CACHE / f"{kind}-{video.stem}-{key}.pkl"
-    if path.is_file() and not fresh:
-        return pickle.loads(path.read_bytes())
-    result = compute()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(result))
-    return result
 
 
 def reference(video: Path, fresh: bool) -> dict:
@@ -189,12 +148,6 @@ def body_height(points: np.ndarray) -> float:
     if not seen.any():
         return float("nan")
     return float(np.percentile(np.ptp(points[seen][..., 1], axis=1), 95))
-
-
-def jitter(points: np.ndarray) -> float:
-    """points (N, 17, 2) px, NaN where missing -> median |second difference| over joints and frames."""
-    accel = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)
-    return float(np.nanmedian(accel)) if np.isfinite(accel).any() else float("nan")
 
 
 def people_found(ours: list[np.ndarray], theirs: list[np.ndarray]) -> tuple[int, int]:
@@ -288,10 +241,9 @@ def compare(row: dict, ref: dict) -> dict:
 def tfjs_check(video: Path, rows: dict[str, dict]) -> str | None:
     """Median distance (% of height) of each row's chosen person from the TensorFlow.js keypoints
     stored beside ``video`` (``<stem>.blazepose_tfjs.json``), or None where there are none."""
-    stored = video.with_name(f"{video.stem}.blazepose_tfjs.json")
-    if not stored.is_file():
+    frames = tfjs_keypoints(video, "blazepose")  # per frame, 33 landmarks [x px, y px, z]
+    if frames is None:
         return None
-    frames = json.loads(stored.read_text())  # per frame, 33 landmarks [x px, y px, z]
     points = np.array([np.array(frame, dtype=np.float64)[:33, :2] if len(frame) >= 33 else np.full((33, 2), np.nan)
                        for frame in frames])
     tfjs, _ = blazepose_to_h36m(points, np.ones(points.shape[:2]))
@@ -307,8 +259,7 @@ def tfjs_check(video: Path, rows: dict[str, dict]) -> str | None:
 def default_clips() -> list[Path]:
     clips = [ROOT / "samples" / "walk.mp4"]
     if REAL.is_dir():
-        clips += sorted(p for p in REAL.iterdir() if p.suffix in (".mp4", ".mkv", ".mov"))
-        clips += sorted(p for p in (REAL / "hands").glob("*") if p.suffix in (".mp4", ".mkv", ".mov"))
+        clips += videos(REAL) + videos(HANDS)
     else:
         print(f"{REAL} is absent: only the sample is measured.", file=sys.stderr)
     return clips
@@ -406,22 +357,9 @@ def call_times_ms(video: Path, calls: int = 50) -> tuple[float, float]:
     """Median milliseconds of one landmark-model call (a region half the picture's height at its
     centre) and of one look for people (:func:`posemoe.detect.people.find_people`), on the video's
     middle frame."""
-    from posemoe.video import read_frames
-
-    info = probe(video)
-    image = next(read_frames(video, info.frame_count // 2)).image
+    info, image = middle_frame(video)
     region = Region(np.array([info.width / 2, info.height / 2]), info.height / 2, 0.0)
-
-    def median_ms(call) -> float:
-        call()  # the model loads on the first call
-        times = []
-        for _ in range(calls):
-            clock = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - clock)
-        return 1000 * float(np.median(times))
-
-    return median_ms(lambda: landmarks(image, region)), median_ms(lambda: people.find_people(image))
+    return median_ms(lambda: landmarks(image, region), calls), median_ms(lambda: people.find_people(image), calls)
 
 
 if __name__ == "__main__":

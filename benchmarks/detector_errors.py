@@ -24,23 +24,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.lift import DEFAULT_WEIGHTS  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.skeleton import JOINT_NAMES  # noqa: E402
-from training.data import MISSING_NOTE, NO_AUGMENT, TEST_SUBJECTS, Augment, Clip, WindowDataset, corrupt, load_clips  # noqa: E402
-from training.detector_errors import (DEFAULT_MODEL, OUTLIER_M, DetectorErrors, measure, outlier_targets,  # noqa: E402
+from posemoe.files import atomic_output
+from posemoe.lift import DEFAULT_WEIGHTS
+from posemoe.machine import describe_machine
+from posemoe.skeleton import JOINT_NAMES
+from training.data import MISSING_NOTE, NO_AUGMENT, TEST_SUBJECTS, Augment, Clip, WindowDataset, corrupt, load_clips
+from training.detector_errors import (DEFAULT_MODEL, OUTLIER_M, DetectorErrors, measure, outlier_targets,
                                       project_bias, swap_mask)
 
+ROOT = Path(__file__).resolve().parent.parent
 WINDOW = 27
 #: What the section says the model is, above its table (the figures below it are measured).
 DESCRIPTION = (

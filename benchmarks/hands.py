@@ -42,25 +42,26 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from posemoe.detect import hands as hand_models
+from posemoe.detect.blazepose import BlazePoseDetector
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+from posemoe.video import probe, read_frames
 
-from posemoe.detect import hands as hand_models  # noqa: E402
-from posemoe.detect.blazepose import BlazePoseDetector  # noqa: E402
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.video import probe, read_frames  # noqa: E402
+if __package__:  # imported as benchmarks.hands
+    from .corpus import (HANDS, ROOT, cached, jitter, mediapipe_bundle, mediapipe_image, median_ms, middle_frame,
+                         tfjs_keypoints, videos)
+else:  # run as a script (or imported) with this folder on the path
+    from corpus import (HANDS, ROOT, cached, jitter, mediapipe_bundle, mediapipe_image, median_ms, middle_frame,
+                        tfjs_keypoints, videos)
 
-HANDS = ROOT.parent / "shared" / "media" / "real" / "hands"
 SAME_HAND = 1.0  # hand sizes (wrist to middle base), median keypoint distance: the same hand
 
 
 def task_bundle() -> bytes:
     """MediaPipe's HandLandmarker bundle of the palm detector and the hand landmark model, built as
-    ``benchmarks/detect.py`` builds the pose bundle: both take RGB pixels scaled to [0, 1] (mean 0, std
+    :func:`detect.task_bundle` builds the pose bundle: both take RGB pixels scaled to [0, 1] (mean 0, std
     255), as the wheel's hand graphs feed them."""
-    from detect import mediapipe_bundle  # benchmarks/detect.py
-
     return mediapipe_bundle({"hand_detector.tflite": ("palm_detection/palm_detection_full.tflite", 2, 0.0, 255.0),
                              "hand_landmarks_detector.tflite": ("hand_landmark/hand_landmark_full.tflite", 4, 0.0, 255.0)})
 
@@ -68,8 +69,6 @@ def task_bundle() -> bytes:
 def run_reference(video: Path) -> dict:
     """MediaPipe's HandLandmarker on every frame -> {"hands": per frame (K, 21, 3) px, "sides": per frame
     (K,) 0 for the person's left hand, 1 right, "ms_per_frame"}."""
-    import cv2
-    import mediapipe
     from mediapipe.tasks.python import BaseOptions, vision
 
     options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=task_bundle()),
@@ -78,7 +77,7 @@ def run_reference(video: Path) -> dict:
     found, sides, seconds = [], [], 0.0
     for frame in read_frames(video, 0, None):
         height, width = frame.image.shape[:2]
-        image = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+        image = mediapipe_image(frame.image)
         clock = time.perf_counter()
         result = landmarker.detect_for_video(image, int(round(frame.time * 1000)))
         seconds += time.perf_counter() - clock
@@ -92,8 +91,6 @@ def run_reference(video: Path) -> dict:
 
 def reference(video: Path, fresh: bool) -> dict:
     """:func:`run_reference`, cached as ``benchmarks/detect.py`` caches its reference."""
-    from detect import cached  # benchmarks/detect.py
-
     return cached(video, "hands-reference", fresh, lambda: run_reference(video))
 
 
@@ -155,17 +152,6 @@ def match(ours: list[np.ndarray], theirs: list[np.ndarray], sizes: list[list[flo
     return matched
 
 
-def jitter(tracks: dict[int, np.ndarray]) -> float:
-    """tracks: label -> (N, 21, 2) px with NaN where unseen -> median |second difference| over
-    keypoints and frames, px per frame^2."""
-    values = []
-    for points in tracks.values():
-        accel = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)
-        values.append(accel[np.isfinite(accel)])
-    values = np.concatenate(values) if values else np.zeros(0)
-    return float(np.median(values)) if values.size else float("nan")
-
-
 def deduplicated(ref: dict, matched: list[list[int]], sizes: list[list[float]]
                  ) -> tuple[dict, list[list[int]], list[list[float]], int]:
     """The reference's record, our matches to it (:func:`match`) and its hands' sizes, with one hand
@@ -211,7 +197,7 @@ def compare(row: dict, ref: dict) -> dict:
             mixups += int(row["sides"][f][m] >= 0 and row["sides"][f][m] != side)
     distances = np.concatenate(distances) if distances else np.zeros(0)
     stats = np.percentile(distances, [50, 90]) if distances.size else [float("nan")] * 2
-    shake, shake_ref = jitter(our_tracks), jitter(ref_tracks)
+    shake, shake_ref = jitter(*our_tracks.values()), jitter(*ref_tracks.values())
     reference_hands = sum(len(h) for h in ref["hands"][:frames])
     return {"frames": frames, "ms_per_frame": row["ms_per_frame"], "palm_looks": row.get("palm_looks", 0),
             "reference_hands": reference_hands, "reference_hands_found": ours_used,
@@ -227,10 +213,10 @@ def tfjs_check(video: Path, rows: dict[str, dict]) -> str | None:
     """Median distance (% of the hand's size) of each row's nearest hand from the TensorFlow.js hand
     keypoints stored beside ``video`` (``<stem>.hands_tfjs.json``: per frame, 21 [x px, y px, z] of one
     hand), or None where there are none."""
-    stored = video.with_name(f"{video.stem}.hands_tfjs.json")
-    if not stored.is_file():
+    frames = tfjs_keypoints(video, "hands")
+    if frames is None:
         return None
-    tfjs = [np.array(frame, dtype=np.float64).reshape(-1, 21, 3) for frame in json.loads(stored.read_text())]
+    tfjs = [np.array(frame, dtype=np.float64).reshape(-1, 21, 3) for frame in frames]
     sizes = clip_sizes(tfjs, [np.zeros(len(frame), dtype=int) for frame in tfjs])  # one hand throughout
     parts = []
     for name, row in rows.items():
@@ -250,21 +236,10 @@ def call_times_ms(video: Path, calls: int = 30) -> tuple[float, float, float]:
     the video's middle frame (one ONNX Runtime thread)."""
     from posemoe.detect.landmarks import Region
 
-    info = probe(video)
-    image = next(read_frames(video, info.frame_count // 2)).image
+    info, image = middle_frame(video)
     region = Region(np.array([info.width / 2, info.height / 2]), info.height / 3, 0.0)
-
-    def median_ms(call) -> float:
-        call()
-        times = []
-        for _ in range(calls):
-            clock = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - clock)
-        return 1000 * float(np.median(times))
-
-    return (median_ms(lambda: hand_models.hand_landmarks(image, region)), median_ms(lambda: hand_models.recrop(image, region)),
-            median_ms(lambda: hand_models.find_palms(image)))
+    return (median_ms(lambda: hand_models.hand_landmarks(image, region), calls),
+            median_ms(lambda: hand_models.recrop(image, region), calls), median_ms(lambda: hand_models.find_palms(image), calls))
 
 
 def capture_speed(clips: list[Path]) -> tuple[list[str], list[dict]]:
@@ -311,7 +286,7 @@ def main() -> int:
     if args.videos:
         clips = [Path(v) for v in args.videos]
     elif HANDS.is_dir():
-        clips = sorted(p for p in HANDS.iterdir() if p.suffix in (".mp4", ".mkv", ".mov"))
+        clips = videos(HANDS)
     else:
         message = f"Skipped: the hand clips ({HANDS.relative_to(ROOT.parent)}) are absent."
         print(message, file=sys.stderr)

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from posemoe.machine import describe_machine
+from posemoe.motion import quality
+from posemoe.motion.clean import CleanupSettings, clean
+from posemoe.pipeline import capture
 
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.motion import quality  # noqa: E402
-from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
-from posemoe.pipeline import capture  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS = {
     "default (One-Euro 0.5, feet auto, full root)": CleanupSettings(),

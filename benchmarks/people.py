@@ -38,20 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
+from posemoe import metrics
+from posemoe.lift import Lifter
+from posemoe.machine import describe_machine
+from posemoe.normalize import resample_track
+from posemoe.pipeline import Settings, Timings, capture_people, takes_from_detections
+from posemoe.rotations import look_at
+from posemoe.skeleton import BONES
+from posemoe.video import VideoInfo, probe
+from training.data import TEST_SUBJECTS, action_name
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from posemoe import metrics  # noqa: E402
-from posemoe.lift import Lifter  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.normalize import resample_track  # noqa: E402
-from posemoe.pipeline import Settings, Timings, capture_people, takes_from_detections  # noqa: E402
-from posemoe.skeleton import BONES  # noqa: E402
-from posemoe.video import VideoInfo, probe  # noqa: E402
-from training.data import TEST_SUBJECTS, action_name  # noqa: E402
-from training.views import look_rotation  # noqa: E402
-
 SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data" / "h36m_3d_17j_mm.npz"
 REAL = SHARED / "media" / "real"
@@ -91,7 +88,7 @@ def film_pair(first: np.ndarray, second: np.ndarray, rng: np.random.Generator, t
         beyond = np.linalg.norm(centres[1] - middle) + rng.uniform(3.0, 6.0)
         position = np.array([*(middle + beyond * np.array([np.cos(yaw), np.sin(yaw)])), rng.uniform(0.8, 1.8)])
         forward = np.array([*middle, 1.0]) - position
-        rotation = look_rotation(forward[None])[0]
+        rotation = look_at(forward, (0.0, 0.0, 1.0))  # z up, no roll
         portrait = rng.random() < 0.5
         width, height = (1080, 1920) if portrait else (1920, 1080)
         focal = 0.5 * max(width, height) / np.tan(np.radians(rng.uniform(55, 85)) / 2)
@@ -285,7 +282,10 @@ def identity(labels: dict, boxes_at) -> dict:
 
 
 def real_clip(video: Path, labels: dict, lifter: Lifter) -> dict:
-    import detect as detect_benchmark
+    if __package__:  # imported as benchmarks.people
+        from . import detect as detect_benchmark
+    else:  # run as a script (or imported) with this folder on the path
+        import detect as detect_benchmark
 
     info = probe(video)
     timings = {}

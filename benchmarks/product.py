@@ -34,16 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from posemoe import metrics
+from posemoe.camera import denormalize_screen
+from posemoe.lift import DEFAULT_WEIGHTS, Lifter
+from posemoe.machine import describe_machine
+from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips
+from training.views import EVAL_STREAM, film, load_world
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe import metrics  # noqa: E402
-from posemoe.camera import denormalize_screen  # noqa: E402
-from posemoe.lift import DEFAULT_WEIGHTS, Lifter  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips  # noqa: E402
-from training.views import EVAL_STREAM, film, load_world  # noqa: E402
-
 SHARED = ROOT.parent / "shared" / "data"
 DATA = SHARED / "h36m_3d_17j_mm.npz"
 DETECTIONS = SHARED / "h36m_2d_sh_mpii16_px10.npz"

@@ -52,12 +52,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-
 SHARED = ROOT.parent / "shared" / "data"
 LIFTERS = ["posemoe/weights/posemoe-t27", "training/checkpoints/posemoe-t27-2400", "training/checkpoints/baseline-t27",
            "training/checkpoints/tcn-t27"]

@@ -22,15 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+from posemoe.video import probe
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.video import probe  # noqa: E402
-
 SAMPLE = ROOT / "samples" / "walk.mp4"
 CACHE = ROOT / "benchmarks" / ".cache"
 

@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+from posemoe.swaps import PAIRS, body_height, exchange, repair_swaps
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.swaps import PAIRS, body_height, exchange, repair_swaps  # noqa: E402
-
 SAMPLE = ROOT / "samples" / "walk.mp4"
 SHARED = ROOT.parent / "shared" / "data"
 DETECTIONS = ROOT / "tests" / "data" / "walk_detections.npz"
@@ -38,7 +36,7 @@ KINDS = {"whole body": ("legs", "arms"), "legs": ("legs",), "arms": ("arms",)}
 def detect_sample() -> tuple[np.ndarray, np.ndarray, float]:
     """The chosen person's keypoints (N, 17, 2) px (NaN where unseen), confidence (N, 17), fps."""
     from posemoe.detect import default_detector
-    from posemoe.pipeline import Settings, _detector_output, detect_video
+    from posemoe.pipeline import Settings, detector_output, detect_video
     from posemoe.track import build_tracks, select_person
     from posemoe.video import probe
 
@@ -48,7 +46,7 @@ def detect_sample() -> tuple[np.ndarray, np.ndarray, float]:
         found = detect_video(SAMPLE, detector, Settings(workers=1))
     finally:
         detector.close()
-    detections = [_detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
+    detections = [detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]
     keypoints, confidence = select_person(build_tracks(detections), len(detections), info.fps)
     return keypoints, confidence, info.fps
 

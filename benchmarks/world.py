@@ -43,23 +43,21 @@ from pathlib import Path
 
 import numpy as np
 
+from posemoe import metrics
+from posemoe.files import atomic_output
+from posemoe.lift import DEFAULT_WEIGHTS, Lifter
+from posemoe.machine import describe_machine
+from posemoe.motion.bones import robust_bone_lengths, standing_height
+from posemoe.motion.clean import CleanupSettings, clean
+from posemoe.skeleton import ANKLE_HEIGHT
+from posemoe.normalize import resample_track
+from posemoe.pipeline import takes_from_detections
+from posemoe.settings import Settings
+from posemoe.video import VideoInfo
+from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name
+from training.views import EVAL_STREAM, film, load_world
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe import metrics  # noqa: E402
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.lift import DEFAULT_WEIGHTS, Lifter  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.motion.bones import robust_bone_lengths, standing_height  # noqa: E402
-from posemoe.motion.clean import CleanupSettings, clean  # noqa: E402
-from posemoe.skeleton import ANKLE_HEIGHT  # noqa: E402
-from posemoe.normalize import resample_track  # noqa: E402
-from posemoe.pipeline import takes_from_detections  # noqa: E402
-from posemoe.settings import Settings  # noqa: E402
-from posemoe.video import VideoInfo  # noqa: E402
-from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name  # noqa: E402
-from training.views import EVAL_STREAM, film, load_world  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "h36m_3d_17j_mm.npz"
 SEED = 0
 ANKLES = (3, 6)

@@ -14,20 +14,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bpy  # first: bmesh and mathutils come with it
+import bmesh
+import cv2
+import numpy as np
+from mathutils import Matrix, Vector
+
+from posemoe.motion.clean import CleanupSettings
+from posemoe.pipeline import capture
+from posemoe.take import Take
+from posemoe.video import read_frames
+
 ROOT = Path(__file__).resolve().parent.parent
+# The add-on is not an installed package (Blender installs it as an extension): import it from the checkout.
 sys.path.insert(0, str(ROOT))
-
-import bpy  # noqa: E402  (first: bmesh and mathutils come with it)
-import bmesh  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mathutils import Matrix, Vector  # noqa: E402
-
 from blender_addon.apply import apply_take  # noqa: E402
-from posemoe.motion.clean import CleanupSettings  # noqa: E402
-from posemoe.pipeline import capture  # noqa: E402
-from posemoe.take import Take  # noqa: E402
-from posemoe.video import read_frames  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "walk.mp4"
 OUT = ROOT / "docs" / "images" / "capture_frame.jpg"

@@ -37,7 +37,6 @@ def pytest_unconfigure(config):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 _RIGIFY_CHILD = r"""
 import json, os, shutil, sys, tempfile

@@ -37,9 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools.blazepose_onnx import MODELS, convert, densified, prune_and_halve  # noqa: E402
+from blazepose_onnx import MODELS, convert, densified, prune_and_halve  # tools/blazepose_onnx.py
 
 #: (source under the wheel's ``modules`` folder, target, weights stored as float16). The landmark model
 #: and palm detector store float16 weights (behind TFLite DEQUANTIZE ops) and are halved as BlazePose's
