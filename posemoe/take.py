@@ -17,6 +17,7 @@ import numpy as np
 
 from . import PoseMoEError, __version__
 from .files import atomic_output
+from .skeleton import NUM_JOINTS
 
 #: Version 2 holds several people (arrays named ``person<k>.<name>``); version 1, one person's arrays
 #: under their plain names, still reads.
@@ -24,13 +25,13 @@ FORMAT = "posemoe-take/2"
 _ONE_PERSON = "posemoe-take/1"
 
 _ARRAYS = {  # name: trailing shape after the frame axis
-    "keypoints_2d": (17, 2),
-    "confidence": (17,),
+    "keypoints_2d": (NUM_JOINTS, 2),
+    "confidence": (NUM_JOINTS,),
     "filled": (),
     "long_gap": (),
     "repaired": (2,),
-    "joints_camera": (17, 3),
-    "joints_world": (17, 3),
+    "joints_camera": (NUM_JOINTS, 3),
+    "joints_world": (NUM_JOINTS, 3),
     "hands_2d": (2, 21, 3),
     "hand_presence": (2,),
 }

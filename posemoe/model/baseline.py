@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..skeleton import ROOT
 from .config import ModelConfig
 from .layers import PoseEmbedding, SpatioTemporalBlock, zero_start
 
@@ -35,4 +36,4 @@ class EntangledTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         out = self.head(self.norm(h))
-        return out - out[:, :, :1]
+        return out - out[:, :, ROOT:ROOT + 1]

@@ -56,6 +56,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..skeleton import ROOT
 from .config import ModelConfig
 from .layers import Block, PoseEmbedding, SpatioTemporalBlock, zero_start
 
@@ -145,12 +146,12 @@ class PoseMoE(nn.Module):
             pose, depth = pose_block(pose), depth_block(depth)
             if self.config.staged_depth and i == 0:
                 z = self.depth_head(depth)
-                depth = depth + self.restage_embed(torch.cat([x, z - z[:, :, :1]], dim=-1))
+                depth = depth + self.restage_embed(torch.cat([x, z - z[:, :, ROOT:ROOT + 1]], dim=-1))
         experts = {}
         if self.config.specialists:
             xy = self.pose_head(pose)
             z = self.depth_head(depth) if z is None else z
-            experts = {"xy": xy - xy[:, :, :1], "z": z - z[:, :, :1]}
+            experts = {"xy": xy - xy[:, :, ROOT:ROOT + 1], "z": z - z[:, :, ROOT:ROOT + 1]}
         if self.config.router_first:
             gates = self.route(pose, depth)
             pose, depth = gates[..., :1] * pose, gates[..., 1:] * depth
@@ -162,6 +163,6 @@ class PoseMoE(nn.Module):
             gates = self.route(pose, depth)
             fused = gates[..., :1] * pose + gates[..., 1:] * depth
         out = self.head(self.norm(fused))
-        out = out - out[:, :, :1]
+        out = out - out[:, :, ROOT:ROOT + 1]
         extra = ((gates,) if return_gates else ()) + ((experts,) if return_experts else ())
         return (out, *extra) if extra else out

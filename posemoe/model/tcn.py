@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..skeleton import ROOT
 from .config import ModelConfig
 
 #: VideoPose3D's dropout after every ReLU and its BatchNorm momentum (PyTorch's convention).
@@ -77,4 +78,4 @@ class TemporalConvNet(nn.Module):
         for block in self.blocks:
             h = block(h)
         out = self.shrink(h).transpose(1, 2).reshape(b, t, j, 3)
-        return out - out[:, :, :1]
+        return out - out[:, :, ROOT:ROOT + 1]
