@@ -45,7 +45,7 @@ PLATFORMS = {
     "windows-x64": ["win_amd64"],
     "macos-arm64": ["macosx_14_0_arm64"],
 }
-#: Platforms Blender runs on that the zip cannot serve, and why (PyPI, checked 2026-11-30): there the
+#: Platforms Blender runs on that the zip cannot serve, and why (the wheels PyPI lacks): there the
 #: capture needs a worker Python.
 UNSERVED = {
     "windows-arm64": "OpenCV 4.11 and SciPy 1.13 have no Windows arm64 wheels",

@@ -11,7 +11,7 @@ from bpy.types import PropertyGroup
 
 from posemoe.camera import DEFAULT_FOV_DEGREES
 
-from .retarget import MAP_NAMES
+from .bone_map import MAP_NAMES
 
 _MAP_LABELS = {"rigify_fk": "Rigify (generated, FK)", "rigify_metarig": "Rigify meta-rig", "mixamo": "Mixamo"}
 _MAP_ITEMS = [("AUTO", "Auto-detect", "The shipped map whose bone names the armature has")] + [

@@ -42,7 +42,7 @@ from .actions import assign_action, fcurve_factory, key_custom_property, key_pos
 from .bone_map import (SUPPORTED_RIGS, BoneMap, as_map, check_essential, check_root_motion, detect, load_map,
                        match, parse_map)
 from .checks import check_is_armature, check_motion, check_not_in_tweak_mode
-from .retarget_solve import Bone, Plan, depth, facing_rotation, plan, solve_keys
+from .retarget_solve import Bone, Plan, facing_rotation, plan, solve_keys
 from .transaction import transaction
 
 __all__ = ["BoneMap", "RetargetReport", "detect_map", "load_map", "match_map", "parse_map", "resolve_map",
