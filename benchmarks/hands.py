@@ -163,7 +163,7 @@ def deduplicated(ref: dict, matched: list[list[int]], sizes: list[list[float]]
     for frame, labels, chosen, frame_sizes in zip(ref["hands"], ref["sides"], matched, sizes):
         kept: list[int] = []
         for i in sorted(range(len(frame)), key=lambda i: chosen[i] < 0):  # matched copies first
-            if all(hand_models._overlap(frame[i], frame[j]) <= hand_models.SAME_HAND for j in kept):
+            if all(hand_models.keypoint_iou(frame[i], frame[j]) <= hand_models.SAME_HAND for j in kept):
                 kept.append(i)
         kept.sort()
         dropped += len(frame) - len(kept)

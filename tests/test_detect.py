@@ -15,6 +15,7 @@ from posemoe.detect import detect_frames
 from posemoe.detect.blazepose import SAME_REGION, BlazePoseDetector, associate
 from posemoe.detect.landmarks import SIZE, Region, crop, region_from_axis
 from posemoe.detect import people
+from posemoe.track import box_iou
 from posemoe.video import read_frames
 
 from conftest import ROOT
@@ -102,7 +103,7 @@ def test_suppression_merges_overlapping_detections_only(detections):
         np.testing.assert_allclose(v[4:], (v[:2] + v[2:4]) / 2, atol=1e-9)
     assert len(merged) <= len(detections) and merged[0][0] == score.max()
     # Detections that overlap nothing are kept exactly as they were.
-    alone = [i for i in range(len(score)) if np.sum(people._iou(values[i, :4], values[:, :4]) > 0) == 1]
+    alone = [i for i in range(len(score)) if np.sum(box_iou(values[i:i + 1, :4], values[:, :4])[0] > 0) == 1]
     for i in alone:
         assert any(np.array_equal(v, values[i]) for _, v in merged)
 

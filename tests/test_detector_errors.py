@@ -157,11 +157,7 @@ def test_the_lifter_table_gives_each_kind_of_input_its_own_errors(tiny_dataset):
     # benchmarks/detector_errors.py's lifter table: with detections equal to the truth and a model that
     # only moves the spine, only the model's column may differ from the ground truth's, and not once
     # its bias is taken away.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from detector_errors import lifter_errors
+    from benchmarks.detector_errors import lifter_errors
 
     from posemoe.lift import DEFAULT_WEIGHTS
 

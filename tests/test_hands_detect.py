@@ -80,10 +80,7 @@ def test_hands_on_a_signer_are_found_near_mediapipes():
 
     mediapipe = pytest.importorskip("mediapipe")
     clip = _clip("asl_sign_yes.mkv")
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from hands import hand_size, match, task_bundle  # benchmarks/hands.py
+    from benchmarks.hands import hand_size, match, task_bundle
 
     from mediapipe.tasks.python import BaseOptions, vision
     from posemoe.detect.blazepose import BlazePoseDetector

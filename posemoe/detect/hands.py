@@ -45,6 +45,7 @@ import numpy as np
 
 from . import model_session
 from .landmarks import Region, crop
+from ..track import box_iou
 from .people import find_boxes
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -176,13 +177,10 @@ def _region_overlap(one: Region, other: Region) -> float:
     return inter / max(one.side ** 2 + other.side ** 2 - inter, 1e-12)
 
 
-def _overlap(one: np.ndarray, other: np.ndarray) -> float:
+def keypoint_iou(one: np.ndarray, other: np.ndarray) -> float:
     """Two hands' keypoints (21, 2+) px -> intersection over union of their keypoint boxes."""
-    low = np.maximum(one[:, :2].min(0), other[:, :2].min(0))
-    high = np.minimum(one[:, :2].max(0), other[:, :2].max(0))
-    inter = float(np.prod(np.clip(high - low, 0, None)))
-    areas = [float(np.prod(np.ptp(hand[:, :2], axis=0))) for hand in (one, other)]
-    return inter / max(sum(areas) - inter, 1e-12)
+    boxes = np.stack([np.concatenate([hand[:, :2].min(0), hand[:, :2].max(0)]) for hand in (one, other)])
+    return float(box_iou(boxes[:1], boxes[1:])[0, 0])
 
 
 class HandDetector:
@@ -261,7 +259,7 @@ class HandDetector:
         # Two body sides on one hand (hands held together, crossed, a wrist mistaken): the hand is kept
         # on the side its handedness agrees with best, as MediaPipe's HandLandmarker drops duplicates.
         for person in range(people):
-            if presence[person].all() and _overlap(hands[person, 0], hands[person, 1]) > SAME_HAND:
+            if presence[person].all() and keypoint_iou(hands[person, 0], hands[person, 1]) > SAME_HAND:
                 worse = int(np.argmin(handedness[person]))
                 hands[person, worse], presence[person, worse], handedness[person, worse] = np.nan, 0.0, np.nan
                 missing.append((person, worse))
@@ -273,7 +271,7 @@ class HandDetector:
             """A hand found away from last frame's hands: given to the nearest missing side whose body
             wrist is near its wrist (``only``: to that side or to none), kept apart if no body wrist is
             near, dropped if it is one found or near a wrist whose side has a hand. True if kept."""
-            if score < self.min_presence or any(_overlap(keypoints, other) > SAME_HAND for other in found):
+            if score < self.min_presence or any(keypoint_iou(keypoints, other) > SAME_HAND for other in found):
                 return False
             reach = PALM_TO_WRIST * region_from_hand(keypoints).side
             distance = np.linalg.norm(wrists - keypoints[0, :2], axis=-1)  # (P, 2) px
