@@ -259,3 +259,37 @@ def test_the_pre_slotted_route_keys_the_same(monkeypatch):
     assert len(fcurves) == 67 and all(len(fc.keyframe_points) == 30 for fc in fcurves)
     assert {fc.group.name for fc in fcurves} == {spec.name for spec in rig.BONES}
     assert max_round_trip_error(obj, motion, range(0, 30, 3)) < 1e-3
+
+
+def test_a_failure_half_way_changes_nothing(monkeypatch):
+    """A key write that fails (or is cancelled) half way takes back the new action and reassigns the old."""
+    motion = walking(10)
+    obj = rig.build_armature(motion, "walk")
+    first = rig.write_action(obj, motion, "first")
+    slot = getattr(obj.animation_data, "action_slot", None)
+    fresh = rig.build_armature(motion, "fresh")
+    calls = []
+    original = actions.fill_fcurve
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(actions, "fill_fcurve", failing)
+    before = sorted(a.name for a in bpy.data.actions)
+    with pytest.raises(KeyboardInterrupt):
+        rig.write_action(obj, motion, "second")
+    assert sorted(a.name for a in bpy.data.actions) == before and obj.animation_data.action == first
+    assert getattr(obj.animation_data, "action_slot", None) == slot
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        rig.write_action(fresh, motion, "second")
+    assert sorted(a.name for a in bpy.data.actions) == before and fresh.animation_data is None
+    # A failed build leaves no armature behind.
+    monkeypatch.setattr(rig, "_add_hand_bones", lambda *args: (_ for _ in ()).throw(RuntimeError("disk full")))
+    objects, armatures = set(bpy.data.objects), set(bpy.data.armatures)
+    with pytest.raises(RuntimeError, match="disk full"):
+        rig.build_armature(motion, "broken", hands=object())
+    assert set(bpy.data.objects) == objects and set(bpy.data.armatures) == armatures
