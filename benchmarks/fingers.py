@@ -43,20 +43,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from posemoe.files import atomic_output  # noqa: E402
-from posemoe.machine import describe_machine  # noqa: E402
-from posemoe.motion import fingers  # noqa: E402
-from posemoe.camera import focal_from_fov  # noqa: E402
+from posemoe.files import atomic_output
+from posemoe.machine import describe_machine
+from posemoe.motion import fingers
+from posemoe.camera import focal_from_fov
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30.0
 FOV_RANGE = (55.0, 80.0)  # degrees across the long side: the true lenses

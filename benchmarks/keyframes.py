@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # blender_addon is not an installed package
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="posemoe-blender-"))  # before bpy
 
 import bpy  # noqa: E402

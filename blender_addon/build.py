@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -99,6 +100,24 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
+def _without_training(wheel: Path) -> None:
+    """Drop the ``training`` package from the posemoe wheel: the repository installs it beside posemoe so
+    its scripts import without path edits, but a capture never uses it and Blender's shared
+    site-packages should not get a top-level package of that name."""
+    kept = wheel.with_name(wheel.name + ".part")
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(kept, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            if item.filename.startswith("training/"):
+                continue
+            data = source.read(item)
+            if item.filename.endswith(".dist-info/RECORD"):
+                data = b"".join(line for line in data.splitlines(keepends=True) if not line.startswith(b"training/"))
+            elif item.filename.endswith(".dist-info/top_level.txt"):
+                data = b"".join(line for line in data.splitlines(keepends=True) if line.strip() != b"training")
+            target.writestr(item, data)
+    kept.replace(wheel)
+
+
 def stage(folder: Path, platforms: list[str]) -> Path:
     """Lay out the extension's source in ``folder``; returns it."""
     for path in HERE.iterdir():
@@ -112,6 +131,7 @@ def stage(folder: Path, platforms: list[str]) -> Path:
     wheels.mkdir()
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)],
          "building the posemoe wheel")
+    _without_training(next(wheels.glob("posemoe-*.whl")))
     requirements = [pinned(name) for name in FROM_PYPROJECT] + PINNED_HERE
     for name in platforms:
         tags = [arg for tag in PLATFORMS[name] for arg in ("--platform", tag)]

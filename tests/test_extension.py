@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import io
 import time
 import zipfile
 
@@ -78,6 +79,11 @@ def test_the_zip_holds_the_addon_and_its_wheels(extension_zip):
     # What a capture needs inside Blender, and nothing else (MediaPipe is the tests' reference only).
     assert wheels == {"posemoe", "scipy", "onnxruntime", "opencv_python_headless"}, wheels
     assert "build.py" not in names and not any("__pycache__" in n for n in names)
+    # The repository installs its training package beside posemoe; the extension's wheel leaves it out.
+    (posemoe_wheel,) = [n for n in names if n.startswith("wheels/posemoe-")]
+    with zipfile.ZipFile(io.BytesIO(zipfile.ZipFile(extension_zip).read(posemoe_wheel))) as wheel:
+        inside = wheel.namelist()
+    assert any(n.startswith("posemoe/") for n in inside) and not any(n.startswith("training/") for n in inside)
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
     assert 'blender_version_min = "4.2.0"' in manifest and "GPL-3.0-or-later" in manifest
 
