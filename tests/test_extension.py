@@ -5,9 +5,9 @@ leave the scene as it was."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
-import io
 import time
 import zipfile
 
