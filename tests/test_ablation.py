@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from training import ablation
+
+pytestmark = pytest.mark.slow  # trains every run of an ablation, for real
 
 
 def test_ablation_trains_every_seed_and_tables_readings_against_the_twin(tmp_path, tiny_dataset):

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test here builds, installs or converts for real
+
 bpy = pytest.importorskip("bpy")
 
 

@@ -32,6 +32,7 @@ def captured(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_take_is_sound_3d(captured):
     take = Take.load(captured / "walk.npz")
     assert len(take) >= 60 and take.first_frame >= 60
@@ -53,6 +54,7 @@ def test_take_is_sound_3d(captured):
     assert take.repaired.shape == (len(take), 2) and 0 < take.repaired.any(1).sum() < 0.5 * len(take)
 
 
+@pytest.mark.slow
 def test_the_walker_walks_on_the_floor(captured):
     take = Take.load(captured / "walk.npz")
     world = take.joints_world
@@ -63,6 +65,7 @@ def test_the_walker_walks_on_the_floor(captured):
     assert 1.3 < np.median(world[:, 10, 2]) < 2.0  # head height of a standing adult
 
 
+@pytest.mark.slow
 def test_preview_shows_every_take_frame(captured):
     take = Take.load(captured / "walk.npz")
     video = cv2.VideoCapture(str(captured / "walk.mp4"))
@@ -87,6 +90,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_blender_imports_the_bvh(captured, tmp_path):
     pytest.importorskip("bpy")
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path)}
@@ -109,6 +113,7 @@ def test_bad_input_writes_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["detect", "lift"])
 def test_cancel_stops_the_capture(stage):
     from posemoe import Cancelled

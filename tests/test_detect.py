@@ -116,6 +116,7 @@ def test_two_copies_of_a_detection_are_one_and_far_ones_stay_apart():
     np.testing.assert_allclose(merged[1][1], values[2])
 
 
+@pytest.mark.slow
 def test_the_person_detector_finds_what_mediapipes_finds(monkeypatch):
     """On frames of the sample, our letterbox, model, anchors and suppression give MediaPipe's own pose
     detection graph's best person: the same score and the same hip centre."""
@@ -223,6 +224,7 @@ few pixels where a heatmap cell's confidence sits on the 0.5 that decides whethe
     assert compared >= 12
 
 
+@pytest.mark.slow
 def test_looking_every_frame_is_mediapipes_video_mode():
     """Followed through the sample with the person detector in every frame, as MediaPipe's
     PoseLandmarker does in video mode while it follows fewer than its 3 people, everyone is where
@@ -249,6 +251,7 @@ def test_looking_every_frame_is_mediapipes_video_mode():
     assert np.median(distances) < 1.0 and np.percentile(distances, 95) < 3.0, np.percentile(distances, [50, 95, 100])
 
 
+@pytest.mark.slow
 def test_a_person_who_walks_in_is_found_in_their_first_frames():
     """The walker enters the sample from the right; MediaPipe on every frame first has them at frame 59.
     The shipped detector, which looks for new people only every few frames while it follows the man on
@@ -279,6 +282,7 @@ def _follow(video: Path) -> list[np.ndarray]:
             for frame in read_frames(video)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"the real corpus ({REAL}) is absent")
 def test_both_men_of_the_handshake_are_found_where_mediapipe_finds_them():
     """Two men walk up to each other and shake hands (12 frames/s, portrait): where MediaPipe's

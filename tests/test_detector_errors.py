@@ -170,6 +170,7 @@ def test_the_lifter_table_gives_each_kind_of_input_its_own_errors(tiny_dataset):
     assert got["model"] > got["ground truth"] + 1.0
 
 
+@pytest.mark.slow
 def test_an_outlier_takes_the_joint_it_lands_on_within_reach_and_the_fit_finds_where_they_land():
     target, xy = t_pose(800, 27)
     onto = np.zeros((J, J + 1))
@@ -192,6 +193,7 @@ def test_an_outlier_takes_the_joint_it_lands_on_within_reach_and_the_fit_finds_w
     assert off.mean() > 0.03 and on_left_foot.mean() < 0.1  # a random direction, 0.3 m away
 
 
+@pytest.mark.slow
 def test_outliers_come_in_bad_windows_as_fitted():
     target, xy = t_pose(2000, 27)
     even = quiet_model(outlier_rate=np.full(J, 0.01), outlier_run=np.full(21, 4.0))

@@ -128,6 +128,7 @@ def test_cli_refuses_a_bad_video_and_writes_nothing(tmp_path, capsys, short_clip
 # 2. The person leaves the picture for a second and comes back ----------------------------------------
 
 
+@pytest.mark.slow
 def test_a_person_out_of_view_for_a_second_is_bridged_and_flagged(tmp_path, frames, lifter):
     # Frames 30..59 show only the background (the median over the clip, where the walker never
     # stays): the walker vanishes for one second at x ~ 580 px and comes back at x ~ 420 px.
@@ -170,6 +171,7 @@ def test_a_portrait_video_is_captured(tmp_path, frames, lifter, kind):
 # 4. 4K input ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_4k_video_is_captured_one_frame_at_a_time(tmp_path, frames, lifter):
     size = (3840, 2160)
     clip = write_clip(tmp_path / "uhd.mp4", [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames[30:50]])
@@ -451,6 +453,7 @@ def _confidence(kind: str, rng: np.random.Generator) -> np.ndarray:
 @example(frames=5, people=1, kinds=["person"], scores=["zero"], size=(884, 497), fps=30.0, stride=None, flip=True, someone=False, seed=0)
 @example(frames=8, people=2, kinds=["huge"], scores=["one"], size=(884, 497), fps=30.0, stride=None, flip=False,
          someone=False, seed=34)
+@pytest.mark.slow
 def test_degenerate_keypoints_give_a_sound_take_or_a_clear_error(lifter, frames, people, kinds, scores, size, fps,
                                                                  stride, flip, someone, seed):
     if someone:  # mixed in with a person now and then, so that half the cases get as far as a take

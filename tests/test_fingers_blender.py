@@ -232,6 +232,7 @@ result = {"map": report.map_name, "index": report.mapped.get("f_index.01.L"), "w
 """
 
 
+@pytest.mark.slow
 def test_a_generated_rigify_rig_gets_fingers():
     result = with_generated_rigify_rig("armature_human_metarig_add", _FINGERS_ON_RIGIFY)
     assert result["map"] == "rigify_fk" and result["index"] == "f_index.01.L"

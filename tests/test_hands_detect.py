@@ -72,6 +72,7 @@ def test_missing_people_and_wrists_give_no_hands_and_no_error():
     assert detector.loose.shape == (0, 21, 3)
 
 
+@pytest.mark.slow
 def test_hands_on_a_signer_are_found_near_mediapipes():
     """Our body then hands against MediaPipe's HandLandmarker (Tasks API, video mode, two hands) on the
     first 40 frames of a signing clip: the reference's hands found, keypoints within a few % of the

@@ -53,6 +53,7 @@ def test_shorter_windows_than_the_config_work():
     assert model(torch.randn(1, 4, 17, 3)).shape == (1, 4, 17, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["posemoe", "baseline"])
 def test_overfits_a_small_batch(arch):
     torch.manual_seed(0)
@@ -89,6 +90,7 @@ def test_macs_are_counted():
     assert info["macs_per_window"] == pytest.approx(27 * info["macs_per_frame"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_info_command_prints_every_config(capsys):
     from posemoe.cli import main
 

@@ -50,6 +50,7 @@ def test_one_thread_per_core_with_enough_frames_each(monkeypatch):
     assert auto_workers(10**6) == 8
 
 
+@pytest.mark.slow
 def test_two_threads_give_the_one_thread_detections():
     info = probe(SAMPLE)
     shared = detect_video_in_threads(SAMPLE, Settings(start=70, stop=130, workers=2), 2)
@@ -78,6 +79,7 @@ def test_two_threads_give_the_one_thread_detections():
     assert np.median(apart) < 0.01 * info.width and max(apart) < 0.03 * info.width
 
 
+@pytest.mark.slow
 def test_a_person_followed_over_the_seam_is_not_lost():
     # The man walking on the box's roof (feet above y = 460 px): the person detector finds him near
     # the start of the clip, then seldom; the landmark model follows him until frame 168. A thread
@@ -99,6 +101,7 @@ def test_a_person_followed_over_the_seam_is_not_lost():
     assert seen_shared == seen_alone
 
 
+@pytest.mark.slow
 def test_capture_with_workers_records_the_detector_and_covers_the_clip():
     take = capture(SAMPLE, Settings(start=70, stop=130, workers=2))
     assert take.settings["detector"] == BlazePoseDetector.name

@@ -34,6 +34,7 @@ def everyone(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_everyone_is_captured_into_one_take_file(everyone):
     takes = load_takes(everyone / "walk.npz")
     assert [t.person for t in takes] == [1, 2]
@@ -48,6 +49,7 @@ def test_everyone_is_captured_into_one_take_file(everyone):
         Take.load(everyone / "walk.npz")
 
 
+@pytest.mark.slow
 def test_the_man_on_the_box_stands_above_the_walkers_floor(everyone):
     walker, boxed = sorted(load_takes(everyone / "walk.npz"), key=lambda t: -t.first_frame)
     floor = np.median(walker.joints_world[:, [3, 6], 2].min(1))
@@ -58,6 +60,7 @@ def test_the_man_on_the_box_stands_above_the_walkers_floor(everyone):
         assert np.median(take.joints_world[:, 10, 2] - take.joints_world[:, [3, 6], 2].min(1)) > 1.2
 
 
+@pytest.mark.slow
 def test_a_bvh_each_and_one_preview_of_everyone(everyone):
     takes = load_takes(everyone / "walk.npz")
     assert sorted(p.name for p in everyone.iterdir()) == ["walk.mp4", "walk.npz", "walk_person1.bvh", "walk_person2.bvh"]
@@ -66,6 +69,7 @@ def test_a_bvh_each_and_one_preview_of_everyone(everyone):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == span
 
 
+@pytest.mark.slow
 def test_picks_choose_people_in_the_order_given(tmp_path):
     # The man on the box at frame 20 (his box centre is near 660, 266), then the walker at frame 100.
     code = main(["capture", str(SAMPLE), "-o", str(tmp_path / "picked.npz"), "--stop", "130",
@@ -83,6 +87,7 @@ def test_a_bad_people_value_is_refused_before_any_work(tmp_path, capsys, value, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @needs_handshake
 def test_both_men_of_the_handshake_are_captured_in_every_frame(tmp_path):
     code = main(["capture", str(HANDSHAKE), "-o", str(tmp_path / "hands.npz"), "--people", "all"])
@@ -97,6 +102,7 @@ def test_both_men_of_the_handshake_are_captured_in_every_frame(tmp_path):
     assert 0.5 < np.median(apart) < 2.0
 
 
+@pytest.mark.slow
 @needs_handshake
 def test_batch_conversion_gives_an_armature_per_person(tmp_path):
     bpy = pytest.importorskip("bpy")
@@ -130,6 +136,7 @@ def test_batch_conversion_gives_an_armature_per_person(tmp_path):
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
+@pytest.mark.slow
 @needs_handshake
 def test_batch_retargets_each_person_onto_a_copy_of_the_rig(tmp_path):
     bpy = pytest.importorskip("bpy")

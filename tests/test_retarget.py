@@ -462,6 +462,7 @@ result = {"map": detected[0], "missing": detected[2], "rounds": report.rounds, "
 """
 
 
+@pytest.mark.slow
 def test_a_generated_rigify_rig_follows_through_its_fk_controls():
     result = with_generated_rigify_rig("armature_basic_human_metarig_add", _FK_ON_RIGIFY)
     assert result["map"] == "rigify_fk" and result["missing"] == [] and result["warnings"] == []

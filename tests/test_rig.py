@@ -83,6 +83,7 @@ def test_keys_reproduce_the_joint_positions():
     assert error < 1e-3  # float32 keys: about a micrometre; a wrong roll or parent shows up as centimetres
 
 
+@pytest.mark.slow
 def test_a_captured_take_round_trips():
     """The real chain: BlazePose and the shipped lifter on the sample clip, the solve, then Blender."""
     from posemoe.pipeline import Settings, capture

@@ -36,6 +36,7 @@ def test_the_clean_clip_comes_through_untouched(walk):
     np.testing.assert_array_equal(fixed_confidence, confidence)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_injected_swaps_of_3_to_30_frames_are_put_back(walk, kind):
     keypoints, confidence, fps = walk

@@ -70,6 +70,7 @@ def test_someone_else_far_away_is_not_joined():
     assert seen.sum() == 50 or seen.sum() == 44  # one of the two, never both
 
 
+@pytest.mark.slow
 def test_hundreds_of_pieces_are_stitched_into_one_person_and_a_stranger_stays_apart():
     # A walker lost for 6 frames every 24 over ten minutes at 30 frames/s (800 pieces), with a
     # smaller stranger standing across the picture the whole time: the walker's pieces become one

@@ -110,6 +110,7 @@ def test_a_resume_keeps_the_fault_rates_the_run_started_with(tmp_path, tiny_data
         train.parse_args(["--out", str(run), "--resume"])
 
 
+@pytest.mark.slow
 def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_config):
     moe = run_train(tmp_path, tiny_dataset, "moe", "--config", tiny_config, "--steps", "3")
     base = run_train(tmp_path, tiny_dataset, "base", "--config", "tinybase-t9", "--steps", "3")
@@ -128,6 +129,7 @@ def test_benchmark_writes_a_side_by_side_table(tmp_path, tiny_dataset, tiny_conf
         assert r["throughput"]["PyTorch"]["64"] > 0 and r["throughput"]["ONNX Runtime"]["64"] > 0
 
 
+@pytest.mark.slow
 def test_distributed_data_parallel_on_cpu(tmp_path, tiny_dataset):
     """torchrun with two CPU processes (gloo) trains and saves once, so the DDP path cannot rot."""
     import os

@@ -38,6 +38,7 @@ def _left_behind(job) -> bool:
     return job._folder.exists()
 
 
+@pytest.mark.slow
 def test_check_reports_what_works_in_plain_words():
     report = check_setup()
     assert report["can_capture"] and report["torch"] and report["onnxruntime"]
@@ -48,6 +49,7 @@ def test_check_reports_what_works_in_plain_words():
     assert json.loads(out.stdout.strip().splitlines()[-1])["posemoe"] == report["posemoe"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["worker", "thread"])
 def test_capture_beside_the_caller_gives_the_takes(kind):
     job = start_capture(SAMPLE, SHORT, python=sys.executable if kind == "worker" else None)
@@ -65,6 +67,7 @@ def test_capture_beside_the_caller_gives_the_takes(kind):
     assert not _left_behind(job), "the job's temporary folder must go"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["worker", "thread"])
 def test_cancel_mid_capture_stops_it_and_leaves_nothing(kind):
     job = start_capture(SAMPLE, SHORT, python=sys.executable if kind == "worker" else None)
