@@ -38,6 +38,37 @@ def screen_focal(width: int, height: int, focal_px: float | None = None) -> floa
     return 2.0 * (focal_px or focal_from_fov(width, height)) / width
 
 
+@dataclass
+class CameraPath:
+    """Where the capture camera was in every frame, relative to the first frame's camera.
+
+    rotations (T, 3, 3) and translations (T, 3) metres take a point from the first frame's camera to
+    frame t's: ``X_t = R_t @ X_0 + t_t`` (OpenCV axes). held (T,) bool: frames whose pose was not
+    measured but carried over from the last measured one (nothing to measure it by). A static camera
+    is identities and zeros (:meth:`static`).
+    """
+
+    rotations: np.ndarray
+    translations: np.ndarray
+    held: np.ndarray
+
+    @classmethod
+    def static(cls, frames: int) -> "CameraPath":
+        """A camera that never moves, over ``frames`` frames."""
+        return cls(np.tile(np.eye(3), (frames, 1, 1)), np.zeros((frames, 3)), np.zeros(frames, dtype=bool))
+
+    def to_first_camera(self, points: np.ndarray) -> np.ndarray:
+        """points (T, ..., 3) in each frame's own camera, metres -> (T, ..., 3) in the first frame's camera."""
+        t = len(points)
+        flat = (np.asarray(points, dtype=np.float64).reshape(t, -1, 3) - self.translations[:t, None])
+        return (flat @ self.rotations[:t]).reshape(np.shape(points))
+
+    def turn_degrees(self) -> np.ndarray:
+        """(T,) each frame's total turn from the first frame, degrees."""
+        cos = np.clip((np.trace(self.rotations, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+        return np.degrees(np.arccos(cos))
+
+
 @dataclass(frozen=True)
 class Camera:
     """A calibrated pinhole camera with Human3.6M's distortion model.

@@ -1,0 +1,216 @@
+"""The camera's turn, solved from the background: per frame, the rotation from the first frame's camera.
+
+A pinhole turned about its centre sees the background move by the homography ``K R K^-1``, whatever its
+depth; a camera that also travels sees near things move more than far ones (parallax), so the turn is
+the rotation that the most background features agree on, fitted robustly:
+
+1. Corners (Shi-Tomasi, ``cv2.goodFeaturesToTrack``) are found on a *keyframe*, outside every person's
+   box (widened by :attr:`TurnSettings.person_margin`), on a picture shrunk to
+   :attr:`TurnSettings.work_size` pixels (speed: the solve runs beside detection).
+2. They are followed frame to frame with pyramidal Lucas-Kanade optical flow, kept only where the flow
+   run backwards returns to within :attr:`TurnSettings.flow_check_px` (a feature lost on a moving edge
+   fails that) and never inside a person's box.
+3. Every feature carries its ray in the *first* frame's camera (its ray where it was found, turned back
+   by that frame's rotation), and each frame's rotation is fitted to those rays and the frame's rays of
+   the same features: RANSAC over exact two-ray rotations, then the least-squares rotation of the
+   inliers (Wahba's problem, ``Rotation.align_vectors``). Measuring from where each feature was found
+   rather than from the previous frame keeps the small per-frame errors from adding up (a random walk).
+4. New corners are added when fewer than :attr:`TurnSettings.renew_share` of the last set are still
+   followed; the survivors stay, so the oldest features keep anchoring the fit to the first frame, and
+   drift enters only through the new ones, at each renewal rather than each frame.
+
+Where a frame cannot be fitted (too few background features: a plain wall, a blurred whip pan, a
+picture filled by the person) the last good rotation is held and the frame is marked in
+:attr:`posemoe.camera.CameraPath.held`, so the take can say so.
+
+Rotations map first-camera coordinates to frame-t-camera coordinates (OpenCV camera axes): a point
+``X0`` fixed in the world is seen at ``R[t] @ X0`` in frame ``t``; joints lifted in frame ``t``'s camera go
+back into the first camera's with ``R[t].T``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from . import PoseMoEError
+from .camera import CameraPath
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """work_size: the longer side, pixels, of the picture the features are found and followed on.
+    max_features, min_spacing (a fraction of work_size): how many corners a keyframe gets and how far
+    apart. person_margin: each person's box is widened by this fraction of its size on every side before
+    it is masked out. flow_check_px: the largest forward-backward flow disagreement kept (work pixels).
+    inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
+    min_inliers: fewer agreeing features and the frame is held. renew_share: a new keyframe when fewer
+    than this share of the keyframe's features are left. ransac_trials: two-ray hypotheses per frame."""
+
+    work_size: int = 640
+    max_features: int = 300
+    min_spacing: float = 0.025
+    person_margin: float = 0.15
+    flow_check_px: float = 0.7
+    inlier_px: float = 1.0
+    min_inliers: int = 12
+    renew_share: float = 0.6
+    ransac_trials: int = 128
+    seed: int = 0
+
+
+def rays(points: np.ndarray, focal: float, centre: tuple[float, float]) -> np.ndarray:
+    """points (N, 2) pixels -> (N, 3) unit rays in the camera (OpenCV axes) of that focal length (pixels)
+    and principal point."""
+    xy = (np.asarray(points, dtype=np.float64) - np.asarray(centre, dtype=np.float64)) / focal
+    out = np.concatenate([xy, np.ones((len(xy), 1))], axis=1)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _two_ray_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a, b (M, 2, 3) unit rays -> (M, 3, 3) the rotations taking each a pair onto its b pair exactly
+    (the first ray exactly, the second as close as the pair's angle allows): the triads' product."""
+
+    def triad(v: np.ndarray) -> np.ndarray:
+        n = np.cross(v[:, 0], v[:, 1])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        return np.stack([v[:, 0], n, np.cross(v[:, 0], n)], axis=-1)  # columns
+
+    return triad(b) @ np.swapaxes(triad(a), -1, -2)
+
+
+def fit_rotation(a: np.ndarray, b: np.ndarray, tolerance: float, trials: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation ``R`` most background rays agree on: ``b ~ R @ a``.
+
+    a, b: (N, 3) unit rays of the same N features in two cameras; tolerance: radians between ``R a`` and
+    ``b`` for a feature to agree. RANSAC over two-ray rotations, then the least-squares rotation of the
+    best hypothesis's agreeing features, and once more with those it agrees with. Returns (R (3, 3),
+    inliers (N,) bool).
+    """
+    n = len(a)
+    if n < 2:
+        return np.eye(3), np.zeros(n, dtype=bool)
+    picks = rng.integers(0, n, size=(trials, 2))
+    picks = picks[picks[:, 0] != picks[:, 1]]
+    candidates = _two_ray_rotations(a[picks], b[picks])  # (M, 3, 3)
+    cos_tol = np.cos(tolerance)
+    agree = np.einsum("mij,nj,ni->mn", candidates, a, b) > cos_tol  # (M, N)
+    inliers = agree[int(np.argmax(agree.sum(axis=1)))]
+    rotation = np.eye(3)
+    for _ in range(2):
+        if inliers.sum() < 2:
+            break
+        rotation = Rotation.align_vectors(b[inliers], a[inliers])[0].as_matrix()
+        inliers = np.einsum("ij,nj,ni->n", rotation, a, b) > cos_tol
+    return rotation, inliers
+
+
+class TurnSolver:
+    """Feed it every frame in order (:meth:`add`), then read :meth:`result`.
+
+    focal_px: the capture's focal length for the full-size picture; width, height: its size in pixels.
+    """
+
+    def __init__(self, focal_px: float, width: int, height: int, settings: TurnSettings = TurnSettings()):
+        self.settings = settings
+        self.scale = min(1.0, settings.work_size / max(width, height))
+        self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
+        self.focal = focal_px * self.scale
+        self.centre = (0.5 * self.size[0], 0.5 * self.size[1])
+        self.rng = np.random.default_rng(settings.seed)
+        self.rotations: list[np.ndarray] = []
+        self.held: list[bool] = []
+        self.features: list[int] = []
+        self._previous: np.ndarray | None = None
+        self._origins = np.zeros((0, 3))  # (N, 3) each followed feature's ray in the first camera
+        self._count = 0  # features right after the last renewal
+        self._points = np.zeros((0, 1, 2), dtype=np.float32)  # (N, 1, 2) where they are now, work pixels
+
+    def _mask(self, people: np.ndarray) -> np.ndarray:
+        """(h, w) uint8, 255 where corners may be found: outside every widened person box."""
+        mask = np.full((self.size[1], self.size[0]), 255, dtype=np.uint8)
+        for x0, y0, x1, y1 in np.asarray(people, dtype=np.float64).reshape(-1, 4) * self.scale:
+            mx, my = self.settings.person_margin * (x1 - x0), self.settings.person_margin * (y1 - y0)
+            mask[max(0, int(y0 - my)):max(0, int(np.ceil(y1 + my))), max(0, int(x0 - mx)):max(0, int(np.ceil(x1 + mx)))] = 0
+        return mask
+
+    def _outside(self, points: np.ndarray, people: np.ndarray) -> np.ndarray:
+        """points (N, 2) work pixels -> (N,) bool, outside every widened person box."""
+        keep = np.ones(len(points), dtype=bool)
+        for x0, y0, x1, y1 in np.asarray(people, dtype=np.float64).reshape(-1, 4) * self.scale:
+            mx, my = self.settings.person_margin * (x1 - x0), self.settings.person_margin * (y1 - y0)
+            keep &= ~((points[:, 0] >= x0 - mx) & (points[:, 0] <= x1 + mx)
+                      & (points[:, 1] >= y0 - my) & (points[:, 1] <= y1 + my))
+        return keep
+
+    def _renew(self, gray: np.ndarray, people: np.ndarray, rotation: np.ndarray) -> None:
+        """Add corners of ``gray`` (whose rotation is ``rotation``) away from the people and the followed ones."""
+        mask = self._mask(people)
+        for x, y in self._points.reshape(-1, 2):
+            cv2.circle(mask, (int(x), int(y)), int(self.settings.min_spacing * max(self.size)), 0, -1)
+        room = self.settings.max_features - len(self._points)
+        found = cv2.goodFeaturesToTrack(gray, room, 0.01, self.settings.min_spacing * max(self.size),
+                                        mask=mask) if room > 0 else None
+        if found is not None:
+            found = found.astype(np.float32)
+            self._points = np.concatenate([self._points, found])
+            self._origins = np.concatenate([self._origins, rays(found.reshape(-1, 2), self.focal, self.centre) @ rotation])
+        self._count = len(self._points)
+
+    def add(self, image: np.ndarray, people: np.ndarray | None = None) -> None:
+        """image: (H, W, 3) BGR uint8 or (H, W) grey, the full-size frame; people: (P, 4) boxes (x0, y0,
+        x1, y1) pixels of the people in it (anything that moves on its own), or None."""
+        people = np.zeros((0, 4)) if people is None else people
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self.scale != 1.0:
+            gray = cv2.resize(gray, self.size, interpolation=cv2.INTER_AREA)
+        if self._previous is None:
+            self.rotations.append(np.eye(3))
+            self.held.append(False)
+            self.features.append(0)
+            self._renew(gray, people, np.eye(3))
+            self._previous = gray
+            return
+        rotation, count = self._follow(gray, people)
+        held = rotation is None
+        if held:
+            rotation = self.rotations[-1]
+        self.rotations.append(rotation)
+        self.held.append(held)
+        self.features.append(count)
+        if len(self._points) < max(self.settings.min_inliers, self.settings.renew_share * self._count):
+            self._renew(gray, people, rotation)
+        self._previous = gray
+
+    def _follow(self, gray: np.ndarray, people: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """Follow the features into ``gray``; the frame's rotation (None: too few agree)."""
+        if len(self._points) < self.settings.min_inliers:
+            return None, 0
+        ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, self._points, None)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, ahead, None)
+        ok = (status[:, 0] == 1) & (status_back[:, 0] == 1)
+        ok &= np.linalg.norm((back - self._points)[:, 0], axis=1) <= self.settings.flow_check_px
+        ok &= self._outside(ahead[:, 0], people)
+        self._points, self._origins = ahead[ok], self._origins[ok]
+        if ok.sum() < self.settings.min_inliers:
+            return None, int(ok.sum())
+        now = rays(self._points.reshape(-1, 2), self.focal, self.centre)
+        rotation, inliers = fit_rotation(self._origins, now, self.settings.inlier_px / self.focal,
+                                         self.settings.ransac_trials, self.rng)
+        if inliers.sum() < self.settings.min_inliers:
+            return None, int(inliers.sum())
+        # Features that move against the turn (a near object's parallax, a second mover) are dropped.
+        self._points, self._origins = self._points[inliers], self._origins[inliers]
+        return rotation, int(inliers.sum())
+
+    def result(self) -> CameraPath:
+        """The turn of every frame added so far (no travel: translations zero). ``features`` holds how
+        many background features agreed on each frame's rotation."""
+        if not self.rotations:
+            raise PoseMoEError("The camera's turn cannot be solved without frames: the video gave none.")
+        rotations = np.stack(self.rotations)
+        return CameraPath(rotations, np.zeros((len(rotations), 3)), np.asarray(self.held))

@@ -1,0 +1,116 @@
+"""The camera's turn from the background: known answers from synthetic turns of a static clip.
+
+A pinhole turned about its centre sees an exact homography, ``K R K^-1``, of the original frame, so a
+static clip warped that way is a turning camera whose every rotation is known.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from conftest import ROOT
+from posemoe import PoseMoEError
+from posemoe.camera import CameraPath, focal_from_fov
+from posemoe.camera_motion import TurnSolver, fit_rotation, rays
+from posemoe.video import probe, read_frames
+
+SAMPLE = ROOT / "samples" / "walk.mp4"
+
+
+def turned_sample(frames: int, degrees: float, crop: float = 0.75):
+    """The sample's first ``frames`` frames seen by a virtual camera of the same focal length that pans,
+    tilts and rolls by up to ``degrees`` over them, through a window ``crop`` of the picture's size.
+    Returns (images, true rotations (T, 3, 3) first camera -> frame t, focal px, width, height)."""
+    info = probe(SAMPLE)
+    focal = focal_from_fov(info.width, info.height)
+    width, height = int(info.width * crop), int(info.height * crop)
+    source = np.array([[focal, 0, info.width / 2], [0, focal, info.height / 2], [0, 0, 1]])
+    target = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    t = np.linspace(0.0, 1.0, frames)[:, None]
+    rotvec = np.radians(degrees) * np.hstack([0.3 * np.sin(2 * np.pi * t), np.sin(np.pi * t), 0.2 * np.sin(3 * np.pi * t)])
+    truth = Rotation.from_rotvec(rotvec).as_matrix()
+    images = [cv2.warpPerspective(frame.image, target @ r @ np.linalg.inv(source), (width, height))
+              for frame, r in zip(read_frames(SAMPLE, 0, frames), truth)]
+    return images, truth, focal, width, height
+
+
+def degrees_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T, 3, 3), (T, 3, 3) rotations -> (T,) the angle of a b^T, degrees."""
+    return np.degrees((Rotation.from_matrix(a) * Rotation.from_matrix(b).inv()).magnitude())
+
+
+def test_a_synthetic_turn_is_found_to_a_small_fraction_of_a_degree():
+    images, truth, focal, width, height = turned_sample(60, degrees=8.0)
+    solver = TurnSolver(focal, width, height)
+    for image in images:
+        solver.add(image)
+    path = solver.result()
+    error = degrees_between(path.rotations, truth)
+    assert path.turn_degrees().max() > 7.0 and not path.held.any()
+    assert np.median(error) < 0.05 and error.max() < 0.15 and error[-1] < 0.1, error
+
+
+@pytest.mark.slow
+def test_the_static_sample_comes_out_static():
+    info = probe(SAMPLE)
+    solver = TurnSolver(focal_from_fov(info.width, info.height), info.width, info.height)
+    for frame in read_frames(SAMPLE):
+        solver.add(frame.image)
+    path = solver.result()
+    assert len(path.rotations) == info.frame_count and path.turn_degrees().max() < 0.1
+    np.testing.assert_array_equal(path.translations, 0.0)
+
+
+def test_people_boxes_are_masked_out():
+    """Boxes over the whole picture leave nothing to follow: every frame after the first is held."""
+    images, _, focal, width, height = turned_sample(5, degrees=4.0)
+    solver = TurnSolver(focal, width, height)
+    for image in images:
+        solver.add(image, np.array([[0.0, 0.0, width, height]]))
+    path = solver.result()
+    assert path.held[1:].all() and np.allclose(path.rotations, np.eye(3))
+
+
+def test_a_blank_picture_holds_the_camera_where_it_was():
+    solver = TurnSolver(800.0, 320, 240)
+    for _ in range(4):
+        solver.add(np.full((240, 320, 3), 90, dtype=np.uint8))
+    path = solver.result()
+    assert path.held[1:].all() and np.allclose(path.rotations, np.eye(3))
+
+
+def test_no_frames_is_a_clear_error():
+    with pytest.raises(PoseMoEError, match="without frames"):
+        TurnSolver(800.0, 320, 240).result()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 0.3))
+def test_the_rotation_most_rays_agree_on_survives_outliers(seed, outlier_share):
+    rng = np.random.default_rng(seed)
+    truth = Rotation.random(random_state=seed).as_matrix()
+    before = rays(rng.uniform(-400, 400, (80, 2)), 500.0, (0.0, 0.0))
+    after = before @ truth.T
+    wrong = rng.random(80) < outlier_share
+    after[wrong] = rays(rng.uniform(-400, 400, (int(wrong.sum()), 2)), 500.0, (0.0, 0.0))
+    rotation, inliers = fit_rotation(before, after, np.radians(0.1), 64, rng)
+    assert degrees_between(rotation[None], truth[None])[0] < 1e-6
+    assert (inliers == ~wrong).mean() > 0.95
+
+
+def test_a_camera_path_carries_joints_back_into_the_first_camera():
+    rng = np.random.default_rng(0)
+    rotations = Rotation.random(5, random_state=1).as_matrix()
+    translations = rng.normal(size=(5, 3))
+    first = rng.normal(size=(5, 17, 3)) + [0.0, 0.0, 4.0]
+    seen = np.einsum("tij,tkj->tki", rotations, first) + translations[:, None]  # X_t = R_t X_0 + t_t
+    path = CameraPath(rotations, translations, np.zeros(5, dtype=bool))
+    np.testing.assert_allclose(path.to_first_camera(seen), first, atol=1e-12)
+    static = CameraPath.static(5)
+    np.testing.assert_array_equal(static.to_first_camera(first), first)
+    assert static.turn_degrees().max() == 0.0
