@@ -13,7 +13,7 @@ drawn from 55-80 degrees (phone main cameras and webcams).
 What the solve is given is what the product gives it (``hands.body_hands``): the hand model's
 landmarks (x, y pixels and a depth relative to the wrist in the same pixel scale, MediaPipe's format)
 through ``fingers.camera_points`` with the take's ``focal_px``. Unless the user types a focal length,
-that is the capture's default guess, ``focal_from_fov(width, height)`` (69.4 degrees across the long
+that is the capture's default guess, ``focal_from_fov(width, height)`` (``DEFAULT_FOV_DEGREES`` across the long
 side), not the true lens: the "focal guessed" rows. "focal given" rows pass the true focal length (a
 user who knows the lens); the "no focal" row passes none, the weak-perspective hand as the model gives
 it (what the solve saw before ``camera_points``; for comparison only, the product never does this).

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe import metrics
+from posemoe.camera import DEFAULT_FOV_DEGREES
 from posemoe.lift import Lifter
 from posemoe.machine import describe_machine
 from posemoe.normalize import resample_track
@@ -354,7 +355,7 @@ def markdown(result: dict) -> str:
             f"{s['true_lens_distance_error_pct_p90']:.1f} |", "",
             "Most of the distance error is the lens: the camera looks along the line through both people, so "
             "their distance is mostly depth, and depth scales with the focal length the capture assumes (the default "
-            "69.4 degrees against the cameras' 55-85). The largest per-person errors are a person hidden behind the "
+            f"{DEFAULT_FOV_DEGREES:g} degrees against the cameras' 55-85). The largest per-person errors are a person hidden behind the "
             "other for many frames: with most joints missing the lifter guesses.", ""]
     lines += ["### (ii) Real clips, `Settings(people=0)` (`posemoe capture --people all`)", "",
               "Reference: MediaPipe's PoseLandmarker on every frame (up to 3 people). Person-frames: frames in which "

@@ -5,7 +5,7 @@
 The lab benchmark (``training/benchmark.py``) lifts Human3.6M as recorded, through the training
 loop's own window function. This one goes through the product's door, ``Lifter().lift(pixels, width,
 height, confidence, fps=...)``, with every lifting setting at its default (flip averaging, windows every
-9 frames, the product's normalisation, the default 69.4-degree lens), on three kinds of input:
+9 frames, the product's normalisation, the default lens, ``posemoe.camera.DEFAULT_FOV_DEGREES``), on three kinds of input:
 
 - (a) Human3.6M as recorded: ground-truth 2D through the calibrated cameras, 50 frames/s;
 - (b) the test subjects' 3D filmed by virtual phone cameras (``training/views.py``, evaluation
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe import metrics
-from posemoe.camera import denormalize_screen
+from posemoe.camera import DEFAULT_FOV_DEGREES, denormalize_screen
 from posemoe.lift import DEFAULT_WEIGHTS, Lifter
 from posemoe.machine import describe_machine
 from training.data import MISSING_NOTE, TEST_SUBJECTS, action_name, load_clips
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         "",
         "`Lifter().lift(pixels, width, height, confidence, fps=...)` with every lifting setting at its default "
         "(flip averaging, windows every 9 frames, "
-        + ("each camera's own focal length given as `focal_px`), " if lens else "the 69.4-degree default lens; the true lens is not given), ")
+        + ("each camera's own focal length given as `focal_px`), " if lens else f"the {DEFAULT_FOV_DEGREES:g}-degree default lens; the true lens is not given), ")
         + 
         f"on Human3.6M S9 and S11, every {args.every}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(args.every, 'th')} sequence x camera (a, c) "
         f"and every sequence (b, {len(sequences)}). Virtual cameras (b): `training/views.py`, evaluation stream, seed 0, one camera per "

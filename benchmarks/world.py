@@ -9,7 +9,7 @@ with confidence 0), at 30 frames/s. The projected joints go through the capture'
 detection, :func:`posemoe.pipeline.takes_from_detections` with its defaults (tracking, left/right repair,
 lifting, root trajectory, world frame), then the clean-up users get, :func:`posemoe.motion.clean.clean`
 with its defaults (smoothing, one length per bone, foot locking, the root as captured). Rows: the lens
-not given (the default 69.4 degrees), the lens given (each camera's own focal length), and the lens not
+not given (the default, ``posemoe.camera.DEFAULT_FOV_DEGREES``), the lens given (each camera's own focal length), and the lens not
 given but the actor's height given (``--height``, the truth's standing height from its bone lengths).
 
 Figures (the truth: Human3.6M's world, Z up, at the camera's instants):

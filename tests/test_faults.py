@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from posemoe import Cancelled, PoseMoEError
+from posemoe.camera import DEFAULT_FOV_DEGREES
 from posemoe.cli import main
 from posemoe.export.bvh import write_bvh
 from posemoe.lift import Lifter
@@ -161,8 +162,8 @@ def test_a_portrait_video_is_captured(tmp_path, frames, lifter, kind):
     assert_sound(take)
     assert take.width < take.height and take.height >= 490
     assert len(take) >= 25
-    # The focal length follows the longer side, the height (69.4 degrees across 496 px or so).
-    assert take.focal_px == pytest.approx(0.5 * take.height / np.tan(np.radians(69.4 / 2)))
+    # The focal length follows the longer side, the height (the default field of view across 496 px or so).
+    assert take.focal_px == pytest.approx(0.5 * take.height / np.tan(np.radians(DEFAULT_FOV_DEGREES / 2)))
     if kind == "upright":
         world = take.joints_world
         assert 1.2 < np.median(world[:, 10, 2]) < 2.0 and np.median(world[:, [3, 6], 2].min(1)) < 0.3
@@ -268,7 +269,7 @@ def test_the_lifter_is_told_the_lens_only_when_the_user_gave_one(short_clip, lif
     takes = [capture(short_clip, s, lifter=Recording()) for s in (Settings(), Settings(fov_degrees=50.0), Settings(focal_px=900.0))]
     assert told[0] is None and told[2] == 900.0
     assert told[1] == pytest.approx(takes[1].focal_px) and takes[1].focal_px > takes[0].focal_px
-    assert not Settings(fov_degrees=float(np.float32(69.4))).lens_given  # the add-on's default, in single precision
+    assert not Settings(fov_degrees=float(np.float32(DEFAULT_FOV_DEGREES))).lens_given  # the add-on's default, in single precision
 
 
 class NobodyDetector:
