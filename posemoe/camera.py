@@ -57,6 +57,10 @@ class CameraPath:
         """A camera that never moves, over ``frames`` frames."""
         return cls(np.tile(np.eye(3), (frames, 1, 1)), np.zeros((frames, 3)), np.zeros(frames, dtype=bool))
 
+    def between(self, first: int, stop: int) -> "CameraPath":
+        """The path over frames ``first:stop`` (still relative to the first frame of the whole video)."""
+        return CameraPath(self.rotations[first:stop], self.translations[first:stop], self.held[first:stop])
+
     def to_first_camera(self, points: np.ndarray) -> np.ndarray:
         """points (T, ..., 3) in each frame's own camera, metres -> (T, ..., 3) in the first frame's camera."""
         t = len(points)

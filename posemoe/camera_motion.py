@@ -30,6 +30,7 @@ back into the first camera's with ``R[t].T``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +39,11 @@ from scipy.spatial.transform import Rotation
 
 from . import PoseMoEError
 from .camera import CameraPath
+from .track import person_boxes
+
+#: Below this much turn over a whole clip (degrees) the "auto" camera setting takes the camera as
+#: static: what the solve finds on fixed cameras (docs/benchmarks.md, "Moving camera") stays under it.
+STATIC_DEGREES = 1.0
 
 
 @dataclass(frozen=True)
@@ -214,3 +220,56 @@ class TurnSolver:
             raise PoseMoEError("The camera's turn cannot be solved without frames: the video gave none.")
         rotations = np.stack(self.rotations)
         return CameraPath(rotations, np.zeros((len(rotations), 3)), np.asarray(self.held))
+
+
+class TurnGathering:
+    """A video's turn gathered while it is detected, frame by frame, in one stretch or several.
+
+    :meth:`observer` gives the ``observe`` callback for one stretch of frames (``detect_frames``'s), each
+    with a :class:`TurnSolver` of its own, so stretches detected in separate threads share nothing; a
+    stretch also observes the first frame of the next (its seam), which links the two. :meth:`result`
+    chains them into one :class:`~posemoe.camera.CameraPath`.
+    """
+
+    def __init__(self, focal_px: float, width: int, height: int, settings: TurnSettings = TurnSettings()):
+        self.focal_px, self.width, self.height, self.settings = focal_px, width, height, settings
+        self._solvers: dict[int, tuple[TurnSolver, list[int]]] = {}
+
+    def observer(self, first: int, end: int | None) -> Callable[..., None]:
+        """The callback for frames ``first`` to ``end`` (the next stretch's first frame; None: to the end
+        of the video), called in order: (index, image (H, W, 3) BGR, keypoints (P, 17, 2) px,
+        confidence (P, 17)); later frames are ignored."""
+        solver, seen = TurnSolver(self.focal_px, self.width, self.height, self.settings), []
+        self._solvers[first] = (solver, seen)
+
+        def observe(index: int, image: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray) -> None:
+            if end is None or index <= end:
+                solver.add(image, person_boxes(keypoints, confidence) if len(keypoints) else None)
+                seen.append(index)
+
+        return observe
+
+    def result(self, start: int, frames: int) -> CameraPath:
+        """The path over video frames ``start`` to ``start + frames`` (those detections were kept for).
+        A stretch whose first frame its predecessor did not see (a file that broke off) starts from
+        where the chain last was, its frames marked held."""
+        rotations = np.tile(np.eye(3), (frames, 1, 1))
+        held = np.ones(frames, dtype=bool)
+        carried = np.eye(3)  # the first camera -> this stretch's first frame's camera
+        for first in sorted(self._solvers):
+            solver, seen = self._solvers[first]
+            if not seen:
+                continue
+            part = solver.result()
+            for index, rotation, was_held in zip(seen, part.rotations, part.held):
+                if 0 <= index - start < frames and (index == first or index not in self._solvers):
+                    rotations[index - start] = rotation @ carried
+                    held[index - start] = was_held
+            following = [i for i in self._solvers if i > first]
+            seam = min(following) if following else None
+            if seam is not None and seam in seen:
+                carried = part.rotations[seen.index(seam)] @ carried
+            elif seam is not None:
+                carried = rotations[min(max(seen[-1] - start, 0), frames - 1)]
+        held[0] = False  # the first frame defines the world
+        return CameraPath(rotations, np.zeros((frames, 3)), held)

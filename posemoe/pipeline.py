@@ -21,7 +21,8 @@ from .detect import Detector, default_detector, detect_frames
 from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
-from .camera import focal_from_fov
+from .camera import CameraPath, focal_from_fov
+from .camera_motion import STATIC_DEGREES, TurnGathering
 from .motion.trajectory import root_translation, to_world, world_frame
 from .settings import Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
@@ -31,6 +32,8 @@ from .track import NO_PERSON, Track, build_tracks, fill_gaps, hands_on_grid, on_
 from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
+#: How the capture treats the camera (``Settings.camera``).
+CAMERA_CHOICES = ("auto", "static", "moving")
 
 
 @dataclass
@@ -53,6 +56,8 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     """Refuse impossible settings before any work is done; returns the focal length in pixels."""
     if not np.isfinite(settings.max_gap_s) or settings.max_gap_s < 0:
         raise PoseMoEError(f"A longest bridged gap of {settings.max_gap_s} s is not possible: give 0 or more seconds.")
+    if settings.camera not in CAMERA_CHOICES:
+        raise PoseMoEError(f"The camera setting {settings.camera!r} is not one of {', '.join(CAMERA_CHOICES)}: pick one.")
     if not isinstance(settings.workers, int) or settings.workers < 0:
         raise PoseMoEError(f"{settings.workers!r} detection threads is not possible: give 0 (automatic), 1 or more.")
     focal = settings.focal_px or focal_from_fov(info.width, info.height, settings.fov_degrees)
@@ -93,16 +98,18 @@ def _end_frame(settings: Settings, info: VideoInfo) -> int:
 
 
 def detect_video(path: str | Path, detector: Detector, settings: Settings, progress: Progress | None = None,
-                 cancel: Callable[[], bool] | None = None,
-                 timings: Timings | None = None) -> list[tuple[np.ndarray, ...]]:
+                 cancel: Callable[[], bool] | None = None, timings: Timings | None = None,
+                 camera: TurnGathering | None = None) -> list[tuple[np.ndarray, ...]]:
     """Everyone's keypoints in every frame of ``settings.start:settings.stop``: a list of
-    (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]), one entry per frame read."""
+    (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]), one entry per frame read.
+    ``camera`` gathers the camera's turn from the same decoded frames."""
     info = probe(path)
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
     detections = []
-    seconds = {"decode": 0.0, "detect": 0.0}
-    for _, keypoints, confidence, *hands in detect_frames(detector, path, settings.start, settings.stop, seconds):
+    seconds = {"decode": 0.0, "detect": 0.0, "camera": 0.0}
+    observe = camera.observer(settings.start, None) if camera is not None else None
+    for _, keypoints, confidence, *hands in detect_frames(detector, path, settings.start, settings.stop, seconds, observe):
         _check(cancel)
         # Checked as it arrives: a detector that breaks the protocol fails now, not after the whole video.
         detections.append(detector_output(len(detections), info.width, info.height, keypoints, confidence, *hands))
@@ -111,17 +118,17 @@ def detect_video(path: str | Path, detector: Detector, settings: Settings, progr
     if not detections:
         raise PoseMoEError(f"No frames could be read from {path} in the range {settings.start}..{settings.stop}.")
     if timings is not None:
-        timings.add("decode", seconds["decode"])
-        timings.add("detect", seconds["detect"])
+        for stage in seconds:
+            timings.add(stage, seconds[stage])
     return detections
 
 
 def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, progress: Progress | None = None,
-                            cancel: Callable[[], bool] | None = None,
-                            timings: Timings | None = None) -> list[tuple[np.ndarray, ...]]:
+                            cancel: Callable[[], bool] | None = None, timings: Timings | None = None,
+                            camera: TurnGathering | None = None) -> list[tuple[np.ndarray, ...]]:
     """As :func:`detect_video` with the default detector, the frames shared out over ``workers``
     threads (:mod:`posemoe.detect.parallel`). Timings get wall-clock seconds, split between
-    decoding and detection as the threads' own clocks split them."""
+    decoding, detection and the camera's turn as the threads' own clocks split them."""
     info = probe(path)
     end = _end_frame(settings, info)
     total = max(end - settings.start, 1)
@@ -134,8 +141,8 @@ def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, 
 
     clock = time.perf_counter()
     ranges = stretches(settings.start, end, workers, open_end=settings.stop is None)
-    decode, detect = detect_in_threads(path, ranges, settings.max_people, on_frame, lambda: _check(cancel),
-                                       hands=settings.hands)
+    spent = detect_in_threads(path, ranges, settings.max_people, on_frame, lambda: _check(cancel),
+                              hands=settings.hands, observer_for=camera.observer if camera is not None else None)
     detections = []
     for index in range(settings.start, settings.start + len(found)):
         if index not in found:  # a truncated file: keep what precedes the first unreadable frame
@@ -145,9 +152,8 @@ def detect_video_in_threads(path: str | Path, settings: Settings, workers: int, 
         raise PoseMoEError(f"No frames could be read from {path} in the range {settings.start}..{settings.stop}.")
     if timings is not None:
         wall = time.perf_counter() - clock
-        share = decode / (decode + detect) if decode + detect > 0 else 0.0
-        timings.add("decode", wall * share)
-        timings.add("detect", wall * (1 - share))
+        for stage, seconds in zip(("decode", "detect", "camera"), spent):
+            timings.add(stage, wall * seconds / max(sum(spent), 1e-9))
     return detections
 
 
@@ -164,22 +170,24 @@ def capture_people(video: str | Path, settings: Settings | None = None, *, detec
     settings = settings or Settings()
     timings = timings if timings is not None else Timings()
     info = probe(video)
-    _check_settings(settings, info)
+    focal = _check_settings(settings, info)
+    camera = TurnGathering(focal, info.width, info.height) if settings.camera != "static" else None
     workers = 1 if detector is not None else settings.workers or auto_workers(_end_frame(settings, info) - settings.start)
     if workers > 1:
-        detections = detect_video_in_threads(video, settings, workers, progress, cancel, timings)
+        detections = detect_video_in_threads(video, settings, workers, progress, cancel, timings, camera)
         name = BlazePoseDetector.name
     else:
         own_detector = detector is None
         detector = detector or default_detector(settings.max_people, hands=settings.hands)
         try:
-            detections = detect_video(video, detector, settings, progress, cancel, timings)
+            detections = detect_video(video, detector, settings, progress, cancel, timings, camera)
         finally:
             if own_detector:
                 detector.close()
         name = getattr(detector, "name", type(detector).__name__)
+    path = camera.result(settings.start, len(detections)) if camera is not None else None
     return takes_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
-                                 timings=timings, detector_name=name)
+                                 timings=timings, detector_name=name, camera_path=path)
 
 
 def capture(video: str | Path, settings: Settings | None = None, **options) -> Take:
@@ -203,9 +211,11 @@ def _left_out(dropped: list[Track], fps: float, first_frame: int) -> list[str]:
 def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoInfo,
                           settings: Settings | None = None, *, lifter: Lifter | None = None,
                           progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                          timings: Timings | None = None, detector_name: str = "") -> list[Take]:
+                          timings: Timings | None = None, detector_name: str = "",
+                          camera_path: CameraPath | None = None) -> list[Take]:
     """Everything after detection: choose and follow the people, undo left/right swaps, bridge gaps,
-    lift, place everyone in one world.
+    lift, place everyone in one world (the first frame's camera's, carried through ``camera_path``, the
+    camera's pose in every frame of ``detections``, where it moved: see :func:`camera_for`).
 
     detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]),
     as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
@@ -267,11 +277,16 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
     clock = time.perf_counter()
     if progress is not None:
         progress("trajectory", 0, 1)
+    path, camera_notes = camera_for(camera_path, len(detections), settings.camera)
+    notes += camera_notes
     for person in people:
         root = root_translation(person["keypoints"], person["lift_confidence"], person["relative"], focal,
                                 (info.width / 2, info.height / 2), depth_frames=int(info.fps) | 1)
         person["camera"] = person["relative"] + root[:, None, :]
-    rotation, origin = world_frame([person["camera"] for person in people],
+
+        person["path"] = path.between(person["first"], person["first"] + len(person["camera"]))
+        person["first_camera"] = person["path"].to_first_camera(person["camera"])
+    rotation, origin = world_frame([person["first_camera"] for person in people],
                                    [(~person["long_gap"]).astype(float) for person in people])
     _check(cancel)  # the last chance: a capture cancelled now must not return a take
     if progress is not None:
@@ -283,11 +298,33 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
     stored = {**{k: v for k, v in vars(settings).items()}, "detector": detector_name}
     return [Take(keypoints_2d=person["keypoints"], confidence=person["confidence"], filled=person["filled"],
                  long_gap=person["long_gap"], repaired=person["repaired"], joints_camera=person["camera"],
-                 joints_world=to_world(person["camera"], rotation, origin), world_rotation=rotation,
+                 camera_rotation=person["path"].rotations, camera_translation=person["path"].translations,
+                 joints_world=to_world(person["first_camera"], rotation, origin), world_rotation=rotation,
                  world_origin=origin, fps=info.fps, width=info.width, height=info.height, focal_px=focal,
                  first_frame=settings.start + person["first"], source=info.path, model=model, settings=stored,
                  person=k + 1, notes=notes, hands_2d=person["hands"], hand_presence=person["presence"])
             for k, person in enumerate(people)]
+
+
+def camera_for(path: CameraPath | None, frames: int, choice: str) -> tuple[CameraPath, list[str]]:
+    """The camera path a capture uses over its ``frames`` frames, and sentences for the take's notes.
+
+    None (nothing was gathered) or ``choice`` "static": a static camera; "auto": the gathered path
+    where it turned more than :data:`~posemoe.camera_motion.STATIC_DEGREES` at some frame, else static;
+    "moving": the gathered path as it is.
+    """
+    if path is None or choice == "static":
+        return CameraPath.static(frames), []
+    turn = float(path.turn_degrees().max())
+    if choice == "auto" and turn < STATIC_DEGREES:
+        return CameraPath.static(frames), []
+    notes = [f"The camera turned by up to {turn:.1f} degrees; its turn was taken out of the motion (its travel "
+             "is not yet: a camera carried along with the person makes them seem to travel less than they did)."]
+    held = int(path.held.sum())
+    if held:
+        notes.append(f"In {held} frame{'s' if held != 1 else ''} the background gave nothing to follow; the camera "
+                     "was held where it last was there.")
+    return path, notes
 
 
 def take_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoInfo,

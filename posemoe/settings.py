@@ -25,7 +25,11 @@ class Settings:
     detector looks for in each frame. workers: threads that share the default detector's work, each
     on its own stretch of the video (0: one per CPU core, at least 60 frames each, see
     :func:`posemoe.detect.parallel.auto_workers`; 1: all in the calling thread). hands: also capture
-    each person's hands (21 landmarks each, ``Take.hands_2d``), for finger keys.
+    each person's hands (21 landmarks each, ``Take.hands_2d``), for finger keys. camera: "static"
+    takes the camera as fixed; "moving" solves its turn from the background in every frame
+    (:mod:`posemoe.camera_motion`) and carries each frame's joints into the first frame's camera;
+    "auto" solves it and keeps it only where the camera turned more than
+    :data:`posemoe.camera_motion.STATIC_DEGREES`.
     """
 
     start: int = 0
@@ -40,6 +44,7 @@ class Settings:
     max_people: int = 3
     workers: int = 0
     hands: bool = False
+    camera: str = "auto"
 
     @property
     def lens_given(self) -> bool:

@@ -19,9 +19,11 @@ from . import PoseMoEError, __version__
 from .files import atomic_output
 from .skeleton import NUM_JOINTS
 
-#: Version 2 holds several people (arrays named ``person<k>.<name>``); version 1, one person's arrays
-#: under their plain names, still reads.
-FORMAT = "posemoe-take/2"
+#: Version 3 adds the camera's pose in every frame; version 2 (several people, arrays named
+#: ``person<k>.<name>``) and version 1 (one person's arrays under their plain names) still read, as
+#: filmed by a static camera.
+FORMAT = "posemoe-take/3"
+_SEVERAL = ("posemoe-take/2", FORMAT)
 _ONE_PERSON = "posemoe-take/1"
 
 _ARRAYS = {  # name: trailing shape after the frame axis
@@ -34,9 +36,13 @@ _ARRAYS = {  # name: trailing shape after the frame axis
     "joints_world": (NUM_JOINTS, 3),
     "hands_2d": (2, 21, 3),
     "hand_presence": (2,),
+    "camera_rotation": (3, 3),
+    "camera_translation": (3,),
 }
-#: Arrays added to the format after takes were first saved, and what an older take reads instead.
-_ADDED = {"repaired": False, "hands_2d": np.nan, "hand_presence": 0.0}
+#: Arrays added to the format after takes were first saved, and what an older take reads instead (a
+#: static camera: identity rotations, no travel).
+_ADDED = {"repaired": False, "hands_2d": np.nan, "hand_presence": 0.0, "camera_rotation": np.eye(3),
+          "camera_translation": 0.0}
 
 
 @dataclass
@@ -49,10 +55,13 @@ class Take:
     in MediaPipe's order (hand 0 the person's left, 1 the right): x, y pixels and z, the hand model's
     depth relative to the wrist in the same pixel scale (towards the camera negative), NaN where the
     hand was not captured; hand_presence (N, 2) in [0, 1], 0 where not captured or not asked for;
-    joints_camera (N, 17, 3) metres, OpenCV camera space
-    (x right, y down, z forward); joints_world (N, 17, 3) metres, Z up, floor at Z = 0, Y away from
-    the camera; world_rotation (3, 3) and world_origin (3,) map camera to world
-    (``world = (camera - origin) @ rotation.T``); focal_px the focal length used. person: this
+    joints_camera (N, 17, 3) metres, each frame's own camera space, OpenCV axes
+    (x right, y down, z forward); camera_rotation (N, 3, 3) and camera_translation (N, 3) metres the
+    camera's pose in each frame, taking the video's first frame's camera to this frame's
+    (:class:`posemoe.camera.CameraPath`; identities and zeros for a static camera); joints_world
+    (N, 17, 3) metres, Z up, floor at Z = 0, Y away from the first frame's camera; world_rotation (3, 3)
+    and world_origin (3,) map the first frame's camera to the world (``world = (camera - origin) @
+    rotation.T``); focal_px the focal length used. person: this
     person's number in the capture (1 is the largest, or the first picked; everyone captured from one
     video shares the camera, the world and the numbering); notes: sentences for the user about the
     capture (people left out, for example)."""
@@ -78,6 +87,8 @@ class Take:
     notes: list[str] = field(default_factory=list)
     hands_2d: np.ndarray | None = None
     hand_presence: np.ndarray | None = None
+    camera_rotation: np.ndarray | None = None
+    camera_translation: np.ndarray | None = None
 
     def __post_init__(self):
         # A capture without hands (or from before hands existed): no hand seen in any frame.
@@ -86,6 +97,19 @@ class Take:
             self.hands_2d = np.full((n, 2, 21, 3), np.nan, dtype=np.float32)
         if self.hand_presence is None:
             self.hand_presence = np.zeros((n, 2), dtype=np.float32)
+        if self.camera_rotation is None:  # a static camera
+            self.camera_rotation = np.tile(np.eye(3), (n, 1, 1))
+        if self.camera_translation is None:
+            self.camera_translation = np.zeros((n, 3))
+
+    def camera_poses(self) -> tuple[np.ndarray, np.ndarray]:
+        """The camera in the world in every frame: (rotations (N, 3, 3) taking that frame's camera axes
+        (OpenCV) to the world's, centres (N, 3) world metres)."""
+        rotation = np.asarray(self.world_rotation, dtype=np.float64)
+        turns = np.asarray(self.camera_rotation, dtype=np.float64)
+        # X_t = R_t X_0 + t_t, so the centre (X_t = 0) is X_0 = -R_t^T t_t in the first camera.
+        centres = -np.einsum("tji,tj->ti", turns, np.asarray(self.camera_translation, dtype=np.float64))
+        return rotation @ np.swapaxes(turns, -1, -2), (centres - self.world_origin) @ rotation.T
 
     def __len__(self) -> int:
         return len(self.joints_world)
@@ -142,7 +166,7 @@ def load_takes(path: str | Path) -> list[Take]:
             if version == _ONE_PERSON:
                 people = [{k: v for k, v in meta.items() if k not in ("format", "posemoe")}]
                 prefixes = [""]
-            elif version == FORMAT:
+            elif version in _SEVERAL:
                 people = meta["people"]
                 prefixes = [f"person{k}." for k in range(len(people))]
             else:
@@ -151,7 +175,7 @@ def load_takes(path: str | Path) -> list[Take]:
             for prefix in prefixes:
                 found = {name: data[prefix + name] for name in names if prefix + name in data or name not in _ADDED}
                 for name, fill in _ADDED.items():  # takes saved before the array existed
-                    found.setdefault(name, np.full((len(found["joints_world"]), *_ARRAYS[name]), fill))
+                    found.setdefault(name, np.broadcast_to(fill, (len(found["joints_world"]), *_ARRAYS[name])).copy())
                 arrays.append(found)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise PoseMoEError(f"{path} is not a PoseMoE take or is damaged ({error}); capture the video again.") from error

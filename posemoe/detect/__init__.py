@@ -21,7 +21,7 @@ people from frame to frame and so must be given the frames in time order.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -72,18 +72,22 @@ def default_detector(max_people: int = 3, hands: bool = False) -> Detector:
 
 
 def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | None,
-                  seconds: dict[str, float]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  seconds: dict[str, float], observe: Callable[..., None] | None = None
+                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Decode frames ``start:stop`` of the video at ``path`` and run ``detector`` on each, in order.
 
     Yields (frame index, keypoints, confidence) as the detector returned them (unchecked: see
     :func:`posemoe.pipeline.detect_video`), calling it once per frame, in order. Adds the seconds
     spent to ``seconds["decode"]`` and ``seconds["detect"]`` as it goes, so a caller that stops early
-    still has them.
+    still has them. ``observe(index, image, keypoints, confidence)``, when given, sees each decoded
+    frame with its detections before they are yielded: what else needs the pictures (the camera's
+    turn) gathers it there, so the video is decoded once; its seconds go to ``seconds["camera"]``.
     """
     from ..video import read_frames
 
     seconds.setdefault("decode", 0.0)
     seconds.setdefault("detect", 0.0)
+    seconds.setdefault("camera", 0.0)
 
     def decoded() -> Iterator:
         frames = read_frames(path, start, stop)
@@ -95,12 +99,21 @@ def detect_frames(detector: Detector, path: str | Path, start: int, stop: int | 
                 return
             yield frame
 
-    results = ((frame.index, *detector.detect(frame.image, frame.time)) for frame in decoded())
+    def detected() -> Iterator:
+        for frame in decoded():
+            result = detector.detect(frame.image, frame.time)
+            if observe is not None:
+                clock = time.perf_counter()
+                observe(frame.index, frame.image, *result[:2])
+                seconds["camera"] += time.perf_counter() - clock
+            yield (frame.index, *result)
+
+    results = detected()
     while True:
-        # Detection time is the wall time of each step less the decoding done inside it.
-        clock, before = time.perf_counter(), seconds["decode"]
+        # Detection time is the wall time of each step less the decoding and observing done inside it.
+        clock, before = time.perf_counter(), seconds["decode"] + seconds["camera"]
         result = next(results, None)
-        seconds["detect"] += time.perf_counter() - clock - (seconds["decode"] - before)
+        seconds["detect"] += time.perf_counter() - clock - (seconds["decode"] + seconds["camera"] - before)
         if result is None:
             return
         yield result

@@ -76,7 +76,9 @@ def _merge(primary: tuple[np.ndarray, ...], extra: tuple[np.ndarray, ...]) -> tu
 
 def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], max_people: int,
                       on_frame: Callable[..., None], check: Callable[[], None],
-                      hands: bool = False) -> tuple[float, float]:
+                      hands: bool = False,
+                      observer_for: Callable[[int, int | None], Callable[..., None]] | None = None
+                      ) -> tuple[float, float, float]:
     """Detect the frame ``ranges`` of ``path`` (see :func:`stretches`), one thread each, with the
     default detector, each carrying its people over its seam (see the module's docstring).
 
@@ -84,15 +86,16 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
     see :mod:`posemoe.detect`]) is called in the calling thread as
     results arrive, in any order, at least once for every frame; a frame whose people grow (someone
     carried over a seam) is given again, whole. check() is called often and may raise (cancel): every
-    thread then stops within a frame and the exception propagates. Returns the threads' summed
-    (decode, detect) seconds. A thread that fails raises its error here, as a PoseMoEError, after the
+    thread then stops within a frame and the exception propagates. ``observer_for(start, end)``, when
+    given, makes each stretch's ``observe`` (see :func:`posemoe.detect.detect_frames`), called in that
+    stretch's thread. Returns the threads' summed (decode, detect, camera) seconds. A thread that fails raises its error here, as a PoseMoEError, after the
     others have stopped. Frames a truncated file lacks simply never arrive.
     """
     from . import default_detector, detect_frames
 
     inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a slow consumer holds the threads back
     stop = threading.Event()
-    totals = {"decode": 0.0, "detect": 0.0}
+    totals = {"decode": 0.0, "detect": 0.0, "camera": 0.0}
     # Each stretch's people's boxes (P, 4) by frame, for the stretch before it to compare its own with;
     # dropped once that one is done (a few bytes a frame meanwhile: memory stays flat on long videos).
     published: dict[int, np.ndarray] = {}
@@ -121,13 +124,15 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
     def owner_of(index: int) -> int:
         return next((i for i, (_, end) in enumerate(ranges) if end is None or index < end), len(ranges) - 1)
 
+    observers = [None if observer_for is None else observer_for(start, end) for start, end in ranges]
+
     def work(number: int, start: int, end: int | None) -> None:
         seconds: dict[str, float] = {}
         try:
             detector = default_detector(max_people, hands=hands)
             try:
                 # To the end of the whole range: past its own end a stretch only follows its people.
-                for index, *result in detect_frames(detector, path, start, overall_end, seconds):
+                for index, *result in detect_frames(detector, path, start, overall_end, seconds, observers[number]):
                     keypoints, confidence = result[:2]
                     if end is None or index < end:
                         if not set(range(number)) <= finished:  # a stretch before may still ask
@@ -189,8 +194,8 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
                 if index in frames:
                     on_frame(index, *_merge(frames[index], extras[index]))
             elif kind == "done":
-                totals["decode"] += payload.get("decode", 0.0)
-                totals["detect"] += payload.get("detect", 0.0)
+                for key in totals:
+                    totals[key] += payload.get(key, 0.0)
                 running -= 1
             else:
                 raise PoseMoEError(f"Detection failed: {payload}")
@@ -198,4 +203,4 @@ def detect_in_threads(path: str | Path, ranges: list[tuple[int, int | None]], ma
         stop.set()
         for thread in threads:
             thread.join()
-    return totals["decode"], totals["detect"]
+    return totals["decode"], totals["detect"], totals["camera"]

@@ -83,7 +83,7 @@ def body_hands(take, motion, settings: FingerSettings = FingerSettings()) -> Bod
 
     Each hand's landmarks become camera-space points (:func:`camera_points`, the take's focal length,
     principal point at the picture's centre) and are solved (:func:`solve_hand`, its shape scaled to the
-    body's forearm); the palm turns into the world with the take's ``world_rotation`` and, weighted by
+    body's forearm); the palm turns into the world with each frame's camera (``Take.camera_poses``) and, weighted by
     how much of each frame was seen, away from the forearm's own rotation (a hand never seen simply
     continues its forearm, its fingers relaxed).
     """
@@ -91,7 +91,7 @@ def body_hands(take, motion, settings: FingerSettings = FingerSettings()) -> Bod
     if not (presence > 0).any():
         return None
     landmarks = np.asarray(take.hands_2d, dtype=np.float64)
-    rotation = np.asarray(take.world_rotation, dtype=np.float64)
+    rotation = take.camera_poses()[0]  # (T, 3, 3) each frame's camera axes -> the world's
     offsets = np.asarray(motion.offsets, dtype=np.float64)
     body = Rotation.from_quat(np.asarray(motion.quaternions, dtype=np.float64).reshape(-1, 4)).as_matrix()
     body = body.reshape(len(motion.quaternions), -1, 3, 3)
