@@ -64,22 +64,31 @@ def fcurve_factory(action, obj) -> tuple[Callable, object]:
     return new_layered, slot
 
 
-def key_pose_channels(new_fcurve: Callable, pose_bones, channels: Iterable[tuple[str, str, np.ndarray]],
-                      frames: np.ndarray) -> dict[tuple[str, str, int], object]:
-    """LINEAR keys at ``frames`` (N,) for each (bone, property, (N, C) values) of ``channels``, one
-    F-curve per component, grouped by bone. Returns {(bone, property, component): F-curve}."""
+def key_channels(new_fcurve: Callable, channels: Iterable[tuple[str, str, np.ndarray]],
+                 frames: np.ndarray) -> dict[tuple[str, int], object]:
+    """LINEAR keys at ``frames`` (N,) for each (data path, group, (N, C) values) of ``channels``, one
+    F-curve per component. Returns {(data path, component): F-curve}."""
     n = len(frames)
     co = np.empty(2 * n, dtype=np.float32)
     co[0::2] = frames
     linear = np.full(n, interpolation_value("LINEAR"), dtype=np.uint8)  # the enum's raw byte: fastest
     curves = {}
-    for bone, prop, values in channels:
-        data_path = pose_bones[bone].path_from_id(prop)
+    for data_path, group, values in channels:
         for index in range(values.shape[1]):
             co[1::2] = values[:, index]
-            curves[bone, prop, index] = new_fcurve(data_path, index, bone)
-            fill_fcurve(curves[bone, prop, index], co, linear)
+            curves[data_path, index] = new_fcurve(data_path, index, group)
+            fill_fcurve(curves[data_path, index], co, linear)
     return curves
+
+
+def key_pose_channels(new_fcurve: Callable, pose_bones, channels: Iterable[tuple[str, str, np.ndarray]],
+                      frames: np.ndarray) -> dict[tuple[str, str, int], object]:
+    """LINEAR keys at ``frames`` (N,) for each (bone, property, (N, C) values) of ``channels``, one
+    F-curve per component, grouped by bone. Returns {(bone, property, component): F-curve}."""
+    channels = [(bone, prop, pose_bones[bone].path_from_id(prop), values) for bone, prop, values in channels]
+    curves = key_channels(new_fcurve, [(path, bone, values) for bone, _, path, values in channels], frames)
+    return {(bone, prop, index): curves[path, index]
+            for bone, prop, path, values in channels for index in range(values.shape[1])}
 
 
 def key_custom_property(new_fcurve: Callable, pose_bone, prop: str, frame: float, value: float) -> None:

@@ -12,7 +12,10 @@ to world (``world = (camera - origin) @ rotation.T``, see :mod:`posemoe.motion.t
 camera object sits there with the focal length the capture assumed, the video as its background,
 each video frame shown at the scene frame that holds its keys; looking through it, the armature should
 lie on the person. That holds for the root mode ``full`` on our own armature; a retargeted rig moves
-in its own object's space and scale, and the camera follows the armature object's transform.
+in its own object's space and scale, and the camera follows the armature object's transform. A camera
+that moved while filming (the take's ``camera_rotation`` or ``camera_translation`` away from the first
+frame's pose) is keyed in every frame where the armature is, from :meth:`posemoe.take.Take.camera_poses`;
+a static one is placed once, without keys.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import numpy as np
 from posemoe import PoseMoEError
 from posemoe.motion.clean import Cleaned, CleanupSettings, clean
 from posemoe.motion.hands import body_hands
+from posemoe.rotations import continuous_quaternions
 from posemoe.skeleton import PELVIS
 from posemoe.take import Take
 
 from . import retarget as retargeting
 from . import rig
+from .actions import assign_action, fcurve_factory, key_channels
 from .transaction import transaction
 
 SENSOR_WIDTH_MM = 36.0
@@ -59,24 +64,48 @@ def match_scene(scene, take: Take) -> None:
     scene.render.resolution_percentage = 100
 
 
+def camera_moved(take: Take) -> bool:
+    """Whether the take's camera turned or travelled away from its first frame's pose in some frame."""
+    turned = np.any(np.asarray(take.camera_rotation) != np.eye(3))
+    return bool(turned or np.any(np.asarray(take.camera_translation) != 0))
+
+
+def camera_matrices(take: Take, scale: float = 1.0) -> np.ndarray:
+    """The capture camera's object matrices in the take's world, one per take frame: (N, 4, 4), rotation
+    from Blender's camera axes (looking down -Z, +Y up) to the world's, position in world metres.
+
+    ``scale`` (the clean-up's height scaling) scales the positions about the floor under the first
+    frame's pelvis, as the clean-up scales the body.
+    """
+    rotations, centres = take.camera_poses()
+    anchor = np.array([take.joints_world[0, PELVIS, 0], take.joints_world[0, PELVIS, 1], 0.0])
+    matrices = np.tile(np.eye(4), (len(rotations), 1, 1))
+    # Blender cameras look down their -Z with +Y up; OpenCV cameras down +Z with -Y up.
+    matrices[:, :3, :3] = rotations @ np.diag([1.0, -1.0, -1.0])
+    matrices[:, :3, 3] = anchor + (centres - anchor) * scale
+    return matrices
+
+
 def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | None, frame_start: float,
-                   parent_matrix=None, collection=None, clip=None):
+                   parent_matrix=None, collection=None, clip=None, frame_step: float = 1.0):
     """The camera the take was filmed with, in the take's world, with the video as its background.
 
     ``cleaned.scale`` (the height scaling) is applied about the same floor point as the clean-up's;
     ``parent_matrix`` (4x4, e.g. a retargeted armature's world matrix) places the take's world in the
-    scene. The background: ``clip`` (a Movie Clip whose timing the keys already follow, used as it is),
-    else ``video`` loaded as a new clip shifted so the take's first video frame shows at
-    ``frame_start``; neither: no background. Returns the new camera object.
+    scene. A camera that moved (:func:`camera_moved`) gets an action of its own keying its location
+    and rotation (quaternion) at scene frames ``frame_start + i * frame_step``, as the armature's keys;
+    a static one is placed once. The background: ``clip`` (a Movie Clip whose timing the keys already
+    follow, used as it is), else ``video`` loaded as a new clip shifted so the take's first video frame
+    shows at ``frame_start``; neither: no background. Returns the new camera object.
     """
-    rotation, origin = np.asarray(take.world_rotation), np.asarray(take.world_origin)
-    position = -rotation @ origin  # the camera centre (0, 0, 0) in world coordinates
-    anchor = np.array([take.joints_world[0, PELVIS, 0], take.joints_world[0, PELVIS, 1], 0.0])
-    position = anchor + (position - anchor) * cleaned.scale
-    # Blender cameras look down their -Z with +Y up; OpenCV cameras down +Z with -Y up.
-    axes = rotation @ np.diag([1.0, -1.0, -1.0])
-    matrix = np.eye(4)
-    matrix[:3, :3], matrix[:3, 3] = axes, position
+    from mathutils import Matrix
+
+    parent = parent_matrix if parent_matrix is not None else Matrix.Identity(4)
+    matrices = camera_matrices(take, cleaned.scale)
+    moved = camera_moved(take)
+    if not moved:
+        matrices = matrices[:1]
+    worlds = [parent @ Matrix(matrix.tolist()) for matrix in matrices]
 
     data = bpy.data.cameras.new(name)
     data.sensor_fit = "HORIZONTAL" if take.width >= take.height else "VERTICAL"
@@ -85,9 +114,9 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
     data.clip_start, data.clip_end = 0.05, 500.0
     camera = bpy.data.objects.new(name, data)
     (collection or bpy.context.scene.collection).objects.link(camera)
-    from mathutils import Matrix
-
-    camera.matrix_world = (parent_matrix if parent_matrix is not None else Matrix.Identity(4)) @ Matrix(matrix.tolist())
+    camera.matrix_world = worlds[0]
+    if moved:
+        _key_camera(camera, worlds, frame_start + np.arange(len(worlds)) * frame_step)
     if clip is None and video is not None:
         clip = bpy.data.movieclips.load(str(video))  # its own clip: frame_start is per capture
         # A clip shows file frame F - frame_start at scene frame F: shift it so the take's first video
@@ -100,6 +129,20 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
         background.clip = clip
         background.alpha = 1.0
     return camera
+
+
+def _key_camera(camera, worlds: list, frames: np.ndarray) -> None:
+    """Key ``camera``'s location and rotation (quaternion, sign continuous) to the world matrices
+    ``worlds`` (N mathutils 4x4) at scene frames ``frames`` (N,), in a new action named after it."""
+    parts = [world.decompose() for world in worlds]  # (location, quaternion, scale) each
+    locations = np.array([tuple(location) for location, _, _ in parts])
+    quaternions = continuous_quaternions(np.array([tuple(rotation) for _, rotation, _ in parts]), first_w_positive=True)
+    camera.rotation_mode = "QUATERNION"
+    action = bpy.data.actions.new(camera.name)
+    new_fcurve, slot = fcurve_factory(action, camera)
+    key_channels(new_fcurve, [("location", "Object Transforms", locations),
+                              ("rotation_quaternion", "Object Transforms", quaternions)], frames)
+    assign_action(camera, action, slot)
 
 
 def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, bone_map: str | None = None,
@@ -142,7 +185,7 @@ def apply_take(take: Take, cleanup: CleanupSettings, name: str, *, target=None, 
             parent = None if target is None else target.matrix_world.copy()
             made_camera = capture_camera(take, f"{name} camera", cleaned,
                                          source if source is not None and source.is_file() else None,
-                                         frame_start, parent, clip=clip)
+                                         frame_start, parent, clip=clip, frame_step=frame_step)
             if scene.camera is None:
                 scene.camera = made_camera
         raw_action = report = None

@@ -40,8 +40,8 @@ from posemoe.camera import DEFAULT_FOV_DEGREES  # noqa: E402
 from posemoe.files import atomic_output  # noqa: E402
 from posemoe.lift import Lifter  # noqa: E402
 from posemoe.motion.clean import CleanupSettings, quality_report  # noqa: E402
-from posemoe.cli import parse_people, per_person_path  # noqa: E402
-from posemoe.pipeline import Settings, Timings, capture_people  # noqa: E402
+from posemoe.cli import CAMERA_HELP, parse_people, per_person_path  # noqa: E402
+from posemoe.pipeline import CAMERA_CHOICES, Settings, Timings, capture_people  # noqa: E402
 from posemoe.take import save_takes  # noqa: E402
 from posemoe.preview import write_preview  # noqa: E402
 from posemoe.skeleton import PELVIS  # noqa: E402
@@ -71,6 +71,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
                              "(given once per person)")
     parser.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
                         help=f"camera field of view across the longer side, degrees (default {DEFAULT_FOV_DEGREES})")
+    parser.add_argument("--camera", default="auto", choices=CAMERA_CHOICES,
+                        help=CAMERA_HELP + "; a moving camera is keyed in the .blend")
     parser.add_argument("--hands", action="store_true", help="also capture the fingers (slower: about 1.4 to 2.3 "
                         "times the capture time on a 2-core machine); the armatures get finger bones, BVH and FBX carry them")
     args = parser.parse_args(argv)
@@ -96,14 +98,18 @@ def _save_blend(path: Path) -> None:
             raise PoseMoEError(f"Blender could not save {path}.")
 
 
+def capture_settings(args: argparse.Namespace) -> Settings:
+    """The capture settings the command line asks for (raises PoseMoEError for a bad --people)."""
+    people, picks = parse_people(args.people)
+    return Settings(fov_degrees=args.fov, people=people, picks=picks, max_people=max(Settings.max_people, people),
+                    hands=args.hands, camera=args.camera)
+
+
 def convert(video: Path, out: Path, args: argparse.Namespace, lifter: Lifter) -> dict:
     """Convert one video; returns its report. Raises PoseMoEError (nothing written) on failure."""
     name = video.stem
     timings = Timings()
-    people, picks = parse_people(args.people)
-    takes = capture_people(video, Settings(fov_degrees=args.fov, people=people, picks=picks,
-                                           max_people=max(Settings.max_people, people), hands=args.hands),
-                           lifter=lifter, timings=timings)
+    takes = capture_people(video, capture_settings(args), lifter=lifter, timings=timings)
     clock = time.perf_counter()
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)

@@ -55,7 +55,7 @@ class CaptureSession:
         self.show_video, self.match_scene = settings.show_video, settings.match_scene
         capture_settings = Settings(start=self.source.start, stop=self.source.stop, flip=settings.flip,
                                     stride=settings.stride or None, fov_degrees=settings.fov, hands=settings.hands,
-                                    **people(settings))
+                                    camera=settings.camera.lower(), **people(settings))
         prefs = preferences(context)
         self.job: CaptureJob = start_capture(
             self.video, capture_settings,

@@ -47,6 +47,7 @@ class VIEW3D_PT_posemoe_capture(Panel):
         column.prop(settings, "flip")
         column.prop(settings, "stride")
         column.prop(settings, "fov")
+        column.prop(settings, "camera")
 
         column = layout.column(heading="Clean-up")
         column.prop(settings, "smoothing")

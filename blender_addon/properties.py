@@ -10,12 +10,23 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorPro
 from bpy.types import PropertyGroup
 
 from posemoe.camera import DEFAULT_FOV_DEGREES
+from posemoe.settings import CAMERA_CHOICES
 
 from .bone_map import MAP_NAMES
 
 _MAP_LABELS = {"rigify_fk": "Rigify (generated, FK)", "rigify_metarig": "Rigify meta-rig", "mixamo": "Mixamo"}
 _MAP_ITEMS = [("AUTO", "Auto-detect", "The shipped map whose bone names the armature has")] + [
     (name.upper(), _MAP_LABELS.get(name, name), f"The shipped '{name}' map") for name in MAP_NAMES]
+
+
+_CAMERA_TEXT = {
+    "auto": ("Auto", "Solve the camera's turn from the background; if it turned by more than a degree, as "
+                     "Moving, else as Static"),
+    "static": ("Static", "The camera stood still (a tripod): nothing is solved"),
+    "moving": ("Moving", "The camera turned to follow the action (pan, tilt, roll): solve its turn in every frame, "
+                         "take it out of the motion and key the capture camera with it. Travel (a camera carried "
+                         "along) is not solved yet")}
+_CAMERA_ITEMS = [(choice.upper(), *_CAMERA_TEXT[choice]) for choice in CAMERA_CHOICES]
 
 
 def _is_armature(_self, obj) -> bool:
@@ -58,6 +69,8 @@ class PoseMoESettings(PropertyGroup):
     fov: FloatProperty(name="Field of View", min=10.0, max=170.0, default=DEFAULT_FOV_DEGREES,
                        description="The camera's field of view across the longer side of the picture, in degrees "
                                    f"({DEFAULT_FOV_DEGREES}: a phone's main camera)")
+    camera: EnumProperty(name="Camera", default="AUTO", items=_CAMERA_ITEMS,
+                         description="How the camera moved while filming")
 
     smoothing: EnumProperty(
         name="Smoothing", default="ONE_EURO",

@@ -12,7 +12,14 @@ import numpy as np
 
 from . import PoseMoEError
 from .camera import DEFAULT_FOV_DEGREES
+from .settings import CAMERA_CHOICES
 from .skeleton import PELVIS
+
+#: What each ``--camera`` choice does, for the help text of the CLI and the batch conversion.
+CAMERA_HELP = ("how the camera moved: 'static' takes it as fixed; 'moving' solves its turn (pan, tilt, roll) "
+               "from the background in every frame and takes it out of the motion; 'auto' (default) solves it "
+               "and keeps it only if the camera turned more than a degree. Travel (a camera carried along) is "
+               "not solved yet")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -119,7 +126,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     people, picks = parse_people(args.people)
     settings = Settings(start=args.start, stop=args.stop, people=people, picks=picks, max_gap_s=args.max_gap,
                         fov_degrees=args.fov, focal_px=args.focal_px, flip=not args.no_flip,
-                        max_people=max(args.max_people, people), workers=args.workers, hands=args.hands)
+                        max_people=max(args.max_people, people), workers=args.workers, hands=args.hands,
+                        camera=args.camera)
     cleanup = CleanupSettings(smoothing=args.smoothing, strength=args.strength, foot_lock=args.foot_lock,
                               root=args.root, height=args.height)
     timings = Timings()
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
                      help=f"camera field of view across the longer side, degrees (default {DEFAULT_FOV_DEGREES}: a phone's main camera)")
     cap.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
+    cap.add_argument("--camera", default="auto", choices=CAMERA_CHOICES, help=CAMERA_HELP)
     cap.add_argument("--people", action="append", metavar="WHO",
                      help="whom to capture: a number of people, the largest first (default 1), 'all', or X,Y,FRAME "
                           "(the person at this pixel in this frame; give it once per person). Several people go "

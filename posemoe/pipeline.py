@@ -24,7 +24,7 @@ from .lift import Lifter
 from .camera import CameraPath, focal_from_fov
 from .camera_motion import STATIC_DEGREES, TurnGathering
 from .motion.trajectory import root_translation, to_world, world_frame
-from .settings import Settings  # noqa: F401  (part of this module's interface)
+from .settings import CAMERA_CHOICES, Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .swaps import repair_swaps
 from .take import Take
@@ -32,8 +32,6 @@ from .track import NO_PERSON, Track, build_tracks, fill_gaps, hands_on_grid, on_
 from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
-#: How the capture treats the camera (``Settings.camera``).
-CAMERA_CHOICES = ("auto", "static", "moving")
 
 
 @dataclass

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from .camera import DEFAULT_FOV_DEGREES
 
+#: How the capture treats the camera (:attr:`Settings.camera`): here, not in the pipeline, so that the
+#: command line and the Blender panel list them without importing the capture.
+CAMERA_CHOICES = ("auto", "static", "moving")
+
 
 @dataclass
 class Settings:
