@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import ROOT
+from posemoe.take import load_takes
 
 pytestmark = pytest.mark.slow  # every test here builds, installs or converts for real
 
@@ -77,7 +79,7 @@ def test_batch_retargets_onto_an_armature_of_a_rig_file(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")}
     command = [sys.executable, str(ROOT / "blender_addon" / "batch.py"), str(tmp_path / "clip.mp4"), "--out",
-               str(out), "--no-preview", "--rig", str(rig_file)]
+               str(out), "--no-preview", "--rig", str(rig_file), "--camera", "static"]
     wrong = subprocess.run(command + ["--armature", "Villain"], env=env, capture_output=True, text=True, timeout=600)
     assert wrong.returncode == 1 and "no armature named 'Villain'" in wrong.stdout and "Hero" in wrong.stdout
     assert sorted(p.name for p in out.iterdir()) == ["clip.json"]
@@ -86,8 +88,12 @@ def test_batch_retargets_onto_an_armature_of_a_rig_file(tmp_path):
     assert rig_file.read_bytes() == rig_bytes, "the rig file itself is not changed"
     report = json.loads((out / "clip.json").read_text())
     assert report["armature"] == "Hero" and report["actions"] == ["clip"] and report["camera"] == "clip camera"
+    (take,) = load_takes(out / "clip.npz")
+    assert take.settings["camera"] == "static"  # --camera reached the capture
+    assert (take.camera_rotation == np.eye(3)).all()
 
     bpy.ops.wm.open_mainfile(filepath=str(out / "clip.blend"))
+    assert bpy.data.objects["clip camera"].animation_data is None  # a static camera has no keys
     hero = bpy.data.objects["Hero"]
     assert hero.animation_data.action.name == "clip"
     first, last = map(round, hero.animation_data.action.frame_range)

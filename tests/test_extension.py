@@ -126,6 +126,18 @@ def test_capture_operator_animates_a_new_armature_with_the_video_camera(addon):
     assert 0 < projected.x < 1 and 0 < projected.y < 1 and projected.z > 0
 
 
+def test_the_panels_camera_choice_reaches_the_capture(addon, monkeypatch):
+    _empty_scene()
+    settings = _settings()
+    assert settings.camera == "AUTO"
+    seen = []
+    monkeypatch.setattr(addon.capture, "start_capture", lambda video, capture_settings, **_: seen.append(capture_settings))
+    for choice in ("STATIC", "MOVING", "AUTO"):
+        settings.camera = choice
+        addon.capture.CaptureSession(bpy.context)
+    assert [s.camera for s in seen] == ["static", "moving", "auto"]
+
+
 def test_capture_operator_puts_everyone_on_an_armature_of_their_own(addon):
     # Frames 0-100: the man on the box from frame 3, the walker from frame 59.
     _empty_scene()
