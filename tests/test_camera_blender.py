@@ -156,9 +156,9 @@ def test_the_camera_setting_crosses_the_worker_boundary():
 def test_cli_refuses_an_unknown_camera_choice(capsys):
     from posemoe.cli import main
 
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         main(["capture", "clip.mp4", "-o", "take.npz", "--camera", "bogus"])
-    assert exit.value.code != 0
+    assert stopped.value.code != 0
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
