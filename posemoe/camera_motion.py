@@ -244,7 +244,8 @@ class TurnGathering:
 
         def observe(index: int, image: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray) -> None:
             if end is None or index <= end:
-                solver.add(image, person_boxes(keypoints, confidence) if len(keypoints) else None)
+                # Every joint, however unsure: a body part the detector doubts still moves with the body.
+                solver.add(image, person_boxes(keypoints, np.ones(np.shape(keypoints)[:2])) if len(keypoints) else None)
                 seen.append(index)
 
         return observe
