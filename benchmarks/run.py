@@ -23,6 +23,10 @@ cannot spoil the others) and each stamped with the machine it ran on:
   sliding, penetration and float, camera tilt) on the virtual phone cameras of product's (b), through
   the capture's whole path from 2D keypoints (``benchmarks/world.py``; skipped like accuracy without
   ``../shared/data``);
+- moving camera: the camera's turn solved on synthetic turns of every real clip and the sample (a
+  window of the picture turned by a known homography), what taking it out does to the world motion,
+  the real tracking shot, and the solve's cost (``benchmarks/camera.py``; only the sample without
+  ``../shared``);
 - hands: hand keypoints against MediaPipe's HandLandmarker on ``../shared/media/real/hands/``
   (``benchmarks/hands.py``) and finger angles on synthetic hands (``benchmarks/fingers.py``);
 - left/right swap repair on the sample's real detections, and held out on Human3.6M's
@@ -74,6 +78,7 @@ SECTIONS = {
     "detect": ["benchmarks/detect.py"],
     "people": ["benchmarks/people.py"],
     "world": ["benchmarks/world.py", "--before", "benchmarks/world_before.json"],
+    "camera": ["benchmarks/camera.py"],
     "hands": ["benchmarks/hands.py"],
     "fingers": ["benchmarks/fingers.py"],
     "swaps": ["benchmarks/swaps.py"],
