@@ -51,7 +51,8 @@ class TurnSettings:
     """work_size: the longer side, pixels, of the picture the features are found and followed on.
     max_features, min_spacing (a fraction of work_size): how many corners a keyframe gets and how far
     apart. person_margin: each person's box is widened by this fraction of its size on every side before
-    it is masked out. flow_check_px: the largest forward-backward flow disagreement kept (work pixels).
+    it is masked out for new corners (the bare box where that leaves too few). flow_check_px: the
+    largest forward-backward flow disagreement kept (work pixels).
     inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
     min_inliers: fewer agreeing features and the frame is held. renew_share: a new keyframe when fewer
     than this share of the keyframe's features are left. ransac_trials: two-ray hypotheses per frame."""
@@ -136,31 +137,41 @@ class TurnSolver:
         self._count = 0  # features right after the last renewal
         self._points = np.zeros((0, 1, 2), dtype=np.float32)  # (N, 1, 2) where they are now, work pixels
 
-    def _mask(self, people: np.ndarray) -> np.ndarray:
-        """(h, w) uint8, 255 where corners may be found: outside every widened person box."""
+    def _boxes(self, people: np.ndarray, margin: float) -> np.ndarray:
+        """(P, 4) boxes in full-size pixels -> (P, 4) in work pixels, widened by ``margin`` of their size."""
+        boxes = np.asarray(people, dtype=np.float64).reshape(-1, 4) * self.scale
+        grow = margin * (boxes[:, 2:] - boxes[:, :2])
+        return np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
+
+    def _mask(self, people: np.ndarray, margin: float) -> np.ndarray:
+        """(h, w) uint8, 255 where corners may be found: outside every person box widened by ``margin``
+        and away from the features already followed."""
         mask = np.full((self.size[1], self.size[0]), 255, dtype=np.uint8)
-        for x0, y0, x1, y1 in np.asarray(people, dtype=np.float64).reshape(-1, 4) * self.scale:
-            mx, my = self.settings.person_margin * (x1 - x0), self.settings.person_margin * (y1 - y0)
-            mask[max(0, int(y0 - my)):max(0, int(np.ceil(y1 + my))), max(0, int(x0 - mx)):max(0, int(np.ceil(x1 + mx)))] = 0
+        for x0, y0, x1, y1 in self._boxes(people, margin):
+            mask[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0
+        for x, y in self._points.reshape(-1, 2):
+            cv2.circle(mask, (int(x), int(y)), int(self.settings.min_spacing * max(self.size)), 0, -1)
         return mask
 
     def _outside(self, points: np.ndarray, people: np.ndarray) -> np.ndarray:
-        """points (N, 2) work pixels -> (N,) bool, outside every widened person box."""
+        """points (N, 2) work pixels -> (N,) bool, outside every person box (not widened: what moves
+        with a person just outside it, hair or a loose sleeve, the rotation fit rejects)."""
         keep = np.ones(len(points), dtype=bool)
-        for x0, y0, x1, y1 in np.asarray(people, dtype=np.float64).reshape(-1, 4) * self.scale:
-            mx, my = self.settings.person_margin * (x1 - x0), self.settings.person_margin * (y1 - y0)
-            keep &= ~((points[:, 0] >= x0 - mx) & (points[:, 0] <= x1 + mx)
-                      & (points[:, 1] >= y0 - my) & (points[:, 1] <= y1 + my))
+        for x0, y0, x1, y1 in self._boxes(people, 0.0):
+            keep &= ~((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1))
         return keep
 
     def _renew(self, gray: np.ndarray, people: np.ndarray, rotation: np.ndarray) -> None:
-        """Add corners of ``gray`` (whose rotation is ``rotation``) away from the people and the followed ones."""
-        mask = self._mask(people)
-        for x, y in self._points.reshape(-1, 2):
-            cv2.circle(mask, (int(x), int(y)), int(self.settings.min_spacing * max(self.size)), 0, -1)
+        """Add corners of ``gray`` (whose rotation is ``rotation``) away from the people and the followed
+        ones: outside the widened boxes, or where a person fills the picture so that too few are left
+        there, outside the boxes themselves."""
         room = self.settings.max_features - len(self._points)
-        found = cv2.goodFeaturesToTrack(gray, room, 0.01, self.settings.min_spacing * max(self.size),
-                                        mask=mask) if room > 0 else None
+        found = None
+        for margin in (self.settings.person_margin, 0.0):
+            found = cv2.goodFeaturesToTrack(gray, room, 0.01, self.settings.min_spacing * max(self.size),
+                                            mask=self._mask(people, margin)) if room > 0 else None
+            if len(self._points) + (0 if found is None else len(found)) >= 3 * self.settings.min_inliers:
+                break
         if found is not None:
             found = found.astype(np.float32)
             self._points = np.concatenate([self._points, found])
@@ -188,7 +199,10 @@ class TurnSolver:
         self.rotations.append(rotation)
         self.held.append(held)
         self.features.append(count)
-        if len(self._points) < max(self.settings.min_inliers, self.settings.renew_share * self._count):
+        # A held frame's rotation is stale: corners found now would carry its error for good, so new
+        # ones wait for a measured frame unless nothing is left to follow.
+        if (len(self._points) < self.settings.min_inliers
+                or (not held and len(self._points) < self.settings.renew_share * self._count)):
             self._renew(gray, people, rotation)
         self._previous = gray
 
