@@ -44,6 +44,10 @@ from .track import person_boxes
 #: Below this much turn over a whole clip (degrees) the "auto" camera setting takes the camera as
 #: static: what the solve finds on fixed cameras (docs/benchmarks.md, "Moving camera") stays under it.
 STATIC_DEGREES = 1.0
+#: The outer band of the picture, as a share of its width and height, whose motion confirms a turn.
+BORDER = 0.2
+#: "auto" keeps a turn only where the picture's edges moved at least this share of the turn's path.
+EDGE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class TurnSolver:
         self.rotations: list[np.ndarray] = []
         self.held: list[bool] = []
         self.features: list[int] = []
+        self.border_flow: list[float] = []  # per frame, the median motion of the picture's edge (work px)
         self._previous: np.ndarray | None = None
         self._origins = np.zeros((0, 3))  # (N, 3) each followed feature's ray in the first camera
         self._count = 0  # features right after the last renewal
@@ -153,11 +158,12 @@ class TurnSolver:
             cv2.circle(mask, (int(x), int(y)), int(self.settings.min_spacing * max(self.size)), 0, -1)
         return mask
 
-    def _outside(self, points: np.ndarray, people: np.ndarray) -> np.ndarray:
-        """points (N, 2) work pixels -> (N,) bool, outside every person box (not widened: what moves
-        with a person just outside it, hair or a loose sleeve, the rotation fit rejects)."""
+    def _outside(self, points: np.ndarray, people: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """points (N, 2) work pixels -> (N,) bool, outside every person box widened by ``margin`` (by
+        default not widened: what moves with a person just outside it, hair or a loose sleeve, the
+        rotation fit rejects)."""
         keep = np.ones(len(points), dtype=bool)
-        for x0, y0, x1, y1 in self._boxes(people, 0.0):
+        for x0, y0, x1, y1 in self._boxes(people, margin):
             keep &= ~((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1))
         return keep
 
@@ -215,6 +221,8 @@ class TurnSolver:
         ok = (status[:, 0] == 1) & (status_back[:, 0] == 1)
         ok &= np.linalg.norm((back - self._points)[:, 0], axis=1) <= self.settings.flow_check_px
         ok &= self._outside(ahead[:, 0], people)
+        clear = ok & self._outside(ahead[:, 0], people, self.settings.person_margin)
+        self.border_flow.append(self._border_flow(self._points[clear, 0], ahead[clear, 0]))
         self._points, self._origins = ahead[ok], self._origins[ok]
         if ok.sum() < self.settings.min_inliers:
             return None, int(ok.sum())
@@ -226,6 +234,17 @@ class TurnSolver:
         # Features that move against the turn (a near object's parallax, a second mover) are dropped.
         self._points, self._origins = self._points[inliers], self._origins[inliers]
         return rotation, int(inliers.sum())
+
+    def _border_flow(self, before: np.ndarray, after: np.ndarray) -> float:
+        """before, after (N, 2) work pixels of the features followed into this frame -> the median
+        distance moved by those in the picture's outer band (:data:`BORDER`), 0 where fewer than
+        :attr:`TurnSettings.min_inliers` are there. A turn moves the whole picture, edges included;
+        something that moves in front of a fixed camera rarely reaches its edges."""
+        size = np.asarray(self.size, dtype=np.float64)
+        edge = ((before < BORDER * size) | (before > (1 - BORDER) * size)).any(axis=1)
+        if edge.sum() < self.settings.min_inliers:
+            return 0.0
+        return float(np.median(np.linalg.norm(after[edge] - before[edge], axis=1)))
 
     def result(self) -> CameraPath:
         """The turn of every frame added so far (no travel: translations zero). ``features`` holds how
@@ -288,3 +307,33 @@ class TurnGathering:
                 carried = rotations[min(max(seen[-1] - start, 0), frames - 1)]
         held[0] = False  # the first frame defines the world
         return CameraPath(rotations, np.zeros((frames, 3)), held)
+
+    def edges_agree(self, path: CameraPath) -> bool:
+        """Whether the picture's edges moved as much as ``path`` turns (at least :data:`EDGE_SHARE` of
+        the angle it travels through, frame to frame): a real turn moves them, a large thing moving in
+        front of a fixed camera (a kettle being poured, a hand held close) can pull the fit without."""
+        solvers = [solver for solver, seen in self._solvers.values() if seen]
+        edges = sum(np.degrees(np.sum(solver.border_flow) / solver.focal) for solver in solvers)
+        steps = np.einsum("tij,tij->t", path.rotations[1:], path.rotations[:-1])  # trace of R_t R_{t-1}^T
+        turned = np.degrees(np.arccos(np.clip((steps - 1.0) / 2.0, -1.0, 1.0))).sum()
+        return edges >= EDGE_SHARE * turned
+
+    def judged(self, start: int, frames: int, choice: str) -> tuple[CameraPath | None, list[str]]:
+        """The path a capture with camera ``choice`` uses over video frames ``start`` to ``start +
+        frames`` (None: a static camera), and a sentence for the take where "auto" turned a solved turn
+        down. "moving": the solved path; "auto": the solved path where it turns by
+        :data:`STATIC_DEGREES` or more and the picture's edges moved with it (:meth:`edges_agree`);
+        "static": None."""
+        if choice == "static":
+            return None, []
+        path = self.result(start, frames)
+        if choice == "moving":
+            return path, []
+        turn = float(path.turn_degrees().max())
+        if turn < STATIC_DEGREES:
+            return None, []
+        if not self.edges_agree(path):
+            return None, [f"Things moved across the picture as if the camera turned {turn:.0f} degrees, but its edges "
+                          "stood still, so the camera was taken as fixed; if it did turn, capture again with the "
+                          "camera set to Moving."]
+        return path, []

@@ -22,7 +22,7 @@ from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
 from .camera import CameraPath, focal_from_fov
-from .camera_motion import STATIC_DEGREES, TurnGathering
+from .camera_motion import TurnGathering
 from .motion.trajectory import root_translation, to_world, world_frame
 from .settings import CAMERA_CHOICES, Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
@@ -183,9 +183,12 @@ def capture_people(video: str | Path, settings: Settings | None = None, *, detec
             if own_detector:
                 detector.close()
         name = getattr(detector, "name", type(detector).__name__)
-    path = camera.result(settings.start, len(detections)) if camera is not None else None
-    return takes_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
-                                 timings=timings, detector_name=name, camera_path=path)
+    path, notes = camera.judged(settings.start, len(detections), settings.camera) if camera is not None else (None, [])
+    takes = takes_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
+                                  timings=timings, detector_name=name, camera_path=path)
+    for take in takes:
+        take.notes = take.notes + notes
+    return takes
 
 
 def capture(video: str | Path, settings: Settings | None = None, **options) -> Take:
@@ -212,8 +215,9 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
                           timings: Timings | None = None, detector_name: str = "",
                           camera_path: CameraPath | None = None) -> list[Take]:
     """Everything after detection: choose and follow the people, undo left/right swaps, bridge gaps,
-    lift, place everyone in one world (the first frame's camera's, carried through ``camera_path``, the
-    camera's pose in every frame of ``detections``, where it moved: see :func:`camera_for`).
+    lift, place everyone in one world: the first frame's camera's, each frame's joints carried into it
+    through ``camera_path`` (the camera's pose in every frame of ``detections``, as
+    :meth:`posemoe.camera_motion.TurnGathering.judged` gives it; None: a static camera).
 
     detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]),
     as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
@@ -275,7 +279,7 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
     clock = time.perf_counter()
     if progress is not None:
         progress("trajectory", 0, 1)
-    path, camera_notes = camera_for(camera_path, len(detections), settings.camera)
+    path, camera_notes = camera_for(camera_path, len(detections))
     notes += camera_notes
     for person in people:
         root = root_translation(person["keypoints"], person["lift_confidence"], person["relative"], focal,
@@ -304,20 +308,14 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
             for k, person in enumerate(people)]
 
 
-def camera_for(path: CameraPath | None, frames: int, choice: str) -> tuple[CameraPath, list[str]]:
-    """The camera path a capture uses over its ``frames`` frames, and sentences for the take's notes.
-
-    None (nothing was gathered) or ``choice`` "static": a static camera; "auto": the gathered path
-    where it turned more than :data:`~posemoe.camera_motion.STATIC_DEGREES` at some frame, else static;
-    "moving": the gathered path as it is.
-    """
-    if path is None or choice == "static":
+def camera_for(path: CameraPath | None, frames: int) -> tuple[CameraPath, list[str]]:
+    """The camera path a capture uses over its ``frames`` frames (None: a static camera), and sentences
+    about it for the take's notes."""
+    if path is None:
         return CameraPath.static(frames), []
-    turn = float(path.turn_degrees().max())
-    if choice == "auto" and turn < STATIC_DEGREES:
-        return CameraPath.static(frames), []
-    notes = [f"The camera turned by up to {turn:.1f} degrees; its turn was taken out of the motion (its travel "
-             "is not yet: a camera carried along with the person makes them seem to travel less than they did)."]
+    notes = [f"The camera turned by up to {float(path.turn_degrees().max()):.1f} degrees; its turn was taken out of "
+             "the motion (its travel is not yet: a camera carried along with the person makes them seem to travel "
+             "less than they did)."]
     held = int(path.held.sum())
     if held:
         notes.append(f"In {held} frame{'s' if held != 1 else ''} the background gave nothing to follow; the camera "

@@ -155,3 +155,30 @@ def test_a_turning_camera_is_taken_out_of_the_capture(tmp_path):
         return float(np.degrees(np.abs(np.angle(np.exp(1j * (angle[0] - angle[1]))))).mean())
 
     assert heading_error(moving) < 0.5 * heading_error(fixed), (heading_error(moving), heading_error(fixed))
+
+
+def test_auto_refuses_a_turn_the_picture_edges_do_not_share():
+    """Something textured sliding across a plain, fixed background pulls the fit like a turn; "auto"
+    keeps the camera fixed and says so, "moving" keeps what was solved, a real turn is kept."""
+    from posemoe.camera_motion import TurnGathering
+
+    rng = np.random.default_rng(0)
+    patch = cv2.GaussianBlur(rng.integers(0, 255, (160, 160)).astype(np.uint8), (3, 3), 0)
+    sliding = TurnGathering(400.0, 480, 360)
+    observe = sliding.observer(0, None)
+    for t in range(30):
+        frame = np.full((360, 480), 128, dtype=np.uint8)
+        frame[100:260, 110 + 3 * t:270 + 3 * t] = patch
+        observe(t, frame, np.zeros((0, 17, 2)), np.zeros((0, 17)))
+    assert sliding.result(0, 30).turn_degrees().max() > 5.0
+    path, notes = sliding.judged(0, 30, "auto")
+    assert path is None and "edges" in notes[0] and "Moving" in notes[0]
+    assert sliding.judged(0, 30, "moving")[0] is not None and sliding.judged(0, 30, "static") == (None, [])
+
+    images, truth, focal, width, height = turned_sample(40, degrees=6.0)
+    turning = TurnGathering(focal, width, height)
+    observe = turning.observer(0, None)
+    for t, image in enumerate(images):
+        observe(t, image, np.zeros((0, 17, 2)), np.zeros((0, 17)))
+    path, notes = turning.judged(0, 40, "auto")
+    assert path is not None and not notes and degrees_between(path.rotations, truth).max() < 0.2
