@@ -336,6 +336,7 @@ def as_filmed(video: Path, frames: int, lifter: Lifter) -> tuple[dict, CameraPat
                        "total_s": sum(timings.seconds.values()), "frames": len(detections), "notes": takes[0].notes}
         if path is not None:
             out["kept_by_auto"] = used is not None
+            out["edge_deg"], out["path_deg"] = gathering.edge_motion(path)
             own, turn = path, path.turn_degrees()
             out["largest_turn_deg"], out["last_turn_deg"] = float(turn.max()), float(turn[-1])
             out["held_frames"] = int(path.held.sum())
@@ -390,13 +391,13 @@ def markdown(result: dict) -> str:
               f"\"auto\" keeps a turn over `STATIC_DEGREES` = {STATIC_DEGREES:g} degree whose picture edges moved with it, "
               "`TurnGathering.edges_agree`; the camera as `../shared/media/real/README.md` describes it):", "",
               "| clip | camera (README) | frames | largest turn found (deg), people boxes / no boxes | turn at the last frame (deg), "
-              "people boxes / no boxes | frames held | kept by \"auto\" |",
-              "|---|---|---:|---:|---:|---:|---|"]
+              "people boxes / no boxes | frames held | edges moved / path turned, frame to frame (deg) | kept by \"auto\" |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
     for row in result["as_filmed"]:
         lines.append(f"| {row['clip']} | {FILMED_BY.get(row['clip'], 'not stated')} | {row['auto']['frames']} | "
                      f"{row['largest_turn_deg']:.2f} / {row['alone_largest_turn_deg']:.2f} | {row['last_turn_deg']:.2f} / "
                      f"{row['alone_last_turn_deg']:.2f} | {row['held_frames']} | "
-                     f"{'yes' if row['kept_by_auto'] else 'no (static)'} |")
+                     f"{row['edge_deg']:.1f} / {row['path_deg']:.1f} | {'yes' if row['kept_by_auto'] else 'no (static)'} |")
     lines += ["", "### (ii) World consistency on synthetic turns", "",
               "Person 1 of the unturned window (camera \"static\", the reference) against the same person captured through "
               "the turned window (matched by their 2D boxes turned back into the reference window), every capture with "

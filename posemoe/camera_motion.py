@@ -308,14 +308,19 @@ class TurnGathering:
         held[0] = False  # the first frame defines the world
         return CameraPath(rotations, np.zeros((frames, 3)), held)
 
-    def edges_agree(self, path: CameraPath) -> bool:
-        """Whether the picture's edges moved as much as ``path`` turns (at least :data:`EDGE_SHARE` of
-        the angle it travels through, frame to frame): a real turn moves them, a large thing moving in
-        front of a fixed camera (a kettle being poured, a hand held close) can pull the fit without."""
+    def edge_motion(self, path: CameraPath) -> tuple[float, float]:
+        """(degrees the picture's edges moved through, frame to frame, summed; degrees ``path`` turns
+        through, frame to frame, summed)."""
         solvers = [solver for solver, seen in self._solvers.values() if seen]
         edges = sum(np.degrees(np.sum(solver.border_flow) / solver.focal) for solver in solvers)
         steps = np.einsum("tij,tij->t", path.rotations[1:], path.rotations[:-1])  # trace of R_t R_{t-1}^T
-        turned = np.degrees(np.arccos(np.clip((steps - 1.0) / 2.0, -1.0, 1.0))).sum()
+        return float(edges), float(np.degrees(np.arccos(np.clip((steps - 1.0) / 2.0, -1.0, 1.0))).sum())
+
+    def edges_agree(self, path: CameraPath) -> bool:
+        """Whether the picture's edges moved as much as ``path`` turns (at least :data:`EDGE_SHARE` of
+        the angle it travels through): a real turn moves them, a large thing moving in front of a fixed
+        camera (a kettle being poured, a hand held close) can pull the fit without."""
+        edges, turned = self.edge_motion(path)
         return edges >= EDGE_SHARE * turned
 
     def judged(self, start: int, frames: int, choice: str) -> tuple[CameraPath | None, list[str]]:
