@@ -20,8 +20,8 @@ _MAP_ITEMS = [("AUTO", "Auto-detect", "The shipped map whose bone names the arma
 
 
 _CAMERA_TEXT = {
-    "auto": ("Auto", "Solve the camera's turn from the background; if it turned by more than a degree, as "
-                     "Moving, else as Static"),
+    "auto": ("Auto", "Solve the camera's turn from the background; if it turned by more than a degree and "
+                     "the picture's edges moved with it, as Moving, else as Static"),
     "static": ("Static", "The camera stood still (a tripod): nothing is solved"),
     "moving": ("Moving", "The camera turned to follow the action (pan, tilt, roll): solve its turn in every frame, "
                          "take it out of the motion and key the capture camera with it. Travel (a camera carried "
