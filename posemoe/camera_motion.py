@@ -4,9 +4,9 @@ A pinhole turned about its centre sees the background move by the homography ``K
 depth; a camera that also travels sees near things move more than far ones (parallax), so the turn is
 the rotation that the most background features agree on, fitted robustly:
 
-1. Corners (Shi-Tomasi, ``cv2.goodFeaturesToTrack``) are found on a *keyframe*, outside every person's
-   box (widened by :attr:`TurnSettings.person_margin`), on a picture shrunk to
-   :attr:`TurnSettings.work_size` pixels (speed: the solve runs beside detection).
+1. Corners (Shi-Tomasi, ``cv2.goodFeaturesToTrack``) are found outside every person's box (widened by
+   :attr:`TurnSettings.person_margin`; the bare box where a person fills the picture), on a picture
+   shrunk to :attr:`TurnSettings.work_size` pixels (speed: the solve runs beside detection).
 2. They are followed frame to frame with pyramidal Lucas-Kanade optical flow, kept only where the flow
    run backwards returns to within :attr:`TurnSettings.flow_check_px` (a feature lost on a moving edge
    fails that) and never inside a person's box.
@@ -18,6 +18,10 @@ the rotation that the most background features agree on, fitted robustly:
 4. New corners are added when fewer than :attr:`TurnSettings.renew_share` of the last set are still
    followed; the survivors stay, so the oldest features keep anchoring the fit to the first frame, and
    drift enters only through the new ones, at each renewal rather than each frame.
+
+A large thing moving in front of a fixed camera (a kettle being poured, a hand held close) can pull the
+fit like a turn; it rarely moves the picture's edges, so "auto" keeps a solved turn only where they moved
+with it (:meth:`TurnGathering.edges_agree`).
 
 Where a frame cannot be fitted (too few background features: a plain wall, a blurred whip pan, a
 picture filled by the person) the last good rotation is held and the frame is marked in
