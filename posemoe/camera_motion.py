@@ -282,7 +282,11 @@ class TurnGathering:
         def observe(index: int, image: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray) -> None:
             if end is None or index <= end:
                 # Every joint, however unsure: a body part the detector doubts still moves with the body.
-                solver.add(image, person_boxes(keypoints, np.ones(np.shape(keypoints)[:2])) if len(keypoints) else None)
+                # Output shaped against the detector protocol masks nothing here; the pipeline's check
+                # names it as soon as the frame is yielded.
+                points = np.asarray(keypoints, dtype=np.float64)
+                usable = points.ndim == 3 and points.shape[2:] == (2,) and len(points) > 0
+                solver.add(image, person_boxes(points, np.ones(points.shape[:2])) if usable else None)
                 seen.append(index)
 
         return observe
