@@ -69,8 +69,16 @@ class CameraPath:
 
     def turn_degrees(self) -> np.ndarray:
         """(T,) each frame's total turn from the first frame, degrees."""
-        cos = np.clip((np.trace(self.rotations, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
-        return np.degrees(np.arccos(cos))
+        return _angle_degrees(np.trace(self.rotations, axis1=1, axis2=2))
+
+    def step_degrees(self) -> np.ndarray:
+        """(T - 1,) the turn from each frame to the next, degrees."""
+        return _angle_degrees(np.einsum("tij,tij->t", self.rotations[1:], self.rotations[:-1]))  # tr(R_t R_t-1^T)
+
+
+def _angle_degrees(trace: np.ndarray) -> np.ndarray:
+    """Traces (...) of rotation matrices -> (...) their angles, degrees."""
+    return np.degrees(np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0)))
 
 
 @dataclass(frozen=True)

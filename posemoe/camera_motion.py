@@ -57,13 +57,13 @@ EDGE_SHARE = 0.5
 @dataclass(frozen=True)
 class TurnSettings:
     """work_size: the longer side, pixels, of the picture the features are found and followed on.
-    max_features, min_spacing (a fraction of work_size): how many corners a keyframe gets and how far
-    apart. person_margin: each person's box is widened by this fraction of its size on every side before
+    max_features, min_spacing (a fraction of work_size): how many corners are followed at most and how
+    far apart. person_margin: each person's box is widened by this fraction of its size on every side before
     it is masked out for new corners (the bare box where that leaves too few). flow_check_px: the
     largest forward-backward flow disagreement kept (work pixels).
     inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
-    min_inliers: fewer agreeing features and the frame is held. renew_share: a new keyframe when fewer
-    than this share of the keyframe's features are left. ransac_trials: two-ray hypotheses per frame."""
+    min_inliers: fewer agreeing features and the frame is held. renew_share: new corners join when fewer
+    than this share of the last set are still followed. ransac_trials: two-ray hypotheses per frame."""
 
     work_size: int = 640
     max_features: int = 300
@@ -139,7 +139,6 @@ class TurnSolver:
         self.rng = np.random.default_rng(settings.seed)
         self.rotations: list[np.ndarray] = []
         self.held: list[bool] = []
-        self.features: list[int] = []
         self.border_flow: list[float] = []  # per frame, the median motion of the picture's edge (work px)
         self._previous: np.ndarray | None = None
         self._origins = np.zeros((0, 3))  # (N, 3) each followed feature's ray in the first camera
@@ -198,17 +197,15 @@ class TurnSolver:
         if self._previous is None:
             self.rotations.append(np.eye(3))
             self.held.append(False)
-            self.features.append(0)
             self._renew(gray, people, np.eye(3))
             self._previous = gray
             return
-        rotation, count = self._follow(gray, people)
+        rotation = self._follow(gray, people)
         held = rotation is None
         if held:
             rotation = self.rotations[-1]
         self.rotations.append(rotation)
         self.held.append(held)
-        self.features.append(count)
         # A held frame's rotation is stale: corners found now would carry its error for good, so new
         # ones wait for a measured frame unless nothing is left to follow.
         if (len(self._points) < self.settings.min_inliers
@@ -216,10 +213,10 @@ class TurnSolver:
             self._renew(gray, people, rotation)
         self._previous = gray
 
-    def _follow(self, gray: np.ndarray, people: np.ndarray) -> tuple[np.ndarray | None, int]:
+    def _follow(self, gray: np.ndarray, people: np.ndarray) -> np.ndarray | None:
         """Follow the features into ``gray``; the frame's rotation (None: too few agree)."""
         if len(self._points) < self.settings.min_inliers:
-            return None, 0
+            return None
         ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, self._points, None)
         back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, ahead, None)
         ok = (status[:, 0] == 1) & (status_back[:, 0] == 1)
@@ -229,15 +226,15 @@ class TurnSolver:
         self.border_flow.append(self._border_flow(self._points[clear, 0], ahead[clear, 0]))
         self._points, self._origins = ahead[ok], self._origins[ok]
         if ok.sum() < self.settings.min_inliers:
-            return None, int(ok.sum())
+            return None
         now = rays(self._points.reshape(-1, 2), self.focal, self.centre)
         rotation, inliers = fit_rotation(self._origins, now, self.settings.inlier_px / self.focal,
                                          self.settings.ransac_trials, self.rng)
         if inliers.sum() < self.settings.min_inliers:
-            return None, int(inliers.sum())
+            return None
         # Features that move against the turn (a near object's parallax, a second mover) are dropped.
         self._points, self._origins = self._points[inliers], self._origins[inliers]
-        return rotation, int(inliers.sum())
+        return rotation
 
     def _border_flow(self, before: np.ndarray, after: np.ndarray) -> float:
         """before, after (N, 2) work pixels of the features followed into this frame -> the median
@@ -251,8 +248,7 @@ class TurnSolver:
         return float(np.median(np.linalg.norm(after[edge] - before[edge], axis=1)))
 
     def result(self) -> CameraPath:
-        """The turn of every frame added so far (no travel: translations zero). ``features`` holds how
-        many background features agreed on each frame's rotation."""
+        """The turn of every frame added so far (no travel: translations zero)."""
         if not self.rotations:
             raise PoseMoEError("The camera's turn cannot be solved without frames: the video gave none.")
         rotations = np.stack(self.rotations)
@@ -321,8 +317,7 @@ class TurnGathering:
         through, frame to frame, summed)."""
         solvers = [solver for solver, seen in self._solvers.values() if seen]
         edges = sum(np.degrees(np.sum(solver.border_flow) / solver.focal) for solver in solvers)
-        steps = np.einsum("tij,tij->t", path.rotations[1:], path.rotations[:-1])  # trace of R_t R_{t-1}^T
-        return float(edges), float(np.degrees(np.arccos(np.clip((steps - 1.0) / 2.0, -1.0, 1.0))).sum())
+        return float(edges), float(path.step_degrees().sum())
 
     def edges_agree(self, path: CameraPath) -> bool:
         """Whether the picture's edges moved as much as ``path`` turns (at least :data:`EDGE_SHARE` of
