@@ -18,7 +18,8 @@ frame and the boxes of the people detected in it), against the true rotations: p
 the clips as they are: the largest turn found and the turn at the last frame.
 
 (ii) **World consistency**: the reference (unturned window, camera "static") and the turned window with
-camera "static" (the turn left in), "auto" (the solve) and the true rotations given
+camera "static" (the turn left in), "auto" (the solve: the turn and, from the floor's motion, any travel)
+and the true rotations given
 (``takes_from_detections(..., camera_path=CameraPath(true R, 0, 0))``, camera "moving": what the lifter
 itself allows, the solve being perfect), all with ``Settings(focal_px=f, people=0, workers=1)``; the
 turned captures share one detection pass. Person 1 of the reference against the captured person whose
@@ -29,9 +30,12 @@ its first common frame), heading (the mean difference of the hips' direction on 
 
 (iv) **The real tracking shot** ``running_panning_camera.mp4`` with the defaults
 (``capture_people(video, Settings())``, and ``Settings(camera="static")``): the cleaned root's path
-length and net displacement, the camera's largest turn, the notes; planted-foot sliding: the median
+length and net displacement, the camera's largest turn and its travel (the floor's image motion,
+:func:`posemoe.camera_motion.judged_travel`), the notes; planted-foot sliding: the median
 horizontal world speed of the take's ankle while :func:`posemoe.motion.clean.clean` plants that foot,
 and the share of frames with a planted foot.
+
+The clips as they are also say how far "auto" found the camera to travel (the take of person 1).
 
 (v) **Cost**: each clip as it is, captured with camera "static" and "auto" (``workers=1``; the same
 steps as ``capture_people``: ``detect_video`` with a ``TurnGathering`` where the camera is solved, then
@@ -283,17 +287,18 @@ def synthetic(video: Path, frames: int, own: CameraPath, lifter: Lifter, folder:
     error_alone = degrees_between(alone.rotations, truth[:len(alone.rotations)])
     info = probe(moving)
     true_path = CameraPath(synthetic_turn, np.zeros((n, 3)), np.zeros(n, dtype=bool))
-    variants = {"static": (replace(base, camera="static"), None),
-                "auto": (replace(base, camera="auto"), gathering.judged(0, n, "auto")[0]),
-                "true rotations": (replace(base, camera="moving"), true_path)}
+    # The true camera turns about its centre: no travel, so the true row gets no floor motion.
+    variants = {"static": (replace(base, camera="static"), None, None),
+                "auto": (replace(base, camera="auto"), gathering.judged(0, n, "auto")[0], gathering.floor(0, n)),
+                "true rotations": (replace(base, camera="moving"), true_path, None)}
     ref_boxes = (reference.first_frame, boxes(reference.keypoints_2d, reference.confidence, ~reference.filled))
     rows = {}
-    for name, (settings, camera_path) in variants.items():
+    for name, (settings, camera_path, floor) in variants.items():
         # Person 1, as users get it; where the turned window's person 1 is someone else, everyone is
         # captured and the reference's person picked out by their boxes.
         for people in (1, 0):
             takes = takes_from_detections(detections, info, replace(settings, people=people), lifter=lifter,
-                                          camera_path=camera_path)
+                                          camera_path=camera_path, floor=floor)
             candidates = []
             for take in takes:
                 span = synthetic_turn[take.first_frame:take.first_frame + len(take)]
@@ -330,10 +335,12 @@ def as_filmed(video: Path, frames: int, lifter: Lifter) -> tuple[dict, CameraPat
         detections, gathering = detect(video, settings, camera == "auto", timings)
         path = gathering.result(0, len(detections)) if gathering is not None else None
         used = gathering.judged(0, len(detections), camera)[0] if gathering is not None else None
+        floor = gathering.floor(0, len(detections)) if gathering is not None else None
         takes = takes_from_detections(detections, info, replace(settings, camera=camera), lifter=lifter,
-                                      timings=timings, camera_path=used)
+                                      timings=timings, camera_path=used, floor=floor)
         out[camera] = {"wall_s": time.perf_counter() - clock, "stages_s": dict(timings.seconds),
-                       "total_s": sum(timings.seconds.values()), "frames": len(detections), "notes": takes[0].notes}
+                       "total_s": sum(timings.seconds.values()), "frames": len(detections), "notes": takes[0].notes,
+                       **travel(takes[0])}
         if path is not None:
             out["kept_by_auto"] = used is not None
             out["edge_deg"], out["path_deg"] = gathering.edge_motion(path)
@@ -354,8 +361,17 @@ def tracking_shot(video: Path, lifter: Lifter) -> dict:
         out[camera] = {"wall_s": time.perf_counter() - clock, "frames": len(take),
                        "largest_turn_deg": float(CameraPath(take.camera_rotation, take.camera_translation,
                                                             np.zeros(len(take), dtype=bool)).turn_degrees().max()),
-                       "notes": take.notes, **feet(take)}
+                       "notes": take.notes, **feet(take), **travel(take)}
     return out
+
+
+def travel(take) -> dict:
+    """The camera's travel over the take's frames (person 1's): its centre's distance from where it
+    started at the last frame and at most, and its path length, metres."""
+    centres = take.camera_poses()[1]
+    away = np.linalg.norm(centres - centres[0], axis=1)
+    return {"travel_last_m": float(away[-1]), "travel_max_m": float(away.max()),
+            "travel_path_m": float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum())}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -391,13 +407,15 @@ def markdown(result: dict) -> str:
               f"\"auto\" keeps a turn over `STATIC_DEGREES` = {STATIC_DEGREES:g} degree whose picture edges moved with it, "
               "`TurnGathering.edges_agree`; the camera as `../shared/media/real/README.md` describes it):", "",
               "| clip | camera (README) | frames | largest turn found (deg), people boxes / no boxes | turn at the last frame (deg), "
-              "people boxes / no boxes | frames held | edges moved / path turned, frame to frame (deg) | kept by \"auto\" |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+              "people boxes / no boxes | frames held | edges moved / path turned, frame to frame (deg) | kept by \"auto\" | "
+              "travel kept by \"auto\": from the start at the last frame / path (m) |",
+              "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for row in result["as_filmed"]:
         lines.append(f"| {row['clip']} | {FILMED_BY.get(row['clip'], 'not stated')} | {row['auto']['frames']} | "
                      f"{row['largest_turn_deg']:.2f} / {row['alone_largest_turn_deg']:.2f} | {row['last_turn_deg']:.2f} / "
                      f"{row['alone_last_turn_deg']:.2f} | {row['held_frames']} | "
-                     f"{row['edge_deg']:.1f} / {row['path_deg']:.1f} | {'yes' if row['kept_by_auto'] else 'no (static)'} |")
+                     f"{row['edge_deg']:.1f} / {row['path_deg']:.1f} | {'yes' if row['kept_by_auto'] else 'no (static)'} | "
+                     f"{row['auto']['travel_last_m']:.2f} / {row['auto']['travel_path_m']:.2f} |")
     lines += ["", "### (ii) World consistency on synthetic turns", "",
               "Person 1 of the unturned window (camera \"static\", the reference) against the same person captured through "
               "the turned window (matched by their 2D boxes turned back into the reference window), every capture with "
@@ -442,15 +460,17 @@ def markdown(result: dict) -> str:
         lines += [f"Skipped: `{TRACKING_SHOT}` (in `../shared/media/real`) was not among the clips measured."]
     else:
         lines += ["A woman runs past on an indoor track; the camera travels beside her and turns a little, so her "
-                  "travel is mostly the camera's (not solved yet) and only the turn can be taken out. Path and net "
-                  "displacement: the cleaned root (`clean` with its defaults) on the floor. Sliding: the median horizontal "
-                  "world speed of the raw take's ankle while the clean-up plants it.", "",
-                  "| camera | frames | largest turn taken out (deg) | root path length (m) | net displacement (m) | "
-                  "planted-foot sliding, median (m/s) | frames with a planted foot (%) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "travel is mostly the camera's. Path and net displacement: the cleaned root (`clean` with its defaults) "
+                  "on the floor. Sliding: the median horizontal world speed of the raw take's ankle while the clean-up "
+                  "plants it. Camera travel: its centre's path length on the floor and its distance from the start at "
+                  "the last frame.", "",
+                  "| camera | frames | largest turn taken out (deg) | camera travel, path / from the start (m) | "
+                  "root path length (m) | net displacement (m) | planted-foot sliding, median (m/s) | frames with a planted foot (%) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for camera in ("static", "auto"):
             c = shot[camera]
             lines.append(f"| {camera}{' (default)' if camera == 'auto' else ''} | {c['frames']} | {c['largest_turn_deg']:.2f} | "
+                         f"{c['travel_path_m']:.2f} / {c['travel_last_m']:.2f} | "
                          f"{c['path_m']:.2f} | {c['net_m']:.2f} | {c['sliding_m_per_s']:.2f} | {c['planted_pct']:.0f} |")
         lines += ["", "Notes of the default capture:", "", *[f"- {note}" for note in shot["auto"]["notes"]]]
     lines += ["", "### (v) Cost", "",

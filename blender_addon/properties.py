@@ -20,12 +20,12 @@ _MAP_ITEMS = [("AUTO", "Auto-detect", "The shipped map whose bone names the arma
 
 
 _CAMERA_TEXT = {
-    "auto": ("Auto", "Solve the camera's turn from the background; if it turned by more than a degree and "
-                     "the picture's edges moved with it, as Moving, else as Static"),
+    "auto": ("Auto", "Solve the camera's turn and travel; keep the turn if it is more than a degree and the "
+                     "picture's edges moved with it, the travel if it is half a metre or more"),
     "static": ("Static", "The camera stood still (a tripod): nothing is solved"),
-    "moving": ("Moving", "The camera turned to follow the action (pan, tilt, roll): solve its turn in every frame, "
-                         "take it out of the motion and key the capture camera with it. Travel (a camera carried "
-                         "along) is not solved yet")}
+    "moving": ("Moving", "The camera turned or travelled with the action: solve its turn (from the background) "
+                         "and its travel along the floor (from the floor's motion) in every frame, take them out "
+                         "of the motion and key the capture camera with them")}
 _CAMERA_ITEMS = [(choice.upper(), *_CAMERA_TEXT[choice]) for choice in CAMERA_CHOICES]
 
 

@@ -52,6 +52,11 @@ STATIC_DEGREES = 1.0
 BORDER = 0.2
 #: "auto" keeps a turn only where the picture's edges moved at least this share of the turn's path.
 EDGE_SHARE = 0.5
+#: A floor homography whose floor directions move more than this (radians, as ``R`` would move unit
+#: vectors) away from the turn is not the floor's: a wall, a person or a bad fit.
+FLOOR_MISFIT = 0.02
+#: "auto" keeps a travel that takes the camera at least this far (metres) from where it started.
+TRAVEL_METRES = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,12 @@ class TurnSettings:
     largest forward-backward flow disagreement kept (work pixels).
     inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
     min_inliers: fewer agreeing features and the frame is held. renew_share: new corners join when fewer
-    than this share of the last set are still followed. ransac_trials: two-ray hypotheses per frame."""
+    than this share of the last set are still followed. ransac_trials: two-ray hypotheses per frame.
+    floor_top: the floor's features are found below this share of the picture's height (a level camera's
+    horizon is at half; a tenth below it keeps the far floor's edge and the walls' feet out);
+    floor_features, floor_quality: how many at most, and how faint a corner may be (a floor's texture is
+    fainter than the background's edges: carpet, asphalt, grass); min_floor: fewer followed into a frame
+    and its floor motion is not measured."""
 
     work_size: int = 640
     max_features: int = 300
@@ -75,6 +85,10 @@ class TurnSettings:
     renew_share: float = 0.6
     ransac_trials: int = 128
     seed: int = 0
+    floor_top: float = 0.6
+    floor_features: int = 150
+    floor_quality: float = 0.003
+    min_floor: int = 20
 
 
 def rays(points: np.ndarray, focal: float, centre: tuple[float, float]) -> np.ndarray:
@@ -144,6 +158,16 @@ class TurnSolver:
         self._origins = np.zeros((0, 3))  # (N, 3) each followed feature's ray in the first camera
         self._count = 0  # features right after the last renewal
         self._points = np.zeros((0, 1, 2), dtype=np.float32)  # (N, 1, 2) where they are now, work pixels
+        self._floor = np.zeros((0, 1, 2), dtype=np.float32)  # (F, 1, 2) the floor's features, work pixels
+        self._floor_count = 0
+        #: per frame, the homography (3, 3) taking the floor band's features from the previous frame to
+        #: this one, work pixels (NaN: not measured; the first frame's always)
+        self.floor_homographies: list[np.ndarray] = []
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(3, 3) the camera matrix of the work picture."""
+        return np.array([[self.focal, 0.0, self.centre[0]], [0.0, self.focal, self.centre[1]], [0.0, 0.0, 1.0]])
 
     def _boxes(self, people: np.ndarray, margin: float) -> np.ndarray:
         """(P, 4) boxes in full-size pixels -> (P, 4) in work pixels, widened by ``margin`` of their size."""
@@ -197,10 +221,17 @@ class TurnSolver:
         if self._previous is None:
             self.rotations.append(np.eye(3))
             self.held.append(False)
+            self.floor_homographies.append(np.full((3, 3), np.nan))
             self._renew(gray, people, np.eye(3))
+            self._renew_floor(gray, people)
             self._previous = gray
             return
-        rotation = self._follow(gray, people)
+        # One optical-flow call follows both sets (the image pyramids are built once); each point's
+        # flow does not depend on the others'.
+        ahead, ok = self._flow(gray, np.concatenate([self._points, self._floor]))
+        turn = len(self._points)
+        self._follow_floor(ahead[turn:], ok[turn:], people)
+        rotation = self._follow(ahead[:turn], ok[:turn], people)
         held = rotation is None
         if held:
             rotation = self.rotations[-1]
@@ -211,17 +242,58 @@ class TurnSolver:
         if (len(self._points) < self.settings.min_inliers
                 or (not held and len(self._points) < self.settings.renew_share * self._count)):
             self._renew(gray, people, rotation)
+        if len(self._floor) < max(self.settings.min_floor, self.settings.renew_share * self._floor_count):
+            self._renew_floor(gray, people)
         self._previous = gray
 
-    def _follow(self, gray: np.ndarray, people: np.ndarray) -> np.ndarray | None:
-        """Follow the features into ``gray``; the frame's rotation (None: too few agree)."""
-        if len(self._points) < self.settings.min_inliers:
-            return None
-        ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, self._points, None)
+    def _flow(self, gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """points (N, 1, 2) work pixels in the previous frame -> (where they are in ``gray`` (N, 1, 2),
+        (N,) bool: followed, and the flow run backwards returns to within
+        :attr:`TurnSettings.flow_check_px` of where it started)."""
+        if len(points) == 0:
+            return points, np.zeros(0, dtype=bool)
+        ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, points, None)
         back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, ahead, None)
         ok = (status[:, 0] == 1) & (status_back[:, 0] == 1)
-        ok &= np.linalg.norm((back - self._points)[:, 0], axis=1) <= self.settings.flow_check_px
-        ok &= self._outside(ahead[:, 0], people)
+        ok &= np.linalg.norm((back - points)[:, 0], axis=1) <= self.settings.flow_check_px
+        return ahead, ok
+
+    def _renew_floor(self, gray: np.ndarray, people: np.ndarray) -> None:
+        """Add faint corners of the floor band (below :attr:`TurnSettings.floor_top` of the height),
+        outside every widened person box (a person's feet and shadow move on their own)."""
+        room = self.settings.floor_features - len(self._floor)
+        if room <= 0:
+            return
+        spacing = self.settings.min_spacing * max(self.size)
+        mask = np.zeros((self.size[1], self.size[0]), dtype=np.uint8)
+        mask[int(self.settings.floor_top * self.size[1]):] = 255
+        for x0, y0, x1, y1 in self._boxes(people, self.settings.person_margin):
+            mask[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0
+        for x, y in self._floor.reshape(-1, 2):
+            cv2.circle(mask, (int(x), int(y)), int(spacing), 0, -1)
+        found = cv2.goodFeaturesToTrack(gray, room, self.settings.floor_quality, spacing, mask=mask)
+        if found is not None:
+            self._floor = np.concatenate([self._floor, found.astype(np.float32)])
+        self._floor_count = len(self._floor)
+
+    def _follow_floor(self, ahead: np.ndarray, ok: np.ndarray, people: np.ndarray) -> None:
+        """Keep the floor features followed into this frame (outside the people) and record the
+        homography most of them agree on (RANSAC), NaN where too few do."""
+        ok = ok & self._outside(ahead[:, 0], people)
+        homography = np.full((3, 3), np.nan)
+        if ok.sum() >= self.settings.min_floor:
+            found, inliers = cv2.findHomography(self._floor[ok], ahead[ok], cv2.RANSAC, self.settings.inlier_px)
+            if found is not None and inliers.sum() >= self.settings.min_floor:
+                homography = found
+        self.floor_homographies.append(homography)
+        self._floor = ahead[ok]
+
+    def _follow(self, ahead: np.ndarray, ok: np.ndarray, people: np.ndarray) -> np.ndarray | None:
+        """Keep the background features followed into this frame (``ahead`` (N, 1, 2) work pixels,
+        ``ok`` (N,) from :meth:`_flow`); the frame's rotation (None: too few agree)."""
+        if len(self._points) < self.settings.min_inliers:
+            return None
+        ok = ok & self._outside(ahead[:, 0], people)
         clear = ok & self._outside(ahead[:, 0], people, self.settings.person_margin)
         self.border_flow.append(self._border_flow(self._points[clear, 0], ahead[clear, 0]))
         self._points, self._origins = ahead[ok], self._origins[ok]
@@ -253,6 +325,84 @@ class TurnSolver:
             raise PoseMoEError("The camera's turn cannot be solved without frames: the video gave none.")
         rotations = np.stack(self.rotations)
         return CameraPath(rotations, np.zeros((len(rotations), 3)), np.asarray(self.held))
+
+
+@dataclass(frozen=True)
+class FloorMotion:
+    """The floor band's image motion over a video: homographies (T, 3, 3), [t] taking frame t - 1's
+    floor features to frame t's in work pixels (NaN: not measured; [0] always), and intrinsics (3, 3),
+    the work picture's camera matrix."""
+
+    homographies: np.ndarray
+    intrinsics: np.ndarray
+
+
+def travelled(path: CameraPath, floor: FloorMotion, up: np.ndarray, height: float) -> tuple[CameraPath, np.ndarray]:
+    """``path`` with the camera's travel along the floor added, from the floor's image motion.
+
+    A plane seen from two cameras ``X_t = R X_t-1 + t`` moves by the homography ``R + t n^T / h`` (``n``
+    its unit normal towards it, ``h`` the camera's height above it, both in the earlier camera); with
+    ``R`` from the turn (the far background) and ``n``, ``h`` from the capture's floor fit (metric through
+    the body's size), the image motion gives ``t`` in metres. A frame pair counts only where the floor's
+    directions moved as the turn says (a wall or a person in the band does not), and the travel is kept
+    along the floor: the camera's height is taken as constant (a carried phone bobs by centimetres, which
+    the floor's motion measures poorly and every later frame would inherit).
+
+    path: the turn (translations ignored); up (3,): the floor's normal in the first camera (OpenCV axes);
+    height: metres from the first camera down to the floor. Returns (the path with translations,
+    (T,) bool: frames whose step was measured; the first frame counts as measured).
+    """
+    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    K = floor.intrinsics
+    inverse = np.linalg.inv(K)
+    rotations = path.rotations
+    frames = len(rotations)
+    centres = np.zeros((frames, 3))  # the camera's centre in the first camera
+    measured = np.zeros(frames, dtype=bool)
+    measured[0] = True
+    for t in range(1, frames):
+        homography = floor.homographies[t]
+        step = np.zeros(3)
+        if np.isfinite(homography).all():
+            motion = inverse @ homography @ K
+            motion /= np.linalg.svd(motion, compute_uv=False)[1]  # a plane's homography: middle value 1
+            if np.linalg.det(motion) < 0:
+                motion = -motion
+            turn = rotations[t] @ rotations[t - 1].T
+            down = rotations[t - 1] @ -up
+            along = np.linalg.svd(down[None])[2][1:]  # (2, 3) the floor's directions in that camera
+            if np.abs((motion - turn) @ along.T).max() <= FLOOR_MISFIT:
+                step = -rotations[t].T @ (height * (motion - turn) @ down)
+                step -= (step @ up) * up
+                measured[t] = True
+        centres[t] = centres[t - 1] + step
+    translations = -np.einsum("tij,tj->ti", rotations, centres)
+    return CameraPath(rotations, translations, path.held), measured
+
+
+def judged_travel(path: CameraPath, floor: FloorMotion, up: np.ndarray, height: float,
+                  choice: str) -> tuple[CameraPath | None, list[str]]:
+    """The path with the camera's travel (:func:`travelled`) where a capture with camera ``choice``
+    keeps it (None: keep ``path`` as it is), and sentences for the take. "moving" keeps any travel
+    measured; "auto" a travel that takes the camera :data:`TRAVEL_METRES` or more from where it started
+    (a fixed camera's floor moves by nothing but noise); "static" none."""
+    if choice == "static" or not height > 0:
+        return None, []
+    moved, measured = travelled(path, floor, up, height)
+    if measured[1:].sum() == 0:
+        return None, ["The floor showed nothing to follow, so the camera's travel could not be measured; if it was "
+                      "carried along, the person travels less than they did."] if choice == "moving" else []
+    centres = -np.einsum("tji,tj->ti", moved.rotations, moved.translations)
+    farthest = float(np.linalg.norm(centres - centres[0], axis=1).max())
+    if choice == "auto" and farthest < TRAVEL_METRES:
+        return None, []
+    notes = [f"The camera travelled {float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()):.1f} m along the "
+             "floor (from the floor's motion in the picture); its travel was taken out of the motion."]
+    unmeasured = int((~measured).sum())
+    if unmeasured:
+        notes.append(f"In {unmeasured} frame{'s' if unmeasured != 1 else ''} the floor gave nothing to follow; the "
+                     "camera was taken to stand still there.")
+    return moved, notes
 
 
 class TurnGathering:
@@ -311,6 +461,19 @@ class TurnGathering:
                 carried = rotations[min(max(seen[-1] - start, 0), frames - 1)]
         held[0] = False  # the first frame defines the world
         return CameraPath(rotations, np.zeros((frames, 3)), held)
+
+    def floor(self, start: int, frames: int) -> FloorMotion:
+        """The floor's image motion over video frames ``start`` to ``start + frames``: each frame's
+        homography from the stretch that saw it and the frame before (a seam's from the stretch before,
+        which observed it last); NaN where none did."""
+        homographies = np.full((frames, 3, 3), np.nan)
+        solver = None
+        for solver, seen in self._solvers.values():
+            for j in range(1, len(seen)):
+                if seen[j] == seen[j - 1] + 1 and 0 < seen[j] - start < frames:
+                    homographies[seen[j] - start] = solver.floor_homographies[j]
+        solver = solver or TurnSolver(self.focal_px, self.width, self.height, self.settings)
+        return FloorMotion(homographies, solver.intrinsics)
 
     def edge_motion(self, path: CameraPath) -> tuple[float, float]:
         """(degrees the picture's edges moved through, frame to frame, summed; degrees ``path`` turns

@@ -17,9 +17,10 @@ from .skeleton import PELVIS
 
 #: What each ``--camera`` choice does, for the help text of the CLI and the batch conversion.
 CAMERA_HELP = ("how the camera moved: 'static' takes it as fixed; 'moving' solves its turn (pan, tilt, roll) "
-               "from the background in every frame and takes it out of the motion; 'auto' (default) solves it "
-               "and keeps it only if the camera turned more than a degree and the picture's edges moved with it. Travel (a camera carried along) is "
-               "not solved yet")
+               "from the background and its travel along the floor from the floor's motion, in every frame, and "
+               "takes both out of the motion; 'auto' (default) solves them and keeps the turn only if the camera "
+               "turned more than a degree and the picture's edges moved with it, the travel only if it took the "
+               "camera half a metre or more")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
 from .camera import CameraPath, focal_from_fov
-from .camera_motion import TurnGathering
+from .camera_motion import FloorMotion, TurnGathering, judged_travel
 from .motion.trajectory import root_translation, to_world, world_frame
 from .settings import CAMERA_CHOICES, Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
@@ -183,9 +183,12 @@ def capture_people(video: str | Path, settings: Settings | None = None, *, detec
             if own_detector:
                 detector.close()
         name = getattr(detector, "name", type(detector).__name__)
-    path, notes = camera.judged(settings.start, len(detections), settings.camera) if camera is not None else (None, [])
+    path, notes, floor = None, [], None
+    if camera is not None:
+        path, notes = camera.judged(settings.start, len(detections), settings.camera)
+        floor = camera.floor(settings.start, len(detections))
     takes = takes_from_detections(detections, info, settings, lifter=lifter, progress=progress, cancel=cancel,
-                                  timings=timings, detector_name=name, camera_path=path)
+                                  timings=timings, detector_name=name, camera_path=path, floor=floor)
     for take in takes:
         take.notes = take.notes + notes
     return takes
@@ -213,11 +216,13 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
                           settings: Settings | None = None, *, lifter: Lifter | None = None,
                           progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                           timings: Timings | None = None, detector_name: str = "",
-                          camera_path: CameraPath | None = None) -> list[Take]:
+                          camera_path: CameraPath | None = None, floor: FloorMotion | None = None) -> list[Take]:
     """Everything after detection: choose and follow the people, undo left/right swaps, bridge gaps,
     lift, place everyone in one world: the first frame's camera's, each frame's joints carried into it
-    through ``camera_path`` (the camera's pose in every frame of ``detections``, as
-    :meth:`posemoe.camera_motion.TurnGathering.judged` gives it; None: a static camera).
+    through ``camera_path`` (the camera's turn in every frame of ``detections``, as
+    :meth:`posemoe.camera_motion.TurnGathering.judged` gives it; None: a static camera) and, where
+    ``floor`` (the floor's image motion, :meth:`~posemoe.camera_motion.TurnGathering.floor`) shows the
+    camera travelling, its travel (:func:`posemoe.camera_motion.judged_travel`, once the floor is known).
 
     detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]),
     as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
@@ -285,11 +290,14 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
         root = root_translation(person["keypoints"], person["lift_confidence"], person["relative"], focal,
                                 (info.width / 2, info.height / 2), depth_frames=int(info.fps) | 1)
         person["camera"] = person["relative"] + root[:, None, :]
-
-        person["path"] = path.between(person["first"], person["first"] + len(person["camera"]))
-        person["first_camera"] = person["path"].to_first_camera(person["camera"])
-    rotation, origin = world_frame([person["first_camera"] for person in people],
-                                   [(~person["long_gap"]).astype(float) for person in people])
+    rotation, origin = _place(people, path)
+    if floor is not None:
+        # The travel is metric through the floor's height under the camera, which the turned world gives.
+        moved, travel_notes = judged_travel(path, floor, rotation[2], -float(rotation[2] @ origin), settings.camera)
+        notes += travel_notes
+        if moved is not None:
+            path = moved
+            rotation, origin = _place(people, path)
     _check(cancel)  # the last chance: a capture cancelled now must not return a take
     if progress is not None:
         progress("trajectory", 1, 1)
@@ -308,14 +316,24 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
             for k, person in enumerate(people)]
 
 
+def _place(people: list[dict], path: CameraPath) -> tuple[np.ndarray, np.ndarray]:
+    """Carry each person's camera-space joints into the first camera through ``path`` (their "path" and
+    "first_camera") and fit everyone's one world: (rotation (3, 3), origin (3,)) as
+    :func:`~posemoe.motion.trajectory.world_frame` gives them."""
+    for person in people:
+        person["path"] = path.between(person["first"], person["first"] + len(person["camera"]))
+        person["first_camera"] = person["path"].to_first_camera(person["camera"])
+    return world_frame([person["first_camera"] for person in people],
+                       [(~person["long_gap"]).astype(float) for person in people])
+
+
 def camera_for(path: CameraPath | None, frames: int) -> tuple[CameraPath, list[str]]:
     """The camera path a capture uses over its ``frames`` frames (None: a static camera), and sentences
     about it for the take's notes."""
     if path is None:
         return CameraPath.static(frames), []
     notes = [f"The camera turned by up to {float(path.turn_degrees().max()):.1f} degrees; its turn was taken out of "
-             "the motion (its travel is not yet: a camera carried along with the person makes them seem to travel "
-             "less than they did)."]
+             "the motion."]
     held = int(path.held.sum())
     if held:
         notes.append(f"In {held} frame{'s' if held != 1 else ''} the background gave nothing to follow; the camera "

@@ -96,11 +96,12 @@ def test_the_report_is_written_from_figures_alone():
            "held_frames": 0, "alone_error_median_deg": 0.02, "alone_error_p95_deg": 0.04, "alone_error_last_deg": 0.02,
            "alone_held_frames": 0, "solve_ms_per_frame": 5.0,
            "world": {"static": {**world, "root_m": 0.2}, "auto": world, "true rotations": world}}
-    capture = {"wall_s": 2.0, "stages_s": {"detect": 1.5, "camera": 0.1}, "total_s": 1.6, "frames": 40, "notes": []}
+    capture = {"wall_s": 2.0, "stages_s": {"detect": 1.5, "camera": 0.1}, "total_s": 1.6, "frames": 40, "notes": [],
+               "travel_last_m": 0.0, "travel_max_m": 0.0, "travel_path_m": 0.0}
     filmed = {"clip": "a.mp4", "static": capture, "auto": capture, "largest_turn_deg": 0.02, "last_turn_deg": 0.01,
               "held_frames": 0, "alone_largest_turn_deg": 0.03, "alone_last_turn_deg": 0.01, "kept_by_auto": False,
               "edge_deg": 0.5, "path_deg": 0.4}
     text = bench.markdown({"machine": "test", "max_frames": bench.MAX_FRAMES, "skipped": None, "seconds": 1.0,
                            "synthetic": [row], "as_filmed": [filmed], "tracking_shot": None})
     assert text.startswith("# Moving camera") and "| a.mp4 | 544x306 | 40 | 12.1 |" in text
-    assert "| met |" in text and "no (static)" in text and "not among the clips measured" in text
+    assert "| met |" in text and "no (static) | 0.00 / 0.00 |" in text and "not among the clips measured" in text
