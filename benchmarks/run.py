@@ -23,6 +23,12 @@ cannot spoil the others) and each stamped with the machine it ran on:
   sliding, penetration and float, camera tilt) on the virtual phone cameras of product's (b), through
   the capture's whole path from 2D keypoints (``benchmarks/world.py``; skipped like accuracy without
   ``../shared/data``);
+- real footage in 3D: each view of the calibrated four-view scene in ``../shared/media/multiview/``
+  captured as a user would (``posemoe capture --people all``, the default lens and the true one) and
+  scored against the triangulation of all the views: MPJPE, PA-MPJPE, per joint, bone-length spread,
+  the distance between the two people and their feet above one floor, with MediaPipe's world
+  landmarks as the anchor row (``benchmarks/multiview.py``; skipped, with a message, without that
+  folder);
 - moving camera: the camera's turn solved on synthetic turns of every real clip and the sample (a
   window of the picture turned by a known homography), what taking it out does to the world motion,
   the real tracking shot, and the solve's cost (``benchmarks/camera.py``; only the sample without
@@ -78,6 +84,7 @@ SECTIONS = {
     "detect": ["benchmarks/detect.py"],
     "people": ["benchmarks/people.py"],
     "world": ["benchmarks/world.py", "--before", "benchmarks/world_before.json"],
+    "multiview": ["benchmarks/multiview.py"],
     "camera": ["benchmarks/camera.py"],
     "hands": ["benchmarks/hands.py"],
     "fingers": ["benchmarks/fingers.py"],
