@@ -64,12 +64,6 @@ def match_scene(scene, take: Take) -> None:
     scene.render.resolution_percentage = 100
 
 
-def camera_moved(take: Take) -> bool:
-    """Whether the take's camera turned or travelled away from its first frame's pose in some frame."""
-    turned = np.any(np.asarray(take.camera_rotation) != np.eye(3))
-    return bool(turned or np.any(np.asarray(take.camera_translation) != 0))
-
-
 def camera_matrices(take: Take, scale: float = 1.0) -> np.ndarray:
     """The capture camera's object matrices in the take's world, one per take frame: (N, 4, 4), rotation
     from Blender's camera axes (looking down -Z, +Y up) to the world's, position in world metres.
@@ -92,7 +86,7 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
 
     ``cleaned.scale`` (the height scaling) is applied about the same floor point as the clean-up's;
     ``parent_matrix`` (4x4, e.g. a retargeted armature's world matrix) places the take's world in the
-    scene. A camera that moved (:func:`camera_moved`) gets an action of its own keying its location
+    scene. A camera that moved (:meth:`Take.camera_moved`) gets an action of its own keying its location
     and rotation (quaternion) at scene frames ``frame_start + i * frame_step``, as the armature's keys;
     a static one is placed once. The background: ``clip`` (a Movie Clip whose timing the keys already
     follow, used as it is), else ``video`` loaded as a new clip shifted so the take's first video frame
@@ -102,7 +96,7 @@ def capture_camera(take: Take, name: str, cleaned: Cleaned, video: str | Path | 
 
     parent = parent_matrix if parent_matrix is not None else Matrix.Identity(4)
     matrices = camera_matrices(take, cleaned.scale)
-    moved = camera_moved(take)
+    moved = take.camera_moved()
     if not moved:
         matrices = matrices[:1]
     worlds = [parent @ Matrix(matrix.tolist()) for matrix in matrices]

@@ -4,7 +4,9 @@ sliding).
 
 Everyone captured from the video is drawn, each labelled with their number ("Person 2") when there are
 several. The 3D view is drawn with OpenCV lines through a virtual camera that follows person 1's pelvis
-from the front left and a little above; the floor is a half-metre grid, each pelvis path a trail.
+from the front left and a little above; the floor is a half-metre grid, each pelvis path a trail, and a
+capture camera that turned or travelled has its own trail on the floor, a mark where it is and a line
+where it looks.
 Frames bridged by interpolation are marked "gap" beside the label (in the corner for one person).
 """
 
@@ -25,6 +27,7 @@ from .video import read_frames
 
 HEIGHT = 540  # preview height in pixels; the video is scaled to it and the 3D view is square
 _LEFT, _RIGHT, _CENTRE = (255, 140, 40), (40, 60, 240), (60, 200, 60)  # BGR
+_CAMERA = (170, 60, 170)
 HAND_PRESENCE = 0.5  # a hand is drawn only where the hand model is this sure of it
 
 
@@ -71,6 +74,9 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
             for k in range(len(seg) - 1):
                 if ok[k] and ok[k + 1]:
                     cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), (215, 215, 215), 1, cv2.LINE_AA)
+    i = _frame_of(takes[0], frame)
+    if i is not None and takes[0].camera_moved():
+        _draw_camera(canvas, takes[0], i, view, target)
     for take in takes:
         i = _frame_of(take, frame)
         if i is None:
@@ -90,6 +96,31 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
             _label(canvas, str(take.person), pix[HEAD] + (0, -12), 0.6)
     cv2.putText(canvas, "3D (floor grid 0.5 m)", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (80, 80, 80), 1, cv2.LINE_AA)
     return canvas
+
+
+def _distance(take: Take) -> float:
+    """How far the 3D view stands back to show a capture camera that moved beside person 1 as well as
+    them (metres)."""
+    apart = np.linalg.norm((take.camera_poses()[1] - take.joints_world[:, PELVIS]) * (1, 1, 0), axis=1)
+    return float(np.clip(1.5 * np.median(apart), 3.5, 12.0))
+
+
+def _draw_camera(canvas: np.ndarray, take: Take, i: int, view: _View, target: np.ndarray) -> None:
+    """The capture camera's path on the floor up to take frame ``i``, a mark where it is and a half-metre
+    line along where it looks (laid on the floor)."""
+    rotations, centres = take.camera_poses()
+    trail = centres[: i + 1] * (1, 1, 0)
+    pix, ok = view.project(trail, target)
+    for k in range(len(trail) - 1):
+        if ok[k] and ok[k + 1]:
+            cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), _CAMERA, 2, cv2.LINE_AA)
+    looks = rotations[i][:, 2] * (1, 1, 0)  # the camera's +Z (OpenCV: forward) in the world, on the floor
+    looks = looks / max(float(np.linalg.norm(looks)), 1e-9)
+    (at, tip), ok = view.project(np.stack([trail[-1], trail[-1] + 0.5 * looks]), target)
+    if ok.all():
+        cv2.line(canvas, tuple(np.int32(at)), tuple(np.int32(tip)), _CAMERA, 2, cv2.LINE_AA)
+        cv2.circle(canvas, tuple(np.int32(at)), 6, _CAMERA, -1, cv2.LINE_AA)
+        _label(canvas, "camera", at + (0, 22), 0.45)
 
 
 def _label(image: np.ndarray, text: str, at: np.ndarray, scale: float, colour=(255, 255, 255)) -> None:
@@ -145,7 +176,8 @@ def write_preview(takes: Take | list[Take], path: str | Path, video: str | Path 
         raise PoseMoEError(f"A preview is written as .mp4 or .avi; {path} has another extension.")
     first = takes[0]
     video = video or first.source
-    view = _View(HEIGHT)
+    # A camera that moved is shown beside the person: the view stands further back and looks from higher.
+    view = _View(HEIGHT, elevation=45.0, distance=_distance(first)) if first.camera_moved() else _View(HEIGHT)
     width = round(first.width * HEIGHT / first.height) + HEIGHT
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
     with atomic_output(path) as tmp:
@@ -164,14 +196,18 @@ def _render(takes: list[Take], video: str | Path, view: _View, width: int, write
     start = min(take.first_frame for take in takes)
     stop = max(take.first_frame + len(take) for take in takes)
     lead = takes[0]
+    centres = lead.camera_poses()[1] if lead.camera_moved() else None
     written = 0
     for frame in read_frames(video, start, stop):
         if cancel is not None and cancel():
             raise Cancelled("The preview was cancelled; nothing was written.")
         # The 3D view follows person 1, held at their first or last frame outside their own.
-        pelvis = lead.joints_world[int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1)), PELVIS]
+        i = int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1))
+        target = lead.joints_world[i, PELVIS] * (1, 1, 0) + (0, 0, 0.9)
+        if centres is not None:  # halfway between the person and the camera that moved
+            target[:2] = 0.5 * (target[:2] + centres[i, :2])
         left = _draw_2d(frame.image, takes, frame.index)
-        right = _draw_3d(takes, frame.index, view, np.array([pelvis[0], pelvis[1], 0.9]))
+        right = _draw_3d(takes, frame.index, view, target)
         writer.write(np.hstack([left[:, : width - HEIGHT], right]))
         written += 1
         if progress is not None:

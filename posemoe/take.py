@@ -111,6 +111,11 @@ class Take:
         centres = -np.einsum("tji,tj->ti", turns, np.asarray(self.camera_translation, dtype=np.float64))
         return rotation @ np.swapaxes(turns, -1, -2), (centres - self.world_origin) @ rotation.T
 
+    def camera_moved(self) -> bool:
+        """Whether the camera turned or travelled away from its first frame's pose in some frame."""
+        turned = np.any(np.asarray(self.camera_rotation) != np.eye(3))
+        return bool(turned or np.any(np.asarray(self.camera_translation) != 0))
+
     def __len__(self) -> int:
         return len(self.joints_world)
 

@@ -29,14 +29,14 @@ def test_rerunning_some_sections_keeps_the_others(tmp_path, monkeypatch):
     assert run.main(["--sections", "speed", "motion", "--out", str(out)]) == 0
     text = out.read_text()
     assert "speed-1" in text and "motion-2" in text
-    assert "Not measured yet: accuracy, ablation, product, detect, people, world, camera, hands, fingers, swaps, detector_errors, keyframes, blender, scale" in text
+    assert "Not measured yet: accuracy, ablation, product, detect, people, world, multiview, camera, hands, fingers, swaps, detector_errors, keyframes, blender, scale" in text
 
     assert run.main(["--sections", "scale", "speed", "--out", str(out)]) == 0
     text = out.read_text()
     assert "motion-2" in text, "a section not rerun must be kept"
     assert "speed-4" in text and "speed-1" not in text, "a rerun section must be replaced"
     assert "scale-3" in text
-    assert "Not measured yet: accuracy, ablation, product, detect, people, world, camera, hands, fingers, swaps, detector_errors, keyframes, blender (" in text
+    assert "Not measured yet: accuracy, ablation, product, detect, people, world, multiview, camera, hands, fingers, swaps, detector_errors, keyframes, blender (" in text
     # Canonical order whatever the order asked for, each section stamped with its own command.
     assert text.index("## Speed") < text.index("## Motion") < text.index("## Scale")
     assert "`python benchmarks/run.py --sections scale`" in text

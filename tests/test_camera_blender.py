@@ -114,7 +114,7 @@ def test_a_parent_matrix_carries_the_keyed_camera():
 
 def test_a_static_take_places_the_camera_once_without_keys():
     take = camera_take(turn=False)
-    assert not apply.camera_moved(take)
+    assert not take.camera_moved()
     applied = apply.apply_take(take, CleanupSettings(), "still")
     camera = applied.camera
     assert camera.animation_data is None
@@ -123,7 +123,7 @@ def test_a_static_take_places_the_camera_once_without_keys():
     rotation, origin = take.world_rotation, take.world_origin
     np.testing.assert_allclose(np.array(camera.matrix_world)[:3, 3], -rotation @ origin, atol=1e-6)
     np.testing.assert_allclose(np.array(camera.matrix_world)[:3, :3], rotation @ FLIP, atol=1e-6)
-    assert apply.camera_moved(camera_take(turn=False, travel=True))
+    assert camera_take(turn=False, travel=True).camera_moved()
 
 
 def test_a_failure_after_the_camera_is_keyed_takes_it_back(monkeypatch):

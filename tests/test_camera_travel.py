@@ -129,3 +129,33 @@ def test_auto_keeps_travel_only_beyond_its_threshold():
     assert small == (None, [])
     assert large[0] is not None
     assert _centres(large[0])[-1] == pytest.approx([1.1 * TRAVEL_METRES, 0.0, 0.0], abs=1e-9)
+
+
+def test_the_preview_draws_a_camera_that_moved_and_none_that_stood_still():
+    from conftest import synthetic_motion
+    from posemoe import preview
+    from posemoe.skeleton import PELVIS
+    from posemoe.take import Take
+
+    frames = 20
+    world = synthetic_motion(frames, 2) / 1000.0
+    # The world's axes are the first camera's turned so that its forward (+z) is the world's +Y.
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+    origin = np.array([0.0, 1.2, 2.5])  # the camera 1.2 m up, 2.5 m before the walker
+
+    def take(travel: float) -> Take:
+        translations = np.zeros((frames, 3))
+        translations[:, 0] = -np.linspace(0.0, travel, frames)  # the camera moves along its x
+        return Take(keypoints_2d=np.zeros((frames, 17, 2)), confidence=np.ones((frames, 17)),
+                    filled=np.zeros(frames, bool), long_gap=np.zeros(frames, bool), repaired=np.zeros((frames, 2), bool),
+                    joints_camera=world @ rotation + origin, joints_world=world, world_rotation=rotation,
+                    world_origin=origin, fps=30.0, width=640, height=360, focal_px=500.0, first_frame=0,
+                    camera_translation=translations)
+
+    def camera_pixels(t: Take) -> int:
+        canvas = preview._draw_3d([t], 15, preview._View(400, distance=6.0), t.joints_world[15, PELVIS])
+        return int((np.abs(canvas.astype(int) - preview._CAMERA).sum(-1) < 30).sum())
+
+    assert take(1.0).camera_moved() and not take(0.0).camera_moved()
+    assert camera_pixels(take(1.0)) > 100
+    assert camera_pixels(take(0.0)) == 0
