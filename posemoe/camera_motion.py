@@ -265,15 +265,15 @@ class TurnSolver:
         if room <= 0:
             return
         spacing = self.settings.min_spacing * max(self.size)
-        mask = np.zeros((self.size[1], self.size[0]), dtype=np.uint8)
-        mask[int(self.settings.floor_top * self.size[1]):] = 255
+        top = int(self.settings.floor_top * self.size[1])  # corners are looked for in the band alone (speed)
+        mask = np.full((self.size[1] - top, self.size[0]), 255, dtype=np.uint8)
         for x0, y0, x1, y1 in self._boxes(people, self.settings.person_margin):
-            mask[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0
+            mask[max(0, int(y0) - top):max(0, int(np.ceil(y1)) - top), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0
         for x, y in self._floor.reshape(-1, 2):
-            cv2.circle(mask, (int(x), int(y)), int(spacing), 0, -1)
-        found = cv2.goodFeaturesToTrack(gray, room, self.settings.floor_quality, spacing, mask=mask)
+            cv2.circle(mask, (int(x), int(y) - top), int(spacing), 0, -1)
+        found = cv2.goodFeaturesToTrack(gray[top:], room, self.settings.floor_quality, spacing, mask=mask)
         if found is not None:
-            self._floor = np.concatenate([self._floor, found.astype(np.float32)])
+            self._floor = np.concatenate([self._floor, found.astype(np.float32) + np.float32([0, top])])
         self._floor_count = len(self._floor)
 
     def _follow_floor(self, ahead: np.ndarray, ok: np.ndarray, people: np.ndarray) -> None:
