@@ -10,7 +10,12 @@ detection, :func:`posemoe.pipeline.takes_from_detections` with its defaults (tra
 lifting, root trajectory, world frame), then the clean-up users get, :func:`posemoe.motion.clean.clean`
 with its defaults (smoothing, one length per bone, foot locking, the root as captured). Rows: the lens
 not given (the default, ``posemoe.camera.DEFAULT_FOV_DEGREES``), the lens given (each camera's own focal length), and the lens not
-given but the actor's height given (``--height``, the truth's standing height from its bone lengths).
+given but the actor's height given (``--height``, the truth's standing height from its bone lengths), and
+a moving camera: the same draw made to follow the actor, turning to keep the pelvis in the middle of the
+picture and travelling with it (a dolly beside a walker: 70 % of the pelvis's travel on the floor), the
+2D projected through each frame's camera and the true camera poses given to the capture
+(``takes_from_detections(..., camera_path=...)``, camera "moving", the lens not given): its rows must
+match the static camera's, the capture's own error being the same whichever way the camera moved.
 
 Figures (the truth: Human3.6M's world, Z up, at the camera's instants):
 
@@ -44,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from posemoe import metrics
+from posemoe.camera import CameraPath
 from posemoe.files import atomic_output
 from posemoe.lift import DEFAULT_WEIGHTS, Lifter
 from posemoe.machine import describe_machine
@@ -51,6 +57,7 @@ from posemoe.motion.bones import robust_bone_lengths, standing_height
 from posemoe.motion.clean import CleanupSettings, clean
 from posemoe.skeleton import ANKLE_HEIGHT
 from posemoe.normalize import resample_track
+from posemoe.rotations import look_at
 from posemoe.pipeline import takes_from_detections
 from posemoe.settings import Settings
 from posemoe.video import VideoInfo
@@ -68,7 +75,9 @@ VARIANTS = {
     "lens not given": dict(lens=False, height=False),
     "lens given": dict(lens=True, height=False),
     "lens not given, height given": dict(lens=False, height=True),
+    "moving camera, true poses given": dict(lens="moving", height=False),
 }
+DOLLY = 0.7  # the moving camera travels this share of the pelvis's travel on the floor
 FIGURES = ("wa_mpjpe100_mm", "w_mpjpe100_mm", "rte_pct", "root_depth_mm", "root_depth_pct", "sliding_raw_mm",
            "sliding_mm", "penetration_mm", "float_mm", "sinking_pct", "tilt_deg")
 
@@ -120,6 +129,26 @@ def score(take, cleaned, truth_world: np.ndarray, truth_camera_root: np.ndarray,
     }
 
 
+def following(truth_world: np.ndarray, camera: dict, width: int, fps: float) -> tuple[list, np.ndarray, CameraPath, dict]:
+    """The static draw ``camera`` made to follow the actor: each frame's centre moved by :data:`DOLLY` of
+    the pelvis's travel on the floor, turned to look at the pelvis. truth_world (M, 17, 3) world metres
+    at the camera's instants. Returns (detections as the capture takes them, (M, 17, 3) the truth in the
+    first camera, the true path relative to the first camera, the first camera as {"R", "centre"})."""
+    pelvis = truth_world[:, 0]
+    centres = camera["centre"] + DOLLY * (pelvis - pelvis[0]) * (1.0, 1.0, 0.0)
+    rotations = np.stack([look_at(p - c, (0.0, 0.0, 1.0)) for p, c in zip(pelvis, centres)])  # world -> camera
+    local = np.einsum("tij,tkj->tki", rotations, truth_world - centres[:, None])
+    bounds = np.array([1.0, camera["aspect"]])
+    xy = local[..., :2] / np.maximum(local[..., 2:3], 1e-6) * camera["focal"]
+    in_frame = (np.abs(xy) <= bounds).all(-1) & (local[..., 2] > 0.1)
+    pixels = (xy + bounds) * width / 2.0
+    detections = [(pixels[i][None], in_frame[i][None].astype(np.float64)) for i in range(len(pixels))]
+    turns = rotations @ rotations[0].T
+    path = CameraPath(turns, np.einsum("tij,tj->ti", rotations, centres[0] - centres), np.zeros(len(turns), dtype=bool))
+    first = {"R": rotations[0], "centre": centres[0]}
+    return detections, (truth_world - centres[0]) @ rotations[0].T, path, first
+
+
 def run(lifter: Lifter, sequences: list[tuple[int, str, np.ndarray]], fps: float, seed: int = SEED) -> dict:
     """Every variant's figures per sequence: {variant: [{"action", figures...}, ...]}. sequences: (place
     among all test sequences, "subject/action", (N, 17, 3) world metres at 50 frames/s)."""
@@ -133,17 +162,22 @@ def run(lifter: Lifter, sequences: list[tuple[int, str, np.ndarray]], fps: float
         true_up = camera["R"] @ np.array([0.0, 0.0, 1.0])
         detections = [(view.pixels[i][None], view.in_frame[i][None].astype(np.float64)) for i in range(len(view.pixels))]
         info = VideoInfo(path=key, fps=fps, width=view.width, height=view.height, frame_count=len(view.pixels))
-        takes = {}
+        takes, cameras = {}, {}
         for lens in (False, True):
             settings = Settings(focal_px=view.focal_px if lens else None)
             takes[lens] = takes_from_detections(detections, info, settings, lifter=lifter)[0]
+            cameras[lens] = (truth_camera, true_up)
+        moving, moving_truth, path, first = following(truth_world, camera, view.width, fps)
+        takes["moving"] = takes_from_detections(moving, info, Settings(camera="moving"), lifter=lifter, camera_path=path)[0]
+        cameras["moving"] = (moving_truth, first["R"] @ np.array([0.0, 0.0, 1.0]))
         true_height = standing_height(robust_bone_lengths(truth_world))
         for name, variant in VARIANTS.items():
             take = takes[variant["lens"]]
             span = slice(take.first_frame, take.first_frame + len(take))
+            in_camera, up = cameras[variant["lens"]]
             cleaned = clean(take.joints_world, fps, CleanupSettings(height=true_height if variant["height"] else None))
             results[name].append({"sequence": key, "action": action_name(key.split("/", 1)[1]),
-                                  **score(take, cleaned, truth_world[span], truth_camera[span, 0], true_up, fps)})
+                                  **score(take, cleaned, truth_world[span], in_camera[span, 0], up, fps)})
     return dict(results)
 
 

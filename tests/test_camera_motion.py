@@ -182,3 +182,25 @@ def test_auto_refuses_a_turn_the_picture_edges_do_not_share():
         observe(t, image, np.zeros((0, 17, 2)), np.zeros((0, 17)))
     path, notes = turning.judged(0, 40, "auto")
     assert path is not None and not notes and degrees_between(path.rotations, truth).max() < 0.2
+
+
+def test_a_whip_pan_faster_than_the_features_can_follow_is_held_and_said():
+    """A jump of 30 degrees between two frames: nothing can be followed across it, so that frame is held
+    (not a made-up turn) and the take's notes say so."""
+    from posemoe.pipeline import camera_for
+
+    info = probe(SAMPLE)
+    focal = focal_from_fov(info.width, info.height)
+    width, height = int(info.width * 0.6), int(info.height * 0.6)
+    source = np.array([[focal, 0, info.width / 2], [0, focal, info.height / 2], [0, 0, 1]])
+    target = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    pans = np.r_[np.zeros(4), np.full(4, 30.0)]
+    solver = TurnSolver(focal, width, height)
+    for frame, pan in zip(read_frames(SAMPLE, 0, len(pans)), pans):
+        turn = Rotation.from_euler("y", pan, degrees=True).as_matrix()
+        solver.add(cv2.warpPerspective(frame.image, target @ turn @ np.linalg.inv(source), (width, height)))
+    path = solver.result()
+    assert path.held[4] and not path.held[:4].any()
+    assert path.turn_degrees()[4] < 1.0  # held where it was, not a wrong turn
+    _, notes = camera_for(path, len(pans))
+    assert any("gave nothing to follow" in note for note in notes)
