@@ -65,7 +65,10 @@ class TurnSettings:
     max_features, min_spacing (a fraction of work_size): how many corners are followed at most and how
     far apart. person_margin: each person's box is widened by this fraction of its size on every side before
     it is masked out for new corners (the bare box where that leaves too few). flow_check_px: the
-    largest forward-backward flow disagreement kept (work pixels).
+    largest forward-backward flow disagreement kept (work pixels). flow_window, flow_levels: the optical
+    flow's window (work pixels) and pyramid levels above the picture (OpenCV's 21 and 3 cost a quarter
+    more for the same turns: docs/benchmarks.md, "Moving camera"; two levels of a 15-pixel window still
+    follow about 30 work pixels a frame).
     inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
     min_inliers: fewer agreeing features and the frame is held. renew_share: new corners join when fewer
     than this share of the last set are still followed. ransac_trials: two-ray hypotheses per frame.
@@ -80,6 +83,8 @@ class TurnSettings:
     min_spacing: float = 0.025
     person_margin: float = 0.15
     flow_check_px: float = 0.7
+    flow_window: int = 15
+    flow_levels: int = 2
     inlier_px: float = 1.0
     min_inliers: int = 12
     renew_share: float = 0.6
@@ -252,8 +257,11 @@ class TurnSolver:
         :attr:`TurnSettings.flow_check_px` of where it started)."""
         if len(points) == 0:
             return points, np.zeros(0, dtype=bool)
-        ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, points, None)
-        back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, ahead, None)
+        window = (self.settings.flow_window, self.settings.flow_window)
+        ahead, status, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, points, None, winSize=window,
+                                                    maxLevel=self.settings.flow_levels)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, ahead, None, winSize=window,
+                                                        maxLevel=self.settings.flow_levels)
         ok = (status[:, 0] == 1) & (status_back[:, 0] == 1)
         ok &= np.linalg.norm((back - points)[:, 0], axis=1) <= self.settings.flow_check_px
         return ahead, ok
