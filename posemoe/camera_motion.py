@@ -61,7 +61,7 @@ TRAVEL_METRES = 0.5
 
 @dataclass(frozen=True)
 class TurnSettings:
-    """work_size: the longer side, pixels, of the picture the features are found and followed on.
+    """work_size: the longer side, pixels, at most, of the picture the features are found and followed on.
     max_features, min_spacing (a fraction of work_size): how many corners are followed at most and how
     far apart. person_margin: each person's box is widened by this fraction of its size on every side before
     it is masked out for new corners (the bare box where that leaves too few). flow_check_px: the
@@ -151,10 +151,19 @@ class TurnSolver:
 
     def __init__(self, focal_px: float, width: int, height: int, settings: TurnSettings = TurnSettings()):
         self.settings = settings
-        self.scale = min(1.0, settings.work_size / max(width, height))
-        self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
+        shrink = max(width, height) / settings.work_size
+        # Shrinking by a whole factor averages whole blocks of pixels, which OpenCV does several times
+        # faster than any other area resize (a 1768-pixel frame: 0.9 against 2.9 ms), so a picture twice
+        # the work size or more is shrunk by the next whole factor (at most work_size, at least two
+        # thirds of it); a smaller one, by interpolation, which a shrink under 2 needs no averaging for.
+        self._block = int(np.ceil(shrink)) if shrink >= 2 else 0
+        self.scale = 1.0 / self._block if self._block else min(1.0, 1.0 / shrink)
+        if self._block:
+            self.size = (max(1, width // self._block), max(1, height // self._block))
+        else:
+            self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
         self.focal = focal_px * self.scale
-        self.centre = (0.5 * self.size[0], 0.5 * self.size[1])
+        self.centre = (0.5 * width * self.scale, 0.5 * height * self.scale)
         self.rng = np.random.default_rng(settings.seed)
         self.rotations: list[np.ndarray] = []
         self.held: list[bool] = []
@@ -221,8 +230,11 @@ class TurnSolver:
         x1, y1) pixels of the people in it (anything that moves on its own), or None."""
         people = np.zeros((0, 4)) if people is None else people
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        if self.scale != 1.0:
-            gray = cv2.resize(gray, self.size, interpolation=cv2.INTER_AREA)
+        if self._block:
+            crop = gray[:self.size[1] * self._block, :self.size[0] * self._block]  # whole blocks only
+            gray = cv2.resize(crop, self.size, interpolation=cv2.INTER_AREA)
+        elif self.scale != 1.0:
+            gray = cv2.resize(gray, self.size, interpolation=cv2.INTER_LINEAR)
         if self._previous is None:
             self.rotations.append(np.eye(3))
             self.held.append(False)
