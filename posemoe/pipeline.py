@@ -23,7 +23,7 @@ from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
 from .camera import CameraPath, focal_from_fov
 from .camera_motion import FloorMotion, TurnGathering, judged_travel
-from .motion.trajectory import root_translation, to_world, world_frame
+from .motion.trajectory import floor_scales, root_translation, to_world, world_frame
 from .settings import CAMERA_CHOICES, Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
 from .swaps import repair_swaps
@@ -322,9 +322,18 @@ def _place(people: list[dict], path: CameraPath) -> tuple[np.ndarray, np.ndarray
     :func:`~posemoe.motion.trajectory.world_frame` gives them."""
     for person in people:
         person["path"] = path.between(person["first"], person["first"] + len(person["camera"]))
+        person["camera"] = person.setdefault("lifted", person["camera"])  # as lifted: this is called again
         person["first_camera"] = person["path"].to_first_camera(person["camera"])
-    return world_frame([person["first_camera"] for person in people],
-                       [(~person["long_gap"]).astype(float) for person in people])
+    weights = [(~person["long_gap"]).astype(float) for person in people]
+    # One floor for everyone: each person's distance (and size with it) set so that their planted
+    # feet meet the others' floor; the factors are all 1 for one person, whose capture is unchanged.
+    centres = [person["path"].to_first_camera(np.zeros((len(person["camera"]), 3))) for person in people]
+    scales, up = floor_scales([person["first_camera"] for person in people], weights, centres)
+    for person, scale in zip(people, scales):
+        if scale != 1.0:
+            person["camera"] = person["lifted"] * scale  # about each frame's camera centre: the picture is kept
+            person["first_camera"] = person["path"].to_first_camera(person["camera"])
+    return world_frame([person["first_camera"] for person in people], weights, up)
 
 
 def camera_for(path: CameraPath | None, frames: int) -> tuple[CameraPath, list[str]]:

@@ -11,7 +11,9 @@ other two solved again for the smoothed depth.
 The world frame, one for everyone in the video: Z up (the normal of the floor the feet touch, see
 :func:`floor_normal`), Y the camera's viewing direction laid flat on the floor, X to the right; the
 floor at Z = 0 is put under the lowest person's planted ankles, which sit ``ANKLE_HEIGHT`` above the
-sole.
+sole. With several people, everyone on one floor stands on it: a person's size, and so their
+distance, is the least certain thing the lifting gives, and :func:`floor_scales` corrects it by where
+their feet meet the others' floor, leaving someone far above it (on a box) where they are.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from .. import PoseMoEError
-from ..skeleton import ANKLE_HEIGHT, ANKLES, NUM_JOINTS, PELVIS
+from ..skeleton import ANKLE_HEIGHT, ANKLES, HEAD, NUM_JOINTS, PELVIS
 
 MIN_CONFIDENCE = 0.3
 #: A lower ankle that moves less than this from one frame to the next (metres) is standing on the
@@ -29,6 +31,24 @@ MIN_CONFIDENCE = 0.3
 #: above the floor on average, this 15, with 1.1 % of frames a sole more than 2 cm under it, from 0.6).
 PLANTED_STEP = 0.02
 MIN_PLANTED = 10  # frames: fewer, and the 20th percentile of all frames is the floor
+#: One floor for several people (:func:`floor_scales`): the lifted size's error, log-scale std (adults'
+#: statures spread about 7 %, the lifter's size on real footage more).
+SIZE_STD = 0.10
+#: Metres: the error of a person's planted-ankle level under the camera (lifted legs, planted frames).
+LEVEL_STD = 0.04
+#: Two people whose camera heights above their planted feet differ by more than this factor do not
+#: stand on one floor: the higher stays where the lifted size puts them (a 40 cm box under a camera
+#: 1.5 m up is a factor 1.36).
+MAX_CORRECTION = 1.3
+#: Radians, per axis: the error of the up direction the people's bodies show (:func:`body_up`),
+#: a little over ten degrees against the truth on the four-view real scene and on the synthetic
+#: scenes of ``benchmarks/people.py``, with a heavier tail than a Gaussian's (a seated or bending
+#: person); 0.2 leaves the synthetic scenes' median distance errors as they were (docs/decisions.md,
+#: "One floor for everyone").
+TILT_STD = 0.2
+#: A frame whose head stands at least this fraction of the person's tallest (90th percentile) above
+#: their ankles is upright enough to show which way is up.
+UPRIGHT = 0.9
 
 
 def root_translation(keypoints: np.ndarray, confidence: np.ndarray, relative: np.ndarray, focal: float,
@@ -111,7 +131,8 @@ def floor_normal(ankles: np.ndarray, weights: np.ndarray, groups: np.ndarray | N
     return normal / np.linalg.norm(normal)
 
 
-def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = None,
+                up: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One Z-up world with the floor at Z = 0 for everyone filmed by one camera.
 
     people: each person's camera-space joints (N_k, 17, 3) metres; weights: per person (N_k,), how
@@ -120,14 +141,16 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     (forward, away from the camera) and Z (up) axes in camera coordinates. Up is the normal of the
     surfaces everyone's feet touch (:func:`floor_normal`); the floor is the lowest of them, so someone
     standing on a box keeps their height above it; the origin is the floor point under the first
-    person's first well-seen pelvis.
+    person's first well-seen pelvis. up: the floor's up direction where it is known already (as
+    :func:`floor_scales` gives it), instead of fitting it here.
     """
     people = [np.asarray(joints, dtype=np.float64) for joints in people]
     weights = ([np.ones(len(j)) for j in people] if weights is None
                else [np.asarray(w, dtype=np.float64) for w in weights])
     weights = [w if w.sum() > 0 else np.ones(len(w)) for w in weights]
-    up = floor_normal(np.concatenate([j[:, list(ANKLES)] for j in people]), np.concatenate(weights),
-                      np.concatenate([np.full(len(j), k) for k, j in enumerate(people)]))
+    if up is None:
+        up = floor_normal(np.concatenate([j[:, list(ANKLES)] for j in people]), np.concatenate(weights),
+                          np.concatenate([np.full(len(j), k) for k, j in enumerate(people)]))
     forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
     if np.linalg.norm(forward) < 1e-6:  # looking straight down at the person: any horizontal forward
         forward = np.array([0.0, 1.0, 0.0]) - up[1] * up
@@ -141,10 +164,12 @@ def world_frame(people: list[np.ndarray], weights: list[np.ndarray] | None = Non
     return rotation, origin
 
 
-def _planted_level(joints: np.ndarray, weights: np.ndarray, up: np.ndarray) -> float:
+def _planted_level(joints: np.ndarray, weights: np.ndarray, up: np.ndarray,
+                   centres: np.ndarray | None = None) -> float:
     """The height along ``up`` (3,) at which one person's lower ankle stands while it stays put: the
-    median over frames where it moves slower than :data:`PLANTED_SPEED` (a foot on the floor), or the
-    20th percentile of all frames where too few are. joints (N, 17, 3) camera metres; weights (N,)."""
+    median over frames where it moves slower than :data:`PLANTED_STEP` (a foot on the floor), or the
+    20th percentile of all frames where too few are. joints (N, 17, 3) camera metres; weights (N,);
+    centres (N, 3): heights measured from each frame's camera centre instead of the origin."""
     heights = joints[:, list(ANKLES)] @ up  # (N, 2)
     lower = np.argmin(heights, axis=1)
     ankle = joints[np.arange(len(joints)), np.array(ANKLES)[lower]]
@@ -152,9 +177,92 @@ def _planted_level(joints: np.ndarray, weights: np.ndarray, up: np.ndarray) -> f
     # ankle's depth noise moves it far less than a swing foot moves.
     step = np.r_[np.inf, np.linalg.norm(np.diff(ankle, axis=0), axis=-1)]
     planted = (weights > 0) & (step < PLANTED_STEP)
+    lowest = heights.min(1) if centres is None else heights.min(1) - np.asarray(centres) @ up
     if planted.sum() >= MIN_PLANTED:
-        return float(np.median(heights.min(1)[planted]))
-    return float(np.percentile(heights.min(1)[weights > 0], 20))
+        return float(np.median(lowest[planted]))
+    return float(np.percentile(lowest[weights > 0], 20))
+
+
+def _planted_point(joints: np.ndarray, weights: np.ndarray, up: np.ndarray, centres: np.ndarray | None) -> np.ndarray:
+    """Where one person's lower ankle stands, from the camera centre: (3,) the median over the frames
+    :func:`_planted_level` would use (planted, or all well-seen frames where too few are)."""
+    heights = joints[:, list(ANKLES)] @ up
+    lower = np.argmin(heights, axis=1)
+    ankle = joints[np.arange(len(joints)), np.array(ANKLES)[lower]]
+    step = np.r_[np.inf, np.linalg.norm(np.diff(ankle, axis=0), axis=-1)]
+    planted = (weights > 0) & (step < PLANTED_STEP)
+    use = planted if planted.sum() >= MIN_PLANTED else weights > 0
+    return np.median((ankle if centres is None else ankle - np.asarray(centres))[use], axis=0)
+
+
+def body_up(people: list[np.ndarray], weights: list[np.ndarray] | None = None) -> np.ndarray:
+    """The up direction (3,) the people's own bodies show: per person, the median over their upright
+    frames (head to mid-ankle at least :data:`UPRIGHT` of its longest) of the unit vector from between
+    the ankles to the head; the people's directions averaged, each counted by their upright frames.
+    people: each (N_k, 17, 3) camera metres; weights per person (N_k,) (0: a guessed frame)."""
+    total = np.zeros(3)
+    for joints, w in zip(people, weights if weights is not None else [None] * len(people)):
+        stature = joints[:, HEAD] - joints[:, list(ANKLES)].mean(1)
+        length = np.linalg.norm(stature, axis=-1)
+        use = length >= UPRIGHT * np.percentile(length, 90)
+        if w is not None and np.any(use & (np.asarray(w) > 0)):
+            use &= np.asarray(w) > 0
+        direction = np.median(stature[use] / length[use, None], axis=0)
+        total += use.sum() * direction / np.linalg.norm(direction)
+    return total / np.linalg.norm(total)
+
+
+def floor_scales(people: list[np.ndarray], weights: list[np.ndarray] | None = None,
+                 centres: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """How much to scale each person about the camera centre so that everyone who stands on the
+    floor stands on one floor: (K,) factors, and the floor's up direction (3,) they were found with
+    (None where nobody's scale changes: one person, or no two on one floor).
+
+    people: each person's joints (N_k, 17, 3) metres in one camera's space (the first frame's);
+    weights: per person (N_k,), how much each frame counts; centres: per person (N_k, 3), the camera's
+    centre in each frame (default: the origin, a static camera). Scaling a person's joints about the
+    camera centre by ``s`` keeps their picture exactly and changes their size and their distance
+    together: the one thing a single camera does not see. Along the people's own up
+    (:func:`body_up`: each person's feet measure the floor's tilt too poorly to compare two people's
+    levels), each person's lifted size puts the camera ``H_k`` above their planted ankles
+    (:func:`_planted_level`); the camera is one, so people on one floor must agree on ``H``. In log
+    scale, ``log s_k`` has the lifted size as its prior (std :data:`SIZE_STD`) and the floor contact
+    ``log H - log H_k`` as a measurement (std :data:`LEVEL_STD` / ``H_k``: a camera high above the feet
+    measures the distance well, one at the feet's height hardly at all); the common ``log H`` is the
+    precision-weighted mean over the people on the floor, so their mean size is kept and only their
+    sizes relative to each other change. On the floor: the lowest person (the largest ``H_k``) and
+    everyone whose ``H_k`` is within a factor of :data:`MAX_CORRECTION` of theirs; someone higher up
+    (on a box, a climber) is left as lifted.
+    """
+    people = [np.asarray(joints, dtype=np.float64) for joints in people]
+    scales = np.ones(len(people))
+    if len(people) < 2:
+        return scales, None
+    weights = ([np.ones(len(j)) for j in people] if weights is None
+               else [np.asarray(w, dtype=np.float64) for w in weights])
+    weights = [w if w.sum() > 0 else np.ones(len(w)) for w in weights]
+    centres = [None] * len(people) if centres is None else centres
+    up = body_up(people, weights)
+    height = np.array([-_planted_level(j, w, up, c) for j, w, c in zip(people, weights, centres)])
+    seen = height > 2 * LEVEL_STD  # a camera at the feet's height says nothing about distance
+    if seen.sum() < 2:
+        return scales, None
+    log_height = np.log(np.where(seen, height, 1.0))
+    on_floor = seen & (log_height >= log_height[seen].max() - np.log(MAX_CORRECTION))
+    if on_floor.sum() < 2:
+        return scales, None
+    # Generalised least squares over the people on the floor: each one's log height under the camera
+    # measures log H - log s_k, with the level's own error and the up direction's, which is shared:
+    # a tilt moves the level of a person far from the camera more than that of a near one.
+    floor = np.flatnonzero(on_floor)
+    points = np.array([_planted_point(people[k], weights[k], up, centres[k]) for k in floor])
+    across = (points - np.outer(points @ up, up)) / height[floor, None]
+    noise = np.diag((LEVEL_STD / height[floor]) ** 2) + TILT_STD ** 2 * across @ across.T
+    spread = np.linalg.inv(noise + SIZE_STD ** 2 * np.eye(len(floor)))
+    measured = log_height[floor]
+    common = spread.sum(0) @ measured / spread.sum()
+    scales[floor] = np.exp(-SIZE_STD ** 2 * spread @ (measured - common))
+    return scales, up
 
 
 def to_world(points: np.ndarray, rotation: np.ndarray, origin: np.ndarray) -> np.ndarray:
