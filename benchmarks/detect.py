@@ -124,7 +124,7 @@ def run(video: Path, detector) -> dict:
     info = probe(video)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    found = [(keypoints, confidence) for _, keypoints, confidence in detect_frames(detector, video, 0, None, seconds)]
+    found = [(keypoints, confidence) for _, keypoints, confidence, *_ in detect_frames(detector, video, 0, None, seconds)]
     wall = time.perf_counter() - clock
     detector.close()
     detections = [detector_output(i, info.width, info.height, *frame) for i, frame in enumerate(found)]

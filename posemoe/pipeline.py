@@ -26,9 +26,10 @@ from .camera_motion import FloorMotion, TurnGathering, judged_travel
 from .motion.trajectory import floor_scales, root_translation, to_world, world_frame
 from .settings import CAMERA_CHOICES, Settings  # noqa: F401  (part of this module's interface)
 from .skeleton import NUM_JOINTS
-from .swaps import repair_swaps
+from .second_opinion import with_second_opinion
+from .swaps import PAIRS, exchange, repair_swaps
 from .take import Take
-from .track import NO_PERSON, Track, build_tracks, fill_gaps, hands_on_grid, on_grid, select_people
+from .track import NO_PERSON, Track, build_tracks, fill_gaps, hands_on_grid, on_grid, select_people, world_on_grid
 from .video import VideoInfo, probe
 
 Progress = Callable[[str, int, int], None]
@@ -64,30 +65,41 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     return float(focal)
 
 
+#: The arrays a detector may add after keypoints and confidence, each known by its shape past the
+#: people (see :mod:`posemoe.detect`), in the order :func:`detector_output` gives them.
+EXTRAS = {"hands": (2, 21, 4), "3D joints": (NUM_JOINTS, 3)}
+
+
 def detector_output(frame: int, width: int, height: int, keypoints, confidence, *extra) -> tuple[np.ndarray, ...]:
     """One frame's detector output as (P, 17, 2) px and (P, 17) floats, confidence in [0, 1] (NaN: 0),
-    and the hands (P, 2, 21, 4) where the detector gives them (see :mod:`posemoe.detect`).
+    then whichever the detector gives of the hands (P, 2, 21, 4) and its own 3D of the joints (P, 17, 3)
+    metres, in that order (see :mod:`posemoe.detect`).
 
     Joints more than a frame's width or height outside the picture become NaN (not detected): detectors
     place unseen joints a little beyond the edge, but one that far out is not a measurement.
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
     confidence = np.asarray(confidence, dtype=np.float64)
-    hands = tuple(np.asarray(hand, dtype=np.float64) for hand in extra[:1])
+    extra = [np.asarray(array, dtype=np.float64) for array in extra]
+    kinds = [next((name for name, shape in EXTRAS.items() if array.shape[1:] == shape), None) for array in extra]
     if keypoints.size == 0 and confidence.size == 0:  # nobody, in whatever empty shape
-        return (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))) + tuple(np.zeros((0, 2, 21, 4)) for _ in hands)
+        return (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))) + tuple(
+            np.zeros((0, *shape)) for name, shape in EXTRAS.items() if name in kinds)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 2) or confidence.shape != keypoints.shape[:2]:
         raise PoseMoEError(f"The detector gave keypoints shaped {keypoints.shape} and confidences shaped {confidence.shape} "
                            f"in frame {frame}; a detector returns (people, {NUM_JOINTS}, 2) and (people, {NUM_JOINTS}) "
                            "(see posemoe.detect).")
-    if hands and hands[0].shape != (len(keypoints), 2, 21, 4):
-        raise PoseMoEError(f"The detector gave hands shaped {hands[0].shape} in frame {frame}; a detector that finds hands "
-                           f"returns them as (people, 2, 21, 4) (see posemoe.detect).")
+    for array, kind in zip(extra, kinds):
+        if kind is None or len(array) != len(keypoints) or kinds.count(kind) > 1:
+            raise PoseMoEError(f"The detector gave an extra array shaped {array.shape} in frame {frame} for "
+                               f"{len(keypoints)} people; a detector may add hands (people, 2, 21, 4) and its 3D "
+                               f"joints (people, {NUM_JOINTS}, 3), once each (see posemoe.detect).")
     size = np.array([width, height], dtype=np.float64)
     with np.errstate(invalid="ignore"):  # NaN joints compare False and stay NaN
         far = (np.abs(keypoints - size / 2) > 1.5 * size).any(-1)
     keypoints = np.where(far[..., None], np.nan, keypoints)
-    return (keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)) + hands
+    ordered = tuple(array for name in EXTRAS for array, kind in zip(extra, kinds) if kind == name)
+    return (keypoints, np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0)) + ordered
 
 
 def _end_frame(settings: Settings, info: VideoInfo) -> int:
@@ -253,8 +265,11 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
             # A hand is the one at the body's wrist: where the arms' labels were put back, so are the hands'.
             swapped = repaired[:, 1]
             hands[swapped], presence[swapped] = hands[swapped, ::-1], presence[swapped, ::-1]
+        world = world_on_grid(track, first, last)  # the detector's own 3D, NaN where it gave none
+        for column, pair in enumerate(PAIRS):  # its labels put back where the 2D's were
+            world = exchange(world, np.zeros(world.shape[:2]), repaired[:, column], (pair,))[0]
         people.append(dict(first=first, keypoints=keypoints, confidence=confidence, repaired=repaired,
-                           filled=filled, long_gap=long_gap, hands=hands, presence=presence))
+                           filled=filled, long_gap=long_gap, hands=hands, presence=presence, world=world))
     timings.add("track", time.perf_counter() - clock)
 
     _check(cancel)
@@ -277,6 +292,7 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
             person["keypoints"], info.width, info.height, person["lift_confidence"], stride=settings.stride,
             flip=settings.flip, focal_px=focal if settings.lens_given else None, fps=info.fps,
             progress=lift_progress).astype(np.float64)
+        person["relative"] = with_second_opinion(person["relative"], person["world"])
         done += len(person["keypoints"])
     timings.add("lift", time.perf_counter() - clock)
 

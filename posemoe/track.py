@@ -95,8 +95,9 @@ def stature(keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray) -> f
 @dataclass
 class Track:
     """One person's detections: frame indices (into the list of frames given to :func:`build_tracks`),
-    keypoints (n, 17, 2) px, confidence (n, 17), boxes (n, 4), statures (n,) px (see :func:`stature`)
-    and hands (n, 2, 21, 4), each None where the detector found no hands (see :mod:`posemoe.detect`)."""
+    keypoints (n, 17, 2) px, confidence (n, 17), boxes (n, 4), statures (n,) px (see :func:`stature`),
+    hands (n, 2, 21, 4), each None where the detector found no hands, and the detector's own 3D of the
+    joints (n, 17, 3) metres, each None where it gave none (see :mod:`posemoe.detect`)."""
 
     frames: list[int] = field(default_factory=list)
     keypoints: list[np.ndarray] = field(default_factory=list)
@@ -104,15 +105,17 @@ class Track:
     boxes: list[np.ndarray] = field(default_factory=list)
     statures: list[float] = field(default_factory=list)
     hands: list[np.ndarray | None] = field(default_factory=list)
+    world: list[np.ndarray | None] = field(default_factory=list)
 
     def add(self, frame: int, keypoints: np.ndarray, confidence: np.ndarray, box: np.ndarray,
-            hands: np.ndarray | None = None) -> None:
+            hands: np.ndarray | None = None, world: np.ndarray | None = None) -> None:
         self.frames.append(frame)
         self.keypoints.append(keypoints)
         self.confidence.append(confidence)
         self.boxes.append(box)
         self.statures.append(stature(keypoints, confidence, box))
         self.hands.append(hands)
+        self.world.append(None if world is None else np.asarray(world, dtype=np.float32))  # memory: long videos
 
     @property
     def height(self) -> float:
@@ -135,10 +138,18 @@ class Track:
         return 0.5 * (box[:2] + box[2:])
 
 
+def extras(extra: tuple[np.ndarray, ...], people: int) -> tuple[list, list]:
+    """A frame's arrays after keypoints and confidence, known by their shape (see :mod:`posemoe.detect`)
+    -> (hands: per person (2, 21, 4) or None, world: per person (17, 3) or None)."""
+    hands = next((a for a in extra if np.shape(a)[1:] == (2, 21, 4)), None)
+    world = next((a for a in extra if np.shape(a)[1:] == (NUM_JOINTS, 3)), None)
+    return ([None] * people if hands is None else list(hands)), ([None] * people if world is None else list(world))
+
+
 def build_tracks(detections: list[tuple[np.ndarray, ...]], max_lost: int = 5,
                  min_iou: float = 0.1, duplicate_iou: float = 0.6) -> list[Track]:
-    """detections: per frame, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]).
-    Returns the tracks.
+    """detections: per frame, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)][,
+    3D joints (P, 17, 3)]). Returns the tracks.
 
     Two detections of one frame overlapping by more than ``duplicate_iou`` are one person seen twice
     (BlazePose sometimes does that); the less confident one is dropped.
@@ -148,7 +159,7 @@ def build_tracks(detections: list[tuple[np.ndarray, ...]], max_lost: int = 5,
     for frame, (keypoints, confidence, *extra) in enumerate(detections):
         if len(keypoints) == 0:
             continue
-        hands = extra[0] if extra else [None] * len(keypoints)
+        hands, world = extras(tuple(extra), len(keypoints))
         boxes = person_boxes(keypoints, confidence)
         order = np.argsort(-np.asarray(confidence).mean(1))
         keep: list[int] = []
@@ -169,12 +180,12 @@ def build_tracks(detections: list[tuple[np.ndarray, ...]], max_lost: int = 5,
             for r, c in zip(*linear_sum_assignment(-iou * (0.5 + 0.5 * similar))):
                 if iou[r, c] >= min_iou:
                     i = keep[r]
-                    live[c].add(frame, keypoints[i], confidence[i], boxes[i], hands[i])
+                    live[c].add(frame, keypoints[i], confidence[i], boxes[i], hands[i], world[i])
                     matched.add(i)
         for i in keep:
             if i not in matched:
                 tracks.append(Track())
-                tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i], hands[i])
+                tracks[-1].add(frame, keypoints[i], confidence[i], boxes[i], hands[i], world[i])
                 active.append(tracks[-1])  # after matching: live (the same list) is done with
     return tracks
 
@@ -238,7 +249,8 @@ def stitch(tracks: list[Track], fps: float, max_gap_s: float = 3.0) -> list[Trac
         keep = [k for k, f in enumerate(a.frames) if f < b.frames[0]]
         add(Track([a.frames[k] for k in keep] + b.frames, [a.keypoints[k] for k in keep] + b.keypoints,
                   [a.confidence[k] for k in keep] + b.confidence, [a.boxes[k] for k in keep] + b.boxes,
-                  [a.statures[k] for k in keep] + b.statures, [a.hands[k] for k in keep] + b.hands))
+                  [a.statures[k] for k in keep] + b.statures, [a.hands[k] for k in keep] + b.hands,
+                  [a.world[k] for k in keep] + b.world))
     return sorted(pieces.values(), key=lambda t: t.frames[0])
 
 
@@ -273,6 +285,16 @@ def hands_on_grid(track: Track, first: int, last: int) -> tuple[np.ndarray, np.n
         if found is not None and first <= frame < last:
             grid[frame - first] = found
     return grid[..., :3].copy(), grid[..., 0, 3].copy()
+
+
+def world_on_grid(track: Track, first: int, last: int) -> np.ndarray:
+    """A track's 3D joints from the detector (metres) on the frame grid from frame ``first`` to before
+    ``last``: (n, 17, 3), NaN where the person was not found or the detector gave none."""
+    grid = np.full((last - first, NUM_JOINTS, 3), np.nan)
+    for frame, found in zip(track.frames, track.world):
+        if found is not None and first <= frame < last:
+            grid[frame - first] = found
+    return grid
 
 
 def _nearest(tracks: list[Track], point: tuple[float, float, int]) -> Track:

@@ -258,7 +258,7 @@ def test_a_person_who_walks_in_is_found_in_their_first_frames():
     the box, must have them within two frames of that, and from then on."""
     detector = BlazePoseDetector()
     try:
-        found = {index: keypoints for index, keypoints, _ in detect_frames(detector, SAMPLE, 30, 110, {})}
+        found = {index: keypoints for index, keypoints, *_ in detect_frames(detector, SAMPLE, 30, 110, {})}
     finally:
         detector.close()
     assert sorted(found) == list(range(30, 110))

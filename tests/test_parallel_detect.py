@@ -66,14 +66,14 @@ def test_two_threads_give_the_one_thread_detections():
         return people[np.argmax(np.nanmax(people[..., 1], 1) - np.nanmin(people[..., 1], 1))]
 
     # Before the seam at frame 100 both runs are the same computation on the same frames.
-    for (a, _), (b, _) in zip(shared[:30], alone[:30]):
+    for (a, *_), (b, *_) in zip(shared[:30], alone[:30]):
         assert len(a) == len(b)
         if len(a):
             np.testing.assert_array_equal(walker(a), walker(b))
     # After it the second thread found the walker afresh; the landmark model answers a region framed a
     # little differently a little differently (typically 5-10 px on this 400 px tall walker), and the
     # two runs follow them on without meeting again.
-    apart = [np.nanmean(np.linalg.norm(walker(a) - walker(b), axis=-1)) for (a, _), (b, _) in zip(shared[30:], alone[30:])
+    apart = [np.nanmean(np.linalg.norm(walker(a) - walker(b), axis=-1)) for (a, *_), (b, *_) in zip(shared[30:], alone[30:])
              if len(a) and len(b)]
     assert len(apart) >= 28
     assert np.median(apart) < 0.01 * info.width and max(apart) < 0.03 * info.width
@@ -95,8 +95,8 @@ def test_a_person_followed_over_the_seam_is_not_lost():
     def on_the_box(people: np.ndarray) -> bool:
         return bool(len(people)) and bool((np.nanmax(people[..., 1], 1) < 460).any())
 
-    seen_alone = [i for i, (people, _) in enumerate(alone) if on_the_box(people)]
-    seen_shared = [i for i, (people, _) in enumerate(shared) if on_the_box(people)]
+    seen_alone = [i for i, (people, *_) in enumerate(alone) if on_the_box(people)]
+    seen_shared = [i for i, (people, *_) in enumerate(shared) if on_the_box(people)]
     assert max(seen_alone) > 150  # followed well past the seam by one stream
     assert seen_shared == seen_alone
 
@@ -132,7 +132,7 @@ def test_a_thread_error_arrives_as_a_sentence_and_stops_the_others(tmp_path):
 
 
 def test_an_error_in_the_caller_stops_every_thread():
-    def on_frame(index, keypoints, confidence):
+    def on_frame(index, keypoints, confidence, *_):
         raise RuntimeError("the caller failed")
 
     with pytest.raises(RuntimeError, match="the caller failed"):

@@ -8,9 +8,14 @@ Any object with this shape plugs into :func:`posemoe.pipeline.capture`::
             return keypoints, confidence  # (P, 17, 2) pixels and (P, 17) in [0, 1], P people (may be 0)
         def close(self): ...
 
-A detector that also finds hands returns a third array, hands (P, 2, 21, 4): each person's left and
-right hand's 21 landmarks in MediaPipe's order, x, y px, z relative depth px, and the hand's presence
-in [0, 1] as the fourth channel (NaN and 0 where a hand was not found).
+A detector may return more arrays after those two, each known by its shape:
+
+- hands (P, 2, 21, 4), from a detector that also finds hands: each person's left and right hand's 21
+  landmarks in MediaPipe's order, x, y px, z relative depth px, and the hand's presence in [0, 1] as
+  the fourth channel (NaN and 0 where a hand was not found);
+- its own 3D of the joints (P, 17, 3), metres, any origin, scale and turn (BlazePose's landmark model
+  gives one, centred between the hips): averaged into the lifted pose
+  (:mod:`posemoe.second_opinion`).
 
 Keypoints are in our 17-joint order (:data:`posemoe.skeleton.JOINT_NAMES`). Detectors that output the
 COCO-17 layout (RTMPose, ViTPose, YOLO-pose) convert with :func:`posemoe.detect.layout.coco_to_h36m`.

@@ -254,21 +254,24 @@ class BlazePoseDetector:
         self._last = [pose for pose, kept in zip(self._last, which) if kept]
 
     def detect(self, image: np.ndarray, time: float) -> tuple[np.ndarray, ...]:
-        """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17), and
-        with ``hands`` also hands (P, 2, 21, 4): each person's left and right hand's 21 landmarks (x, y
-        px, z the relative depth in px) with the hand's presence repeated as the fourth channel (NaN
-        and 0 where not found)."""
+        """image (H, W, 3) uint8 BGR, the next frame -> keypoints (P, 17, 2) px, visibility (P, 17), with
+        ``hands`` hands (P, 2, 21, 4): each person's left and right hand's 21 landmarks (x, y px, z the
+        relative depth in px) with the hand's presence repeated as the fourth channel (NaN and 0 where
+        not found), and last the landmark model's own 3D of the joints, (P, 17, 3) metres (see
+        :mod:`posemoe.detect`)."""
         found = self.poses(image)
         if not found:
-            empty = (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
-            return empty + (np.zeros((0, 2, 21, 4)),) if self._hands is not None else empty
+            hands = (np.zeros((0, 2, 21, 4)),) if self._hands is not None else ()
+            return (np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS))) + hands + (np.zeros((0, NUM_JOINTS, 3)),)
         points = np.array([pose.points[:33] for pose in found])
         visibility = np.array([pose.visibility[:33] for pose in found])
         result = blazepose_to_h36m(points, np.clip(visibility, 0.0, 1.0))
+        world = blazepose_to_h36m(np.array([np.full((33, 3), np.nan) if pose.world is None else pose.world
+                                            for pose in found]), np.clip(visibility, 0.0, 1.0))[0]
         if self._hands is None:
-            return result
+            return result + (world,)
         hands, presence, _ = self._hands.detect(image, points, visibility)
-        return result + (np.concatenate([hands, np.repeat(presence[..., None, None], 21, axis=2)], axis=-1),)
+        return result + (np.concatenate([hands, np.repeat(presence[..., None, None], 21, axis=2)], axis=-1), world)
 
     def close(self) -> None:
         """Nothing to release (the models' sessions are shared); kept for the Detector protocol."""

@@ -111,11 +111,14 @@ def refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
 @dataclass
 class Pose:
     """One person's landmarks in a frame: points (39, 2) image px (33 body landmarks, then auxiliary
-    points), visibility (39,) in [0, 1], presence: the model's belief (0-1) that a body is in the region."""
+    points), visibility (39,) in [0, 1], presence: the model's belief (0-1) that a body is in the region,
+    world (33, 3): the model's own 3D of the body landmarks, metres, centred between the hips, in the
+    camera's axes as the model sees them (None where the model gave none)."""
 
     points: np.ndarray
     visibility: np.ndarray
     presence: float
+    world: np.ndarray | None = None
 
     def next_region(self) -> Region:
         """Where to look for this person in the next frame."""
@@ -134,7 +137,11 @@ class Pose:
 def landmarks(image: np.ndarray, region: Region) -> Pose:
     """image (H, W, 3) uint8 BGR, region where a person is -> their :class:`Pose`."""
     session = model_session(MODEL, "The BlazePose landmark model")
-    raw, flag, heatmap, _ = session.run(None, {session.get_inputs()[0].name: crop(image, region)})
+    raw, flag, heatmap, world = session.run(None, {session.get_inputs()[0].name: crop(image, region)})
     raw = raw.reshape(LANDMARKS, 5)
     points = refine(raw[:, :2] / SIZE, heatmap[0])
-    return Pose(region.to_image(points), sigmoid(raw[:, 3]), float(flag.reshape(-1)[0]))
+    # The 3D comes in the crop's axes, which the region turns against the picture's: turned back.
+    world = world.reshape(LANDMARKS, 3)[:33].astype(np.float64)
+    cos, sin = math.cos(region.angle), math.sin(region.angle)
+    world[:, :2] = world[:, :2] @ np.array([[cos, sin], [-sin, cos]])
+    return Pose(region.to_image(points), sigmoid(raw[:, 3]), float(flag.reshape(-1)[0]), world)
