@@ -84,7 +84,7 @@ SECTIONS = {
     "detect": ["benchmarks/detect.py"],
     "people": ["benchmarks/people.py"],
     "world": ["benchmarks/world.py", "--before", "benchmarks/world_before.json"],
-    "multiview": ["benchmarks/multiview.py"],
+    "multiview": ["benchmarks/multiview.py", "--before", "benchmarks/multiview_before.json"],
     "camera": ["benchmarks/camera.py"],
     "hands": ["benchmarks/hands.py"],
     "fingers": ["benchmarks/fingers.py"],

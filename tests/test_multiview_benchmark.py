@@ -102,3 +102,15 @@ def test_without_the_scene_the_report_says_skipped(tmp_path, monkeypatch):
     assert bench.main(["--markdown", str(markdown), "--json", str(figures)]) == 0
     assert markdown.read_text().startswith("# Real footage in 3D") and "Skipped:" in markdown.read_text()
     assert "skipped" in figures.read_text()
+
+
+def test_an_earlier_run_is_shown_beside_this_one():
+    person = {"frames": 10, "pa_mpjpe_mm": 80.0, "mpjpe_mm": 120.0}
+    row = lambda pa, pct: {"view": "cam01", "source": "capture, default lens",  # noqa: E731
+                           "people": {"man": {**person, "pa_mpjpe_mm": pa}, "woman": person},
+                           "root_distance": {"error_pct": pct}, "feet": {"captured_m": [0.1, -0.2], "true_m": [0.09, 0.0]}}
+    result = {"truth": {"names": ["man", "woman"]}, "rows": [row(90.0, 11.0), {"view": "cam01", "source": "MediaPipe world landmarks",
+                                                                                  "people": {"man": person}}]}
+    lines = bench._before_after(result, {"commit": "abc1234", "rows": [row(120.0, 20.0)]})
+    assert "| cam01 | man | 120.0 -> 90.0 | 20 -> 11 | 10 -> 10 (9) |" in lines
+    assert any(line.startswith("Mean PA-MPJPE over views and people: 100.0 -> 85.0 mm") for line in lines)
