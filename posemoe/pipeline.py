@@ -236,8 +236,8 @@ def takes_from_detections(detections: list[tuple[np.ndarray, ...]], info: VideoI
     ``floor`` (the floor's image motion, :meth:`~posemoe.camera_motion.TurnGathering.floor`) shows the
     camera travelling, its travel (:func:`posemoe.camera_motion.judged_travel`, once the floor is known).
 
-    detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)]),
-    as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
+    detections: per frame read, (keypoints (P, 17, 2) px, confidence (P, 17)[, hands (P, 2, 21, 4)][, 3D
+    joints (P, 17, 3) metres, averaged into the lifted pose]), as from :func:`detect_video`; info: the video they came from (fps, frame size, path). Progress stages "lift"
     (all people's frames together) and "trajectory". Returns one take per person captured, person 1
     first; each covers the frames from its person's first to last detection.
     """
