@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Cancelled, PoseMoEError
-from .detect import Detector, default_detector, detect_frames
+from .detect import EXTRAS, Detector, default_detector, detect_frames
 from .detect.blazepose import BlazePoseDetector
 from .detect.parallel import auto_workers, detect_in_threads, stretches
 from .lift import Lifter
@@ -63,11 +63,6 @@ def _check_settings(settings: Settings, info: VideoInfo) -> float:
     if not np.isfinite(focal) or focal <= 0:
         raise PoseMoEError(f"A focal length of {focal} px is not possible: give a positive number of pixels, or a field of view.")
     return float(focal)
-
-
-#: The arrays a detector may add after keypoints and confidence, each known by its shape past the
-#: people (see :mod:`posemoe.detect`), in the order :func:`detector_output` gives them.
-EXTRAS = {"hands": (2, 21, 4), "3D joints": (NUM_JOINTS, 3)}
 
 
 def detector_output(frame: int, width: int, height: int, keypoints, confidence, *extra) -> tuple[np.ndarray, ...]:

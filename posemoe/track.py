@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from . import PoseMoEError
+from .detect import EXTRAS
 from .skeleton import (
     HEAD, L_ANKLE, L_HIP, L_KNEE, NOSE, NUM_JOINTS, PELVIS, R_ANKLE, R_HIP, R_KNEE, SPINE, THORAX,
 )
@@ -141,8 +142,8 @@ class Track:
 def extras(extra: tuple[np.ndarray, ...], people: int) -> tuple[list, list]:
     """A frame's arrays after keypoints and confidence, known by their shape (see :mod:`posemoe.detect`)
     -> (hands: per person (2, 21, 4) or None, world: per person (17, 3) or None)."""
-    hands = next((a for a in extra if np.shape(a)[1:] == (2, 21, 4)), None)
-    world = next((a for a in extra if np.shape(a)[1:] == (NUM_JOINTS, 3)), None)
+    hands = next((a for a in extra if np.shape(a)[1:] == EXTRAS["hands"]), None)
+    world = next((a for a in extra if np.shape(a)[1:] == EXTRAS["3D joints"]), None)
     return ([None] * people if hands is None else list(hands)), ([None] * people if world is None else list(world))
 
 

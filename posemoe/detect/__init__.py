@@ -36,6 +36,11 @@ import numpy as np
 from .. import PoseMoEError
 
 
+#: The arrays a detector may return after keypoints and confidence, each known by its shape past the
+#: people axis, in the order :func:`posemoe.pipeline.detector_output` gives them.
+EXTRAS = {"hands": (2, 21, 4), "3D joints": (17, 3)}
+
+
 class Detector(Protocol):
     name: str
 
