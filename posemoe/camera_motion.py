@@ -1,4 +1,4 @@
-"""The camera's turn, solved from the background: per frame, the rotation from the first frame's camera.
+"""The camera's motion: its turn from the background, and its travel from the floor's image motion.
 
 A pinhole turned about its centre sees the background move by the homography ``K R K^-1``, whatever its
 depth; a camera that also travels sees near things move more than far ones (parallax), so the turn is
@@ -26,6 +26,11 @@ with it (:meth:`TurnGathering.edges_agree`).
 Where a frame cannot be fitted (too few background features: a plain wall, a blurred whip pan, a
 picture filled by the person) the last good rotation is held and the frame is marked in
 :attr:`posemoe.camera.CameraPath.held`, so the take can say so.
+
+The travel: the same optical-flow call follows faint corners of the picture's lower band (the floor, where
+a phone is held about level), and each frame keeps the homography most of them agree on
+(:attr:`TurnSolver.floor_homographies`, :class:`FloorMotion`). Once the capture has fitted the floor, its
+normal and the camera's height make that homography metric (:func:`travelled`, :func:`judged_travel`).
 
 Rotations map first-camera coordinates to frame-t-camera coordinates (OpenCV camera axes): a point
 ``X0`` fixed in the world is seen at ``R[t] @ X0`` in frame ``t``; joints lifted in frame ``t``'s camera go
