@@ -57,6 +57,17 @@ class CameraPath:
         """A camera that never moves, over ``frames`` frames."""
         return cls(np.tile(np.eye(3), (frames, 1, 1)), np.zeros((frames, 3)), np.zeros(frames, dtype=bool))
 
+    @classmethod
+    def from_centres(cls, rotations: np.ndarray, centres: np.ndarray, held: np.ndarray) -> "CameraPath":
+        """The path of a camera turned by ``rotations`` (T, 3, 3) whose centre is at ``centres`` (T, 3),
+        metres in the first frame's camera."""
+        return cls(rotations, -np.einsum("tij,tj->ti", rotations, centres), held)
+
+    def centres(self) -> np.ndarray:
+        """(T, 3) the camera's centre in every frame, metres in the first frame's camera (where
+        ``X_t = 0``: ``-R_t^T t_t``)."""
+        return -np.einsum("tji,tj->ti", self.rotations, self.translations)
+
     def between(self, first: int, stop: int) -> "CameraPath":
         """The path over frames ``first:stop`` (still relative to the first frame of the whole video)."""
         return CameraPath(self.rotations[first:stop], self.translations[first:stop], self.held[first:stop])

@@ -71,9 +71,8 @@ class TurnSettings:
     far apart. person_margin: each person's box is widened by this fraction of its size on every side before
     it is masked out for new corners (the bare box where that leaves too few). flow_check_px: the
     largest forward-backward flow disagreement kept (work pixels). flow_window, flow_levels: the optical
-    flow's window (work pixels) and pyramid levels above the picture (OpenCV's 21 and 3 cost a quarter
-    more for the same turns: docs/benchmarks.md, "Moving camera"; two levels of a 15-pixel window still
-    follow about 30 work pixels a frame).
+    flow's window (work pixels) and pyramid levels above the picture (smaller than OpenCV's 21 and 3, for
+    speed; two levels of a 15-pixel window still follow about 30 work pixels a frame).
     inlier_px: a feature agrees with a rotation when its predicted position is this close (work pixels).
     min_inliers: fewer agreeing features and the frame is held. renew_share: new corners join when fewer
     than this share of the last set are still followed. ransac_trials: two-ray hypotheses per frame.
@@ -158,7 +157,7 @@ class TurnSolver:
         self.settings = settings
         shrink = max(width, height) / settings.work_size
         # Shrinking by a whole factor averages whole blocks of pixels, which OpenCV does several times
-        # faster than any other area resize (a 1768-pixel frame: 0.9 against 2.9 ms), so a picture twice
+        # faster than any other area resize, so a picture twice
         # the work size or more is shrunk by the next whole factor (at most work_size, at least two
         # thirds of it); a smaller one, by interpolation, which a shrink under 2 needs no averaging for.
         self._block = int(np.ceil(shrink)) if shrink >= 2 else 0
@@ -401,8 +400,7 @@ def travelled(path: CameraPath, floor: FloorMotion, up: np.ndarray, height: floa
                 step -= (step @ up) * up
                 measured[t] = True
         centres[t] = centres[t - 1] + step
-    translations = -np.einsum("tij,tj->ti", rotations, centres)
-    return CameraPath(rotations, translations, path.held), measured
+    return CameraPath.from_centres(rotations, centres, path.held), measured
 
 
 def judged_travel(path: CameraPath, floor: FloorMotion, up: np.ndarray, height: float,
@@ -417,7 +415,7 @@ def judged_travel(path: CameraPath, floor: FloorMotion, up: np.ndarray, height: 
     if measured[1:].sum() == 0:
         return None, ["The floor showed nothing to follow, so the camera's travel could not be measured; if it was "
                       "carried along, the person travels less than they did."] if choice == "moving" else []
-    centres = -np.einsum("tji,tj->ti", moved.rotations, moved.translations)
+    centres = moved.centres()
     farthest = float(np.linalg.norm(centres - centres[0], axis=1).max())
     if choice == "auto" and farthest < TRAVEL_METRES:
         return None, []

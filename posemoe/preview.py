@@ -62,7 +62,10 @@ def _frame_of(take: Take, frame: int) -> int | None:
     return i if 0 <= i < len(take) else None
 
 
-def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> np.ndarray:
+def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray,
+             camera: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The 3D view of video frame ``frame``; camera: person 1's capture camera as
+    :meth:`Take.camera_poses` gives it, where it moved (None: not drawn)."""
     size = view.size
     canvas = np.full((size, size, 3), 245, np.uint8)
     grid = np.arange(-6.0, 6.01, 0.5)
@@ -75,8 +78,8 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
                 if ok[k] and ok[k + 1]:
                     cv2.line(canvas, tuple(np.int32(pix[k])), tuple(np.int32(pix[k + 1])), (215, 215, 215), 1, cv2.LINE_AA)
     i = _frame_of(takes[0], frame)
-    if i is not None and takes[0].camera_moved():
-        _draw_camera(canvas, takes[0], i, view, target)
+    if i is not None and camera is not None:
+        _draw_camera(canvas, camera, i, view, target)
     for take in takes:
         i = _frame_of(take, frame)
         if i is None:
@@ -98,17 +101,19 @@ def _draw_3d(takes: list[Take], frame: int, view: _View, target: np.ndarray) -> 
     return canvas
 
 
-def _distance(take: Take) -> float:
-    """How far the 3D view stands back to show a capture camera that moved beside person 1 as well as
-    them (metres)."""
-    apart = np.linalg.norm((take.camera_poses()[1] - take.joints_world[:, PELVIS]) * (1, 1, 0), axis=1)
+def _distance(take: Take, centres: np.ndarray) -> float:
+    """How far the 3D view stands back to show a capture camera that moved beside person 1 (``centres``
+    (N, 3) world metres) as well as them (metres)."""
+    apart = np.linalg.norm((centres - take.joints_world[:, PELVIS]) * (1, 1, 0), axis=1)
     return float(np.clip(1.5 * np.median(apart), 3.5, 12.0))
 
 
-def _draw_camera(canvas: np.ndarray, take: Take, i: int, view: _View, target: np.ndarray) -> None:
+def _draw_camera(canvas: np.ndarray, camera: tuple[np.ndarray, np.ndarray], i: int, view: _View,
+                 target: np.ndarray) -> None:
     """The capture camera's path on the floor up to take frame ``i``, a mark where it is and a half-metre
-    line along where it looks (laid on the floor)."""
-    rotations, centres = take.camera_poses()
+    line along where it looks (laid on the floor); camera: (rotations (N, 3, 3), centres (N, 3)) as
+    :meth:`Take.camera_poses` gives them."""
+    rotations, centres = camera
     trail = centres[: i + 1] * (1, 1, 0)
     pix, ok = view.project(trail, target)
     for k in range(len(trail) - 1):
@@ -177,26 +182,27 @@ def write_preview(takes: Take | list[Take], path: str | Path, video: str | Path 
     first = takes[0]
     video = video or first.source
     # A camera that moved is shown beside the person: the view stands further back and looks from higher.
-    view = _View(HEIGHT, elevation=45.0, distance=_distance(first)) if first.camera_moved() else _View(HEIGHT)
+    camera = first.camera_poses() if first.camera_moved() else None
+    view = _View(HEIGHT, elevation=45.0, distance=_distance(first, camera[1])) if camera else _View(HEIGHT)
     width = round(first.width * HEIGHT / first.height) + HEIGHT
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
     with atomic_output(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), fourcc, first.fps, (width, HEIGHT))
         try:
-            _render(takes, video, view, width, writer, progress, cancel)
+            _render(takes, video, view, width, writer, progress, cancel, camera)
         finally:
             writer.release()
     return path
 
 
 def _render(takes: list[Take], video: str | Path, view: _View, width: int, writer: cv2.VideoWriter,
-            progress: Callable[[str, int, int], None] | None, cancel: Callable[[], bool] | None) -> None:
+            progress: Callable[[str, int, int], None] | None, cancel: Callable[[], bool] | None,
+            camera: tuple[np.ndarray, np.ndarray] | None) -> None:
     if not writer.isOpened():
         raise PoseMoEError("OpenCV cannot write this video format here; try an .avi preview instead.")
     start = min(take.first_frame for take in takes)
     stop = max(take.first_frame + len(take) for take in takes)
     lead = takes[0]
-    centres = lead.camera_poses()[1] if lead.camera_moved() else None
     written = 0
     for frame in read_frames(video, start, stop):
         if cancel is not None and cancel():
@@ -204,10 +210,10 @@ def _render(takes: list[Take], video: str | Path, view: _View, width: int, write
         # The 3D view follows person 1, held at their first or last frame outside their own.
         i = int(np.clip(frame.index - lead.first_frame, 0, len(lead) - 1))
         target = lead.joints_world[i, PELVIS] * (1, 1, 0) + (0, 0, 0.9)
-        if centres is not None:  # halfway between the person and the camera that moved
-            target[:2] = 0.5 * (target[:2] + centres[i, :2])
+        if camera is not None:  # halfway between the person and the camera that moved
+            target[:2] = 0.5 * (target[:2] + camera[1][i, :2])
         left = _draw_2d(frame.image, takes, frame.index)
-        right = _draw_3d(takes, frame.index, view, target)
+        right = _draw_3d(takes, frame.index, view, target, camera)
         writer.write(np.hstack([left[:, : width - HEIGHT], right]))
         written += 1
         if progress is not None:

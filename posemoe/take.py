@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import PoseMoEError, __version__
+from .camera import CameraPath
 from .files import atomic_output
 from .skeleton import NUM_JOINTS
 
@@ -107,8 +108,7 @@ class Take:
         (OpenCV) to the world's, centres (N, 3) world metres)."""
         rotation = np.asarray(self.world_rotation, dtype=np.float64)
         turns = np.asarray(self.camera_rotation, dtype=np.float64)
-        # X_t = R_t X_0 + t_t, so the centre (X_t = 0) is X_0 = -R_t^T t_t in the first camera.
-        centres = -np.einsum("tji,tj->ti", turns, np.asarray(self.camera_translation, dtype=np.float64))
+        centres = CameraPath(turns, np.asarray(self.camera_translation, dtype=np.float64), np.zeros(len(turns), bool)).centres()
         return rotation @ np.swapaxes(turns, -1, -2), (centres - self.world_origin) @ rotation.T
 
     def camera_moved(self) -> bool:

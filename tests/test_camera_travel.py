@@ -56,12 +56,8 @@ def _filmed(steps: np.ndarray, pans: np.ndarray, pitch: float = 12.0):
     first = orientations[0]
     rotations = np.stack([q @ first.T for q in orientations])
     first_centres = (centres - centres[0]) @ first.T
-    truth = CameraPath(rotations, -np.einsum("tij,tj->ti", rotations, first_centres), np.zeros(len(pans), dtype=bool))
+    truth = CameraPath.from_centres(rotations, first_centres, np.zeros(len(pans), dtype=bool))
     return solver, truth, first @ np.array([0.0, -1.0, 0.0])
-
-
-def _centres(path: CameraPath) -> np.ndarray:
-    return -np.einsum("tji,tj->ti", path.rotations, path.translations)
 
 
 def test_a_camera_travelling_over_a_textured_floor_is_measured_in_metres():
@@ -76,7 +72,7 @@ def test_a_camera_travelling_over_a_textured_floor_is_measured_in_metres():
     floor = FloorMotion(np.stack(solver.floor_homographies), solver.intrinsics)
     moved, measured = travelled(turn, floor, up, CAMERA_HEIGHT)
     assert measured.mean() > 0.9
-    found, true = _centres(moved), _centres(truth)
+    found, true = moved.centres(), truth.centres()
     distance = np.linalg.norm(true[-1])
     assert distance == pytest.approx(1.6, rel=0.05)
     assert np.linalg.norm(found[-1] - true[-1]) < 0.05 * distance
@@ -93,7 +89,7 @@ def test_a_fixed_camera_that_only_turns_travels_nowhere_and_auto_keeps_no_travel
     floor = FloorMotion(np.stack(solver.floor_homographies), solver.intrinsics)
     moved, measured = travelled(turn, floor, up, CAMERA_HEIGHT)
     assert measured.mean() > 0.9
-    assert np.linalg.norm(_centres(moved), axis=1).max() < 0.05
+    assert np.linalg.norm(moved.centres(), axis=1).max() < 0.05
     assert judged_travel(turn, floor, up, CAMERA_HEIGHT, "auto") == (None, [])
     assert judged_travel(turn, floor, up, CAMERA_HEIGHT, "static") == (None, [])
 
@@ -112,7 +108,6 @@ def test_frames_all_one_colour_give_no_travel_and_moving_says_why():
 
 def test_auto_keeps_travel_only_beyond_its_threshold():
     frames = 5
-    rotations = np.tile(np.eye(3), (frames, 1, 1))
     K = np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1]])
     up, height = np.array([0.0, -1.0, 0.0]), 1.0
 
@@ -128,7 +123,7 @@ def test_auto_keeps_travel_only_beyond_its_threshold():
     large = judged_travel(path, floor_for(1.1 * TRAVEL_METRES / (frames - 1)), up, height, "auto")
     assert small == (None, [])
     assert large[0] is not None
-    assert _centres(large[0])[-1] == pytest.approx([1.1 * TRAVEL_METRES, 0.0, 0.0], abs=1e-9)
+    assert large[0].centres()[-1] == pytest.approx([1.1 * TRAVEL_METRES, 0.0, 0.0], abs=1e-9)
 
 
 def test_the_preview_draws_a_camera_that_moved_and_none_that_stood_still():
@@ -153,7 +148,8 @@ def test_the_preview_draws_a_camera_that_moved_and_none_that_stood_still():
                     camera_translation=translations)
 
     def camera_pixels(t: Take) -> int:
-        canvas = preview._draw_3d([t], 15, preview._View(400, distance=6.0), t.joints_world[15, PELVIS])
+        camera = t.camera_poses() if t.camera_moved() else None
+        canvas = preview._draw_3d([t], 15, preview._View(400, distance=6.0), t.joints_world[15, PELVIS], camera)
         return int((np.abs(canvas.astype(int) - preview._CAMERA).sum(-1) < 30).sum())
 
     assert take(1.0).camera_moved() and not take(0.0).camera_moved()

@@ -1,4 +1,4 @@
-"""One floor for everyone (issue 47, part 3): several people filmed by one camera stand on one floor,
+"""One floor for everyone: several people filmed by one camera stand on one floor,
 so each one's distance, which their lifted size alone sets, is corrected by where their feet touch it
 (:func:`posemoe.motion.trajectory.floor_scales`); someone on a box stays up there; one person's
 capture is left exactly as it was. Synthetic people with known depths."""
